@@ -1,0 +1,539 @@
+//! The admin's `config.toml`: parsed once with serde (unknown keys refused), then validated
+//! into typed values that the rest of the server receives by reference.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// What can go wrong reading the configuration; each message names the file or the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// A secret string that never shows up in logs or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+// ---------------------------------------------------------------- raw, as written in TOML
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    hostname: String,
+    shutdown_timeout_secs: u64,
+    https: RawHttps,
+    http: RawHttp,
+    tls: RawTls,
+    rooms: RawRooms,
+    turn: RawTurn,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            hostname: "localhost".into(),
+            shutdown_timeout_secs: 10,
+            https: RawHttps::default(),
+            http: RawHttp::default(),
+            tls: RawTls::default(),
+            rooms: RawRooms::default(),
+            turn: RawTurn::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttps {
+    listen: Vec<String>,
+    handshake_timeout_secs: u64,
+    well_known_dir: String,
+    hsts_max_age_secs: u64,
+}
+
+impl Default for RawHttps {
+    fn default() -> Self {
+        RawHttps {
+            listen: vec!["0.0.0.0:443".into()],
+            handshake_timeout_secs: 10,
+            well_known_dir: ".well-known".into(),
+            hsts_max_age_secs: 63_072_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    listen: Vec<String>,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: vec!["0.0.0.0:80".into()],
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTls {
+    dir: String,
+    watch_interval_secs: f64,
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        RawTls {
+            dir: "ssl".into(),
+            watch_interval_secs: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRooms {
+    capacity: usize,
+    max_message_bytes: usize,
+    max_rooms: usize,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    messages_per_second: u32,
+    message_burst: u32,
+    ping_interval_secs: f64,
+    idle_timeout_secs: f64,
+    outbound_queue: usize,
+}
+
+impl Default for RawRooms {
+    fn default() -> Self {
+        RawRooms {
+            capacity: 10,
+            max_message_bytes: 65_536,
+            max_rooms: 10_000,
+            max_connections: 20_000,
+            max_connections_per_ip: 50,
+            messages_per_second: 50,
+            message_burst: 200,
+            ping_interval_secs: 20.0,
+            idle_timeout_secs: 60.0,
+            outbound_queue: 256,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTurn {
+    listen: Vec<String>,
+    realm: String,
+    external_ip: String,
+    relay_ports: String,
+    secret: String,
+    credential_ttl_secs: u64,
+    users: Vec<String>,
+    allow_loopback_peers: bool,
+    allowed_peers: Vec<String>,
+    denied_peers: Vec<String>,
+    user_quota: usize,
+    total_quota: usize,
+    max_allocation_age_secs: u64,
+    bandwidth_bytes_per_sec: u64,
+}
+
+impl Default for RawTurn {
+    fn default() -> Self {
+        RawTurn {
+            listen: vec!["0.0.0.0:3478".into()],
+            realm: String::new(),
+            external_ip: String::new(),
+            relay_ports: "49152-65535".into(),
+            secret: String::new(),
+            credential_ttl_secs: 3600,
+            users: Vec::new(),
+            allow_loopback_peers: false,
+            allowed_peers: Vec::new(),
+            denied_peers: Vec::new(),
+            user_quota: 10,
+            total_quota: 1000,
+            max_allocation_age_secs: 86_400,
+            bandwidth_bytes_per_sec: 0,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- validated
+
+/// The validated configuration. Paths are absolute (resolved against the config file's directory).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hostname: String,
+    pub shutdown_timeout: Duration,
+    pub https: HttpsConfig,
+    pub http: HttpConfig,
+    pub tls: TlsConfig,
+    pub rooms: RoomsConfig,
+    pub turn: TurnConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpsConfig {
+    pub listen: Vec<SocketAddr>,
+    pub handshake_timeout: Duration,
+    pub well_known_dir: PathBuf,
+    pub hsts_max_age: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub dir: PathBuf,
+    /// How often the certificate files are checked for changes (0 turns polling off).
+    pub watch_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoomsConfig {
+    pub capacity: usize,
+    pub max_message_bytes: usize,
+    pub max_rooms: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub messages_per_second: u32,
+    pub message_burst: u32,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub outbound_queue: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// Empty turns STUN/TURN off.
+    pub listen: Vec<SocketAddr>,
+    pub realm: String,
+    pub external_ip: Option<IpAddr>,
+    pub relay_ports: RangeInclusive<u16>,
+    /// Empty means: generate one at start.
+    pub secret: Secret,
+    pub credential_ttl: Duration,
+    pub users: Vec<(String, Secret)>,
+    pub allow_loopback_peers: bool,
+    pub allowed_peers: Vec<IpNet>,
+    pub denied_peers: Vec<IpNet>,
+    pub user_quota: usize,
+    pub total_quota: usize,
+    pub max_allocation_age: Duration,
+    /// 0 means no cap.
+    pub bandwidth_bytes_per_sec: u64,
+}
+
+impl Config {
+    /// Reads and validates `path`. Relative paths inside are resolved against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_owned());
+        Config::parse(&text, &base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text; `base` is the directory relative paths are resolved against.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            message: e.to_string(),
+        })?;
+        validate(raw, base)
+    }
+
+    /// The realm TURN uses: `turn.realm`, or the hostname.
+    pub fn turn_realm(&self) -> &str {
+        if self.turn.realm.is_empty() {
+            &self.hostname
+        } else {
+            &self.turn.realm
+        }
+    }
+}
+
+fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+    let hostname = raw.hostname.trim().to_owned();
+    if hostname.is_empty()
+        || hostname.len() > 253
+        || !hostname
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(invalid(
+            "hostname",
+            format!("{:?} is not a DNS name or IP address", raw.hostname),
+        ));
+    }
+    let rooms = &raw.rooms;
+    positive("rooms.capacity", rooms.capacity)?;
+    positive("rooms.max_rooms", rooms.max_rooms)?;
+    positive("rooms.max_connections", rooms.max_connections)?;
+    positive("rooms.max_connections_per_ip", rooms.max_connections_per_ip)?;
+    positive("rooms.messages_per_second", rooms.messages_per_second as usize)?;
+    positive("rooms.outbound_queue", rooms.outbound_queue)?;
+    if rooms.max_message_bytes < 1024 || rooms.max_message_bytes > 16 * 1024 * 1024 {
+        return Err(invalid(
+            "rooms.max_message_bytes",
+            "must be between 1024 and 16777216",
+        ));
+    }
+    let burst = rooms.message_burst.max(rooms.messages_per_second);
+    let ping_interval = seconds("rooms.ping_interval_secs", rooms.ping_interval_secs)?;
+    let idle_timeout = seconds("rooms.idle_timeout_secs", rooms.idle_timeout_secs)?;
+    if idle_timeout <= ping_interval {
+        return Err(invalid(
+            "rooms.idle_timeout_secs",
+            "must be longer than rooms.ping_interval_secs",
+        ));
+    }
+    let turn = validate_turn(raw.turn)?;
+    Ok(Config {
+        hostname,
+        shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_secs.clamp(1, 3600)),
+        https: HttpsConfig {
+            listen: addrs("https.listen", &raw.https.listen)?,
+            handshake_timeout: Duration::from_secs(raw.https.handshake_timeout_secs.max(1)),
+            well_known_dir: base.join(&raw.https.well_known_dir),
+            hsts_max_age: Duration::from_secs(raw.https.hsts_max_age_secs),
+        },
+        http: HttpConfig {
+            listen: addrs("http.listen", &raw.http.listen)?,
+        },
+        tls: TlsConfig {
+            dir: base.join(&raw.tls.dir),
+            watch_interval: if raw.tls.watch_interval_secs == 0.0 {
+                Duration::ZERO
+            } else {
+                seconds("tls.watch_interval_secs", raw.tls.watch_interval_secs)?
+            },
+        },
+        rooms: RoomsConfig {
+            capacity: rooms.capacity,
+            max_message_bytes: rooms.max_message_bytes,
+            max_rooms: rooms.max_rooms,
+            max_connections: rooms.max_connections,
+            max_connections_per_ip: rooms.max_connections_per_ip,
+            messages_per_second: rooms.messages_per_second,
+            message_burst: burst,
+            ping_interval,
+            idle_timeout,
+            outbound_queue: rooms.outbound_queue,
+        },
+        turn,
+    })
+}
+
+fn validate_turn(raw: RawTurn) -> Result<TurnConfig, ConfigError> {
+    let external_ip = match raw.external_ip.trim() {
+        "" => None,
+        s => Some(s.parse::<IpAddr>().map_err(|_| {
+            invalid("turn.external_ip", format!("{s:?} is not an IP address"))
+        })?),
+    };
+    let relay_ports = parse_port_range(&raw.relay_ports)
+        .ok_or_else(|| invalid("turn.relay_ports", "expected \"LOW-HIGH\" with 1024 <= LOW <= HIGH <= 65535"))?;
+    if raw.credential_ttl_secs == 0 {
+        return Err(invalid("turn.credential_ttl_secs", "must be at least 1"));
+    }
+    let mut users = Vec::new();
+    for u in &raw.users {
+        match u.split_once(':') {
+            Some((name, pass)) if !name.is_empty() && !pass.is_empty() => {
+                users.push((name.to_owned(), Secret::new(pass)))
+            }
+            _ => return Err(invalid("turn.users", "each entry must be \"name:password\"")),
+        }
+    }
+    positive("turn.user_quota", raw.user_quota)?;
+    positive("turn.total_quota", raw.total_quota)?;
+    Ok(TurnConfig {
+        listen: addrs("turn.listen", &raw.listen)?,
+        realm: raw.realm.trim().to_owned(),
+        external_ip,
+        relay_ports,
+        secret: Secret::new(raw.secret),
+        credential_ttl: Duration::from_secs(raw.credential_ttl_secs),
+        users,
+        allow_loopback_peers: raw.allow_loopback_peers,
+        allowed_peers: cidrs("turn.allowed_peers", &raw.allowed_peers)?,
+        denied_peers: cidrs("turn.denied_peers", &raw.denied_peers)?,
+        user_quota: raw.user_quota,
+        total_quota: raw.total_quota,
+        max_allocation_age: Duration::from_secs(raw.max_allocation_age_secs.max(60)),
+        bandwidth_bytes_per_sec: raw.bandwidth_bytes_per_sec,
+    })
+}
+
+fn positive(key: &'static str, v: usize) -> Result<(), ConfigError> {
+    if v == 0 {
+        Err(invalid(key, "must be at least 1"))
+    } else {
+        Ok(())
+    }
+}
+
+fn seconds(key: &'static str, v: f64) -> Result<Duration, ConfigError> {
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(invalid(key, "must be a number of seconds between 0 and 86400"))
+    }
+}
+
+fn addrs(key: &'static str, list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    list.iter()
+        .map(|s| {
+            s.trim().parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    key,
+                    format!("{s:?} is not an address:port (e.g. \"0.0.0.0:443\" or \"[::]:443\")"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn cidrs(key: &'static str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| invalid(key, format!("{s:?} is not a CIDR (e.g. \"10.0.0.0/8\")")))
+        })
+        .collect()
+}
+
+fn parse_port_range(s: &str) -> Option<RangeInclusive<u16>> {
+    let (lo, hi) = s.trim().split_once('-')?;
+    let lo: u16 = lo.trim().parse().ok()?;
+    let hi: u16 = hi.trim().parse().ok()?;
+    (lo >= 1024 && lo <= hi).then_some(lo..=hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/peerbox"))
+    }
+
+    #[test]
+    fn defaults_match_the_design_card() {
+        let c = parse("").expect("empty config is valid");
+        assert_eq!(c.hostname, "localhost");
+        assert_eq!(c.https.listen, vec!["0.0.0.0:443".parse().unwrap()]);
+        assert_eq!(c.http.listen, vec!["0.0.0.0:80".parse().unwrap()]);
+        assert_eq!(c.tls.dir, Path::new("/etc/peerbox/ssl"));
+        assert_eq!(c.rooms.capacity, 10);
+        assert_eq!(c.rooms.max_message_bytes, 65536);
+        assert_eq!(c.turn.listen, vec!["0.0.0.0:3478".parse().unwrap()]);
+        assert_eq!(c.turn.relay_ports, 49152..=65535);
+        assert_eq!(c.turn.credential_ttl, Duration::from_secs(3600));
+        assert_eq!(c.turn_realm(), "localhost");
+    }
+
+    #[test]
+    fn the_shipped_config_toml_is_valid() {
+        let text = include_str!("../config.toml");
+        parse(text).expect("config.toml at the repo root parses");
+    }
+
+    #[test]
+    fn bad_input_names_the_key() {
+        let cases = [
+            ("nonsense = 1", "nonsense"),
+            ("[https]\nlisten = [\"nope\"]", "https.listen"),
+            ("[http]\nlisten = 80", "listen"),
+            ("[rooms]\ncapacity = 0", "rooms.capacity"),
+            ("[rooms]\nmax_message_bytes = 10", "rooms.max_message_bytes"),
+            ("[rooms]\nbogus = true", "bogus"),
+            ("[turn]\nrelay_ports = \"9-5\"", "turn.relay_ports"),
+            ("[turn]\nexternal_ip = \"host\"", "turn.external_ip"),
+            ("[turn]\nusers = [\"nopassword\"]", "turn.users"),
+            ("[turn]\nallowed_peers = [\"10.0.0.0/99\"]", "turn.allowed_peers"),
+            ("hostname = \"bad host\"", "hostname"),
+            ("[rooms]\nping_interval_secs = 90", "rooms.idle_timeout_secs"),
+        ];
+        for (text, key) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text:?} gave {err:?}, expected it to name {key}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = parse("[turn]\nsecret = \"hunter2\"\nusers = [\"a:swordfish\"]").unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("swordfish"), "{dbg}");
+        assert_eq!(c.turn.secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn several_listen_addresses_and_off() {
+        let c = parse("[https]\nlisten = [\"0.0.0.0:8443\", \"[::]:8443\"]\n[http]\nlisten = []").unwrap();
+        assert_eq!(c.https.listen.len(), 2);
+        assert!(c.http.listen.is_empty());
+    }
+}
