@@ -329,7 +329,10 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     positive("rooms.max_rooms", rooms.max_rooms)?;
     positive("rooms.max_connections", rooms.max_connections)?;
     positive("rooms.max_connections_per_ip", rooms.max_connections_per_ip)?;
-    positive("rooms.messages_per_second", rooms.messages_per_second as usize)?;
+    positive(
+        "rooms.messages_per_second",
+        rooms.messages_per_second as usize,
+    )?;
     positive("rooms.outbound_queue", rooms.outbound_queue)?;
     if rooms.max_message_bytes < 1024 || rooms.max_message_bytes > 16 * 1024 * 1024 {
         return Err(invalid(
@@ -386,12 +389,17 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
 fn validate_turn(raw: RawTurn) -> Result<TurnConfig, ConfigError> {
     let external_ip = match raw.external_ip.trim() {
         "" => None,
-        s => Some(s.parse::<IpAddr>().map_err(|_| {
-            invalid("turn.external_ip", format!("{s:?} is not an IP address"))
-        })?),
+        s => Some(
+            s.parse::<IpAddr>()
+                .map_err(|_| invalid("turn.external_ip", format!("{s:?} is not an IP address")))?,
+        ),
     };
-    let relay_ports = parse_port_range(&raw.relay_ports)
-        .ok_or_else(|| invalid("turn.relay_ports", "expected \"LOW-HIGH\" with 1024 <= LOW <= HIGH <= 65535"))?;
+    let relay_ports = parse_port_range(&raw.relay_ports).ok_or_else(|| {
+        invalid(
+            "turn.relay_ports",
+            "expected \"LOW-HIGH\" with 1024 <= LOW <= HIGH <= 65535",
+        )
+    })?;
     if raw.credential_ttl_secs == 0 {
         return Err(invalid("turn.credential_ttl_secs", "must be at least 1"));
     }
@@ -401,7 +409,12 @@ fn validate_turn(raw: RawTurn) -> Result<TurnConfig, ConfigError> {
             Some((name, pass)) if !name.is_empty() && !pass.is_empty() => {
                 users.push((name.to_owned(), Secret::new(pass)))
             }
-            _ => return Err(invalid("turn.users", "each entry must be \"name:password\"")),
+            _ => {
+                return Err(invalid(
+                    "turn.users",
+                    "each entry must be \"name:password\"",
+                ));
+            }
         }
     }
     positive("turn.user_quota", raw.user_quota)?;
@@ -436,7 +449,10 @@ fn seconds(key: &'static str, v: f64) -> Result<Duration, ConfigError> {
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Ok(Duration::from_secs_f64(v))
     } else {
-        Err(invalid(key, "must be a number of seconds between 0 and 86400"))
+        Err(invalid(
+            key,
+            "must be a number of seconds between 0 and 86400",
+        ))
     }
 }
 
@@ -512,13 +528,22 @@ mod tests {
             ("[turn]\nrelay_ports = \"9-5\"", "turn.relay_ports"),
             ("[turn]\nexternal_ip = \"host\"", "turn.external_ip"),
             ("[turn]\nusers = [\"nopassword\"]", "turn.users"),
-            ("[turn]\nallowed_peers = [\"10.0.0.0/99\"]", "turn.allowed_peers"),
+            (
+                "[turn]\nallowed_peers = [\"10.0.0.0/99\"]",
+                "turn.allowed_peers",
+            ),
             ("hostname = \"bad host\"", "hostname"),
-            ("[rooms]\nping_interval_secs = 90", "rooms.idle_timeout_secs"),
+            (
+                "[rooms]\nping_interval_secs = 90",
+                "rooms.idle_timeout_secs",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text).expect_err(text).to_string();
-            assert!(err.contains(key), "{text:?} gave {err:?}, expected it to name {key}");
+            assert!(
+                err.contains(key),
+                "{text:?} gave {err:?}, expected it to name {key}"
+            );
         }
     }
 
@@ -526,13 +551,17 @@ mod tests {
     fn secrets_do_not_print() {
         let c = parse("[turn]\nsecret = \"hunter2\"\nusers = [\"a:swordfish\"]").unwrap();
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("hunter2") && !dbg.contains("swordfish"), "{dbg}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("swordfish"),
+            "{dbg}"
+        );
         assert_eq!(c.turn.secret.expose(), "hunter2");
     }
 
     #[test]
     fn several_listen_addresses_and_off() {
-        let c = parse("[https]\nlisten = [\"0.0.0.0:8443\", \"[::]:8443\"]\n[http]\nlisten = []").unwrap();
+        let c = parse("[https]\nlisten = [\"0.0.0.0:8443\", \"[::]:8443\"]\n[http]\nlisten = []")
+            .unwrap();
         assert_eq!(c.https.listen.len(), 2);
         assert!(c.http.listen.is_empty());
     }

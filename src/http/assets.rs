@@ -1,0 +1,205 @@
+//! The embedded web app (`pwa/`): content types, ETags, cache rules, precompressed variants,
+//! and the single-page-app fallback.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Response, StatusCode};
+use rust_embed::RustEmbed;
+
+#[derive(RustEmbed)]
+#[folder = "pwa/"]
+#[exclude = "README.md"]
+#[exclude = "*.br"]
+#[exclude = "*.gz"]
+struct Pwa;
+
+/// The precompressed variants, kept apart so that they are never served by name.
+#[derive(RustEmbed)]
+#[folder = "pwa/"]
+#[include = "*.br"]
+#[include = "*.gz"]
+struct Compressed;
+
+/// How a request path maps onto the embedded files.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    File(String),
+    /// An extension-less path: the client-side router handles it (`/room/<uuid>`).
+    Fallback,
+    NotFound,
+}
+
+pub fn lookup(path: &str) -> Lookup {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() {
+        return Lookup::File("index.html".into());
+    }
+    if rel.split('/').any(|seg| seg == ".." || seg == ".") || rel.contains('\\') {
+        return Lookup::NotFound;
+    }
+    if Pwa::get(rel).is_some() {
+        return Lookup::File(rel.into());
+    }
+    let last = rel.rsplit('/').next().unwrap_or(rel);
+    if last.contains('.') {
+        Lookup::NotFound
+    } else {
+        Lookup::Fallback
+    }
+}
+
+/// Serves `name` (which must exist) honouring If-None-Match and Accept-Encoding.
+pub fn serve(name: &str, req: &HeaderMap, head: bool) -> Response<Full<Bytes>> {
+    let Some(file) = Pwa::get(name) else {
+        return super::router::status(StatusCode::NOT_FOUND, "not found");
+    };
+    let hash = file.metadata.sha256_hash();
+    let tag: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let encoding = pick_encoding(name, req);
+    let etag = match encoding {
+        Some(enc) => format!("\"{tag}-{enc}\""),
+        None => format!("\"{tag}\""),
+    };
+    let mut builder = Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            content_type(name, &file.metadata.mimetype()),
+        )
+        .header(header::CACHE_CONTROL, cache_control(name))
+        .header(header::VARY, "Accept-Encoding")
+        .header(header::ETAG, &etag);
+    if not_modified(req, &etag, &tag) {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_default();
+    }
+    let data = match encoding {
+        Some(enc) => {
+            builder = builder.header(header::CONTENT_ENCODING, enc);
+            let variant = format!("{name}.{}", if enc == "br" { "br" } else { "gz" });
+            Compressed::get(&variant)
+                .map(|f| f.data)
+                .unwrap_or(file.data)
+        }
+        None => file.data,
+    };
+    let body = if head {
+        Bytes::new()
+    } else {
+        Bytes::from(data.into_owned())
+    };
+    builder
+        .header(
+            header::CONTENT_LENGTH,
+            data_len(&body, head, name, encoding),
+        )
+        .body(Full::new(body))
+        .unwrap_or_default()
+}
+
+fn data_len(body: &Bytes, head: bool, name: &str, encoding: Option<&str>) -> usize {
+    if !head {
+        return body.len();
+    }
+    let variant = encoding.map(|enc| format!("{name}.{}", if enc == "br" { "br" } else { "gz" }));
+    variant
+        .and_then(|v| Compressed::get(&v))
+        .or_else(|| Pwa::get(name))
+        .map(|f| f.data.len())
+        .unwrap_or(0)
+}
+
+fn not_modified(req: &HeaderMap, etag: &str, tag: &str) -> bool {
+    let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    inm.split(',').map(str::trim).any(|t| {
+        let t = t.trim_start_matches("W/");
+        t == "*" || t == etag || t == format!("\"{tag}\"")
+    })
+}
+
+fn pick_encoding(name: &str, req: &HeaderMap) -> Option<&'static str> {
+    let accept = req.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
+    let accepts = |want: &str| {
+        accept.split(',').any(|part| {
+            let mut it = part.split(';');
+            let coding = it.next().unwrap_or("").trim();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            coding.eq_ignore_ascii_case(want) && q > 0.0
+        })
+    };
+    if accepts("br") && Compressed::get(&format!("{name}.br")).is_some() {
+        Some("br")
+    } else if accepts("gzip") && Compressed::get(&format!("{name}.gz")).is_some() {
+        Some("gzip")
+    } else {
+        None
+    }
+}
+
+fn content_type(name: &str, guessed: &str) -> HeaderValue {
+    let t = if name.ends_with(".webmanifest") {
+        "application/manifest+json"
+    } else if guessed.starts_with("text/") || guessed == "application/javascript" {
+        return HeaderValue::from_str(&format!("{guessed}; charset=utf-8"))
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    } else {
+        guessed
+    };
+    HeaderValue::from_str(t).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+}
+
+/// Hashed build assets never change; the entry points must be revalidated every time.
+fn cache_control(name: &str) -> &'static str {
+    if name.starts_with("assets/") {
+        "public, max-age=31536000, immutable"
+    } else if name.ends_with(".html")
+        || name.ends_with(".webmanifest")
+        || name == "sw.js"
+        || name == "registerSW.js"
+        || name.starts_with("workbox-")
+    {
+        "no-cache"
+    } else {
+        "public, max-age=86400"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_files_fallback_or_404() {
+        let cases = [
+            ("/", Lookup::File("index.html".into())),
+            ("/index.html", Lookup::File("index.html".into())),
+            (
+                "/room/6f1c1c1e-8a4b-4f7e-9d55-0e1f0a1b2c3d",
+                Lookup::Fallback,
+            ),
+            ("/settings", Lookup::Fallback),
+            ("/missing.js", Lookup::NotFound),
+            ("/assets/nothing-here.css", Lookup::NotFound),
+            ("/../Cargo.toml", Lookup::NotFound),
+            ("/README.md", Lookup::NotFound),
+        ];
+        for (path, want) in cases {
+            assert_eq!(lookup(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn cache_rules() {
+        assert!(cache_control("assets/index-abc123.js").contains("immutable"));
+        assert_eq!(cache_control("index.html"), "no-cache");
+        assert_eq!(cache_control("sw.js"), "no-cache");
+        assert_eq!(cache_control("manifest.webmanifest"), "no-cache");
+    }
+}

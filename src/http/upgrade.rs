@@ -1,0 +1,90 @@
+//! The WebSocket upgrade (RFC 6455 over HTTP/1.1): validates the handshake, answers 101, and
+//! hands the upgraded stream to a signalling session tracked for graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use super::App;
+use super::router::status;
+
+/// Whether the request asks for a WebSocket upgrade (on any path, as the seed client does).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
+pub fn handle(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    app: Arc<App>,
+) -> Response<Full<Bytes>> {
+    if req.method() != hyper::Method::GET {
+        return status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "websocket upgrade needs GET",
+        );
+    }
+    let headers = req.headers();
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        let mut r = status(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket version 13 required",
+        );
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return status(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let max = app.config.rooms.max_message_bytes;
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(max);
+    config.max_frame_size = Some(max);
+    let hub = app.hub.clone();
+    let shutdown = app.shutdown.clone();
+    app.sessions.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                crate::signal::session::run(ws, peer, hub, shutdown).await;
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Full::new(Bytes::new()))
+        .unwrap_or_default()
+}
