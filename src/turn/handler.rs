@@ -409,17 +409,18 @@ impl Turn {
         Ok(())
     }
 
-    /// 443 for a peer of the other family, 403 for one the policy refuses.
+    /// 403 for a peer the policy refuses (whatever its family), 443 for one of the other
+    /// family than the relay.
     fn check_peer(&self, alloc: &Allocation, peer: SocketAddr) -> Result<(), u16> {
-        if Family::of(peer.ip()) != Family::of(alloc.relayed.ip()) {
-            return Err(443);
-        }
         if !self.policy.permits(peer.ip()) {
             Stats::inc(&self.stats.denied_peer);
             if self.may_log() {
                 tracing::debug!(client = %alloc.five.client, peer = %peer.ip(), "peer address refused");
             }
             return Err(403);
+        }
+        if Family::of(peer.ip()) != Family::of(alloc.relayed.ip()) {
+            return Err(443);
         }
         Ok(())
     }
