@@ -26,7 +26,15 @@ function classify(e: unknown): MediaProblem {
   return 'other'
 }
 
-async function start(): Promise<void> {
+let starting: Promise<void> | null = null
+
+/** Starts the camera and mic once; later calls wait for the same attempt. */
+function start(): Promise<void> {
+  starting ??= startNow().finally(() => (starting = null))
+  return starting
+}
+
+async function startNow(): Promise<void> {
   if (stream.value) return
   if (!navigator.mediaDevices?.getUserMedia) {
     problem.value = window.isSecureContext ? 'missing' : 'insecure'
@@ -140,7 +148,7 @@ function joinWithoutMedia(): void {
 export function useMedia() {
   return {
     stream, micOn, camOn, sharing, problem, receiveOnly, canSwitch, canShare,
-    start, stop, toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia,
+    start, stop, whenReady: () => starting ?? Promise.resolve(), toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia,
     hooks(h: { videoTrack: (t: MediaStreamTrack | null) => void; state: () => void }) {
       onVideoTrack = h.videoTrack
       onStateChange = h.state
