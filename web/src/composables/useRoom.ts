@@ -53,7 +53,10 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   })
   c.on('error', (e) => {
     error.value = { kind: e.errorType === 'full' ? 'full' : 'server', type: e.errorType, text: e.errorText }
-    if (e.errorType === 'full' || e.errorType === 'server-full') inRoom.value = false
+    if (e.errorType === 'full' || e.errorType === 'server-full') {
+      c.forgetRoom()
+      inRoom.value = false
+    }
   })
   const m = new Mesh(c, {
     getStream: () => media.stream.value,
