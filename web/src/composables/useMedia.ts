@@ -139,6 +139,13 @@ function stopShare(): void {
   if (cameraTrack) swapVideo(cameraTrack)
 }
 
+/** Joining anyway after a problem: keep whatever did start, otherwise join receive-only. */
+function acceptProblem(): void {
+  if (!problem.value) return
+  problem.value = null
+  if (!stream.value) receiveOnly.value = true
+}
+
 function joinWithoutMedia(): void {
   stop()
   receiveOnly.value = true
@@ -148,7 +155,7 @@ function joinWithoutMedia(): void {
 export function useMedia() {
   return {
     stream, micOn, camOn, sharing, problem, receiveOnly, canSwitch, canShare,
-    start, stop, whenReady: () => starting ?? Promise.resolve(), toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia,
+    start, stop, whenReady: () => starting ?? Promise.resolve(), toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia, acceptProblem,
     hooks(h: { videoTrack: (t: MediaStreamTrack | null) => void; state: () => void }) {
       onVideoTrack = h.videoTrack
       onStateChange = h.state
