@@ -77,7 +77,7 @@ export class FileLink {
 
   /** Queues a file; transfers on one channel run one after another so chunks need no framing. */
   send(file: Blob, meta: FileMeta): Promise<void> {
-    const run = () => this.sendNow(file, meta)
+    const run = () => this.sendNow(file, meta).catch(() => this.handlers.onFailed(meta.id, 'closed'))
     this.queue = this.queue.then(run, run)
     return this.queue
   }
