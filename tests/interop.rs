@@ -1,6 +1,7 @@
 //! Interop with coturn's client tools: runs `tests/interop/turnutils.sh` against the peerbox
 //! binary cargo built for this test run. Skips (with a message) only when the tools are
 //! missing and cannot be installed.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 

@@ -1,6 +1,7 @@
 //! TURN authentication against a real peerbox: REST credentials from `Credentials` (what
 //! `joined` carries), 401 for wrong or expired ones, 438 for a forged nonce, and a call that
 //! outlives its credential's expiry.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 mod turn_client;

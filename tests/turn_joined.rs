@@ -1,4 +1,5 @@
 //! The `iceServers` in a real `joined` (WSS `login`) carry TURN credentials that work.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 mod turn_client;

@@ -1,5 +1,6 @@
 //! Relaying through a real peerbox: allocate, permissions, channels, data both ways between
 //! a client and a UDP peer on loopback, over UDP and over TCP; plus the request errors.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 mod turn_client;
@@ -153,7 +154,8 @@ async fn bad_requests_get_the_right_errors_and_junk_is_survived() {
     assert_eq!(r.get(ATTR_UNKNOWN_ATTRIBUTES).unwrap(), vec![0x77, 0x77]);
 
     // Allocate errors.
-    let cases: &[(&[(AttrType, Vec<u8>)], u16)] = &[
+    type Case<'a> = (&'a [(AttrType, Vec<u8>)], u16);
+    let cases: &[Case] = &[
         (&[], 400),
         (&[(ATTR_REQUESTED_TRANSPORT, vec![6, 0, 0, 0])], 442),
         (&[(ATTR_REQUESTED_TRANSPORT, vec![17, 0])], 400),

@@ -45,12 +45,14 @@ pub fn stream_frame_len(b: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn parse_table() {
-        let cases: &[(&[u8], Option<(u16, &[u8])>)] = &[
+        type Case<'a> = (&'a [u8], Option<(u16, &'a [u8])>);
+        let cases: &[Case] = &[
             (&[], None),
             (&[0x40, 0x00, 0x00], None),
             (&[0x40, 0x00, 0x00, 0x00], Some((0x4000, &[]))),

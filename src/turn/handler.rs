@@ -261,7 +261,7 @@ impl Turn {
             Some([]) => return Err(400),
         };
         let lifetime = match lifetime_attr(msg)? {
-            Some(l) => l.min(MAX_LIFETIME).max(DEFAULT_LIFETIME),
+            Some(l) => l.clamp(DEFAULT_LIFETIME, MAX_LIFETIME),
             None => DEFAULT_LIFETIME,
         };
         self.check_room(five, &authed.username)

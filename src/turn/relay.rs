@@ -244,6 +244,7 @@ fn data_indication(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -2,6 +2,7 @@
 //! than the server's own codec): long-term auth with nonce retry, Allocate, Refresh,
 //! CreatePermission, ChannelBind, Send indications and ChannelData, over UDP or TCP.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
