@@ -1,5 +1,6 @@
 //! Certificates: the layouts admins drop into ssl/, hot reload with open connections
 //! surviving, and a broken new certificate being refused.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

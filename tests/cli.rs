@@ -1,5 +1,6 @@
 //! The `peerbox` binary as an admin runs it: --version, check-config, a privileged port
 //! without the right, SIGHUP reload and SIGTERM shutdown.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

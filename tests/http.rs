@@ -1,5 +1,6 @@
 //! The HTTPS side as a browser sees it: the embedded app's files and their cache rules,
 //! security headers, HTTP/2, `.well-known`, the port-80 redirect, slow clients.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The server starts, serves the web app over TLS, and stops promptly when asked, even with
 //! idle keep-alive connections open.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -42,5 +43,8 @@ async fn serves_index_then_shuts_down_gracefully() {
         .expect("the server closed the idle connection")
         .unwrap()
         .ok();
-    assert!(TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
 }
