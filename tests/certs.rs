@@ -7,9 +7,6 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
@@ -53,23 +50,15 @@ async fn reload_on_file_change_keeps_open_connections() {
     std::fs::copy(server.ssl_dir().join("cert.pem"), &old_root).unwrap();
 
     // An open HTTP/1.1 keep-alive connection made with the old certificate.
-    let tcp = TcpStream::connect(server.https).await.unwrap();
-    let tls = server
-        .tls()
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let get = || {
-        hyper::Request::get("/")
-            .header("host", "localhost")
-            .body(Empty::<Bytes>::new())
+    let (mut sender, _conn) = server.keep_alive().await;
+    assert_eq!(
+        sender
+            .send_request(common::get_root())
+            .await
             .unwrap()
-    };
-    assert_eq!(sender.send_request(get()).await.unwrap().status(), 200);
+            .status(),
+        200
+    );
 
     // The admin drops Let's Encrypt-style files in place: fullchain.pem (leaf + CA) + privkey.pem.
     let before = server.handle.certs.fingerprint();
@@ -94,7 +83,7 @@ async fn reload_on_file_change_keeps_open_connections() {
         "the old certificate is gone for new connections"
     );
     let again = sender
-        .send_request(get())
+        .send_request(common::get_root())
         .await
         .expect("old connection still works");
     assert_eq!(again.status(), 200);

@@ -6,10 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 #[tokio::test]
@@ -20,21 +16,9 @@ async fn serves_index_then_shuts_down_gracefully() {
     assert!(String::from_utf8_lossy(resp.body()).contains("<title>"));
 
     // An idle keep-alive connection must not hold the shutdown up.
-    let tcp = TcpStream::connect(server.https).await.unwrap();
-    let tls = server
-        .tls()
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
-    let req = hyper::Request::get("/")
-        .header("host", "localhost")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
+    let (mut sender, conn) = server.keep_alive().await;
+    let resp = sender.send_request(common::get_root()).await.unwrap();
+    assert_eq!(resp.status(), 200);
 
     let addr = server.https;
     server.stop(Duration::from_secs(3)).await;

@@ -62,17 +62,8 @@ pub async fn run_https(
     let graceful = GracefulShutdown::new();
     let handshake_timeout = app.config.https.handshake_timeout;
     loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((tcp, peer)) = accept(&listener, &stop).await else {
+            break;
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
@@ -99,6 +90,26 @@ pub async fn run_https(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// The next connection, or `None` once `stop` is cancelled. Accept errors (EMFILE and
+/// friends) back off briefly instead of spinning.
+pub async fn accept(
+    listener: &TcpListener,
+    stop: &CancellationToken,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            r = listener.accept() => match r {
+                Ok(pair) => return Some(pair),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
 }
 
 async fn serve<I>(

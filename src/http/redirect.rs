@@ -22,16 +22,8 @@ use crate::Config;
 pub async fn run(listener: TcpListener, config: Arc<Config>, stop: CancellationToken) {
     let graceful = GracefulShutdown::new();
     loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((tcp, peer)) = super::accept(&listener, &stop).await else {
+            break;
         };
         let config = config.clone();
         let watcher = graceful.watcher();

@@ -186,6 +186,25 @@ impl TestServer {
         ws
     }
 
+    /// An HTTP/1.1 keep-alive connection over TLS, for requests one after another.
+    pub async fn keep_alive(
+        &self,
+    ) -> (
+        hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+        JoinHandle<hyper::Result<()>>,
+    ) {
+        let tcp = TcpStream::connect(self.https).await.expect("connect");
+        let tls = self
+            .tls()
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("tls handshake");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("http handshake");
+        (sender, tokio::spawn(conn))
+    }
+
     /// GET (or another method) over HTTP/1.1 + TLS; returns the full response.
     pub async fn request(
         &self,
@@ -258,6 +277,14 @@ pub fn tls_trusting(cert: &Path, alpn: &[&[u8]]) -> TlsConnector {
     .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     TlsConnector::from(Arc::new(config))
+}
+
+/// A GET of `/` for a keep-alive connection.
+pub fn get_root() -> Request<Empty<Bytes>> {
+    Request::get("/")
+        .header("host", "localhost")
+        .body(Empty::new())
+        .unwrap()
 }
 
 pub async fn send_json(ws: &mut Ws, v: Value) {
