@@ -168,17 +168,21 @@ impl TestServer {
         tls_trusting(&self.ssl_dir().join("cert.pem"), &[b"http/1.1"])
     }
 
+    /// A TLS connection to the HTTPS port (ALPN http/1.1).
+    pub async fn tls_stream(&self) -> TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(self.https).await.expect("connect");
+        self.tls()
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("tls handshake")
+    }
+
     pub async fn ws(&self) -> Ws {
         self.ws_path("/ws").await
     }
 
     pub async fn ws_path(&self, path: &str) -> Ws {
-        let tcp = TcpStream::connect(self.https).await.expect("connect");
-        let tls = self
-            .tls()
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .expect("tls handshake");
+        let tls = self.tls_stream().await;
         let url = format!("wss://localhost:{}{path}", self.https.port());
         let (ws, _) = tokio_tungstenite::client_async(url, tls)
             .await
@@ -193,12 +197,7 @@ impl TestServer {
         hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
         JoinHandle<hyper::Result<()>>,
     ) {
-        let tcp = TcpStream::connect(self.https).await.expect("connect");
-        let tls = self
-            .tls()
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .expect("tls handshake");
+        let tls = self.tls_stream().await;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .expect("http handshake");
@@ -212,12 +211,7 @@ impl TestServer {
         path: &str,
         headers: &[(&str, &str)],
     ) -> hyper::Response<Bytes> {
-        let tcp = TcpStream::connect(self.https).await.expect("connect");
-        let tls = self
-            .tls()
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .expect("tls handshake");
+        let tls = self.tls_stream().await;
         send(TokioIo::new(tls), method, path, headers, "localhost").await
     }
 
