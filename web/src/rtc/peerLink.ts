@@ -1,0 +1,190 @@
+// PeerLink: one RTCPeerConnection to one remote member, with perfect negotiation, trickle ICE and ICE restart.
+import type { SessionDescription } from '../signal/messages'
+
+export interface PeerSignals {
+  offer(description: SessionDescription): void
+  answer(description: SessionDescription): void
+  candidate(candidate: RTCIceCandidateInit | null): void
+}
+
+export interface PeerLinkOptions {
+  selfId: string
+  remoteId: string
+  config: RTCConfiguration
+  signals: PeerSignals
+  /** Local camera/mic; null or empty means receive-only. */
+  stream: MediaStream | null
+  createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
+  /** How long `disconnected` may last before an ICE restart. */
+  disconnectedGraceMs?: number
+  onTrack?: (stream: MediaStream) => void
+  onConnectionState?: (state: RTCPeerConnectionState) => void
+}
+
+export class PeerLink {
+  readonly pc: RTCPeerConnection
+  readonly polite: boolean
+  readonly chatChannel: RTCDataChannel
+  readonly fileChannel: RTCDataChannel
+  readonly remoteStream: MediaStream | null
+  makingOffer = false
+  ignoreOffer = false
+  isSettingRemoteAnswerPending = false
+  private pendingCandidates: RTCIceCandidateInit[] = []
+  private mediaAttached = false
+  private videoSender: RTCRtpSender | null = null
+  private disconnectTimer: ReturnType<typeof setTimeout> | null = null
+  private closed = false
+
+  constructor(private readonly opts: PeerLinkOptions) {
+    // String comparison of session ids: both sides agree on who yields in a glare.
+    this.polite = opts.selfId > opts.remoteId
+    const create = opts.createPeerConnection ?? ((c) => new RTCPeerConnection(c))
+    this.pc = create(opts.config)
+    this.remoteStream = typeof MediaStream === 'undefined' ? null : new MediaStream()
+    // Negotiated channels exist on both sides at once, so no ondatachannel race.
+    this.chatChannel = this.pc.createDataChannel('chat', { negotiated: true, id: 0 })
+    this.fileChannel = this.pc.createDataChannel('file', { negotiated: true, id: 1 })
+    this.fileChannel.binaryType = 'arraybuffer'
+    this.wire()
+  }
+
+  /** The side that starts (an existing member seeing a login) attaches media now; that triggers the offer. */
+  start(): void {
+    this.attachMedia()
+  }
+
+  private wire(): void {
+    const pc = this.pc
+    pc.onnegotiationneeded = async () => {
+      if (pc.signalingState !== 'stable') return
+      try {
+        this.makingOffer = true
+        await pc.setLocalDescription()
+        const d = pc.localDescription
+        if (d && d.type === 'offer' && !this.closed) this.opts.signals.offer({ type: d.type, sdp: d.sdp })
+      } catch (e) {
+        console.warn('peerbox: negotiation failed', e)
+      } finally {
+        this.makingOffer = false
+      }
+    }
+    pc.onicecandidate = ({ candidate }) => {
+      if (!this.closed) this.opts.signals.candidate(candidate ? candidate.toJSON() : null)
+    }
+    pc.ontrack = (ev) => {
+      const stream = this.remoteStream
+      if (stream && !stream.getTracks().includes(ev.track)) stream.addTrack(ev.track)
+      if (stream) this.opts.onTrack?.(stream)
+    }
+    pc.oniceconnectionstatechange = () => this.onIceState(pc.iceConnectionState)
+    pc.onconnectionstatechange = () => this.opts.onConnectionState?.(pc.connectionState)
+  }
+
+  /** Adds local tracks, or recvonly transceivers when there are none, so receive-only members still get media. */
+  private attachMedia(): void {
+    if (this.mediaAttached) return
+    this.mediaAttached = true
+    const stream = this.opts.stream
+    const tracks = stream ? stream.getTracks() : []
+    for (const track of tracks) {
+      const sender = this.pc.addTrack(track, stream!)
+      if (track.kind === 'video') this.videoSender = sender
+    }
+    const kinds = new Set(tracks.map((t) => t.kind))
+    const existing = this.pc.getTransceivers().map((t) => t.receiver.track?.kind)
+    for (const kind of ['audio', 'video'] as const) {
+      if (!kinds.has(kind) && !existing.includes(kind)) this.pc.addTransceiver(kind, { direction: 'recvonly' })
+    }
+  }
+
+  /** Perfect negotiation: https://w3c.github.io/webrtc-pc/#perfect-negotiation-example */
+  async handleDescription(description: SessionDescription): Promise<void> {
+    const pc = this.pc
+    const readyForOffer = !this.makingOffer && (pc.signalingState === 'stable' || this.isSettingRemoteAnswerPending)
+    const offerCollision = description.type === 'offer' && !readyForOffer
+    this.ignoreOffer = !this.polite && offerCollision
+    if (this.ignoreOffer) return
+    this.isSettingRemoteAnswerPending = description.type === 'answer'
+    try {
+      await pc.setRemoteDescription(description)
+    } finally {
+      this.isSettingRemoteAnswerPending = false
+    }
+    await this.flushCandidates()
+    if (description.type === 'offer') {
+      // Attach after the remote offer so addTrack reuses the offered transceivers instead of adding m-lines.
+      this.attachMedia()
+      await pc.setLocalDescription()
+      const d = pc.localDescription
+      if (d && !this.closed) this.opts.signals.answer({ type: d.type, sdp: d.sdp })
+    }
+  }
+
+  async handleCandidate(candidate: RTCIceCandidateInit | null): Promise<void> {
+    if (!this.pc.remoteDescription) {
+      if (candidate) this.pendingCandidates.push(candidate)
+      return
+    }
+    await this.addCandidate(candidate)
+  }
+
+  private async flushCandidates(): Promise<void> {
+    const queued = this.pendingCandidates
+    this.pendingCandidates = []
+    for (const c of queued) await this.addCandidate(c)
+  }
+
+  private async addCandidate(candidate: RTCIceCandidateInit | null): Promise<void> {
+    try {
+      await this.pc.addIceCandidate(candidate ?? undefined)
+    } catch (e) {
+      if (!this.ignoreOffer) console.warn('peerbox: bad ICE candidate', e)
+    }
+  }
+
+  private onIceState(state: RTCIceConnectionState): void {
+    if (state === 'failed') {
+      this.restartIce()
+    } else if (state === 'disconnected') {
+      if (!this.disconnectTimer) {
+        this.disconnectTimer = setTimeout(() => {
+          this.disconnectTimer = null
+          if (this.pc.iceConnectionState === 'disconnected') this.restartIce()
+        }, this.opts.disconnectedGraceMs ?? 5000)
+      }
+    } else {
+      this.clearDisconnectTimer()
+    }
+  }
+
+  /** Triggers negotiationneeded with an ICE-restart offer; also called when the browser comes back online. */
+  restartIce(): void {
+    if (this.closed) return
+    this.clearDisconnectTimer()
+    this.pc.restartIce()
+  }
+
+  /** Screen share and camera switch: swap the outgoing video without renegotiating. */
+  async replaceVideoTrack(track: MediaStreamTrack | null): Promise<void> {
+    if (this.videoSender) await this.videoSender.replaceTrack(track)
+  }
+
+  private clearDisconnectTimer(): void {
+    if (this.disconnectTimer) clearTimeout(this.disconnectTimer)
+    this.disconnectTimer = null
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.clearDisconnectTimer()
+    try {
+      this.chatChannel.close()
+      this.fileChannel.close()
+    } catch {
+      /* already closed */
+    }
+    this.pc.close()
+  }
+}

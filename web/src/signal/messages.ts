@@ -1,0 +1,123 @@
+// Wire types for the peerbox signalling protocol (docs/protocol.md, version 1) and their parser.
+
+export interface Member {
+  sessionId: string
+  username: string
+}
+
+export interface ResumeInfo {
+  sessionId: string
+  token: string
+}
+
+export type SessionDescription = { type: RTCSdpType; sdp: string }
+
+/** Messages this client sends. `from` is always overwritten by the server, so it is never sent. */
+export type OutgoingMessage =
+  | { type: 'randomCheck'; data: string }
+  | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo } }
+  | { type: 'offer'; to: string; data: SessionDescription; username: string }
+  | { type: 'answer'; to: string; data: SessionDescription }
+  | { type: 'candidate'; to: string; data: RTCIceCandidateInit | null }
+  | { type: 'logout' }
+
+export interface JoinedInfo {
+  sessionId: string
+  room: string
+  members: Member[]
+  iceServers: RTCIceServer[]
+  resumeToken?: string
+  capacity?: number
+}
+
+export type IncomingMessage =
+  | { type: 'randomCheckResult'; result: 'ok' | 'fail'; room: string }
+  | ({ type: 'joined' } & JoinedInfo)
+  | { type: 'login'; from: string; username: string; room: string }
+  | { type: 'logout'; from: string; username: string }
+  | { type: 'offer'; from: string; description: SessionDescription; username?: string }
+  | { type: 'answer'; from: string; description: SessionDescription }
+  | { type: 'candidate'; from: string; candidate: RTCIceCandidateInit | null }
+  | { type: 'error'; errorType: string; errorText: string }
+
+type Obj = Record<string, unknown>
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+const str = (v: unknown): string => (typeof v === 'string' ? v : '')
+
+function parseMembers(v: unknown): Member[] {
+  if (!Array.isArray(v)) return []
+  return v.filter(isObj).map((m) => ({ sessionId: str(m.sessionId), username: str(m.username) }))
+    .filter((m) => m.sessionId !== '')
+}
+
+/** Accepts `{type, sdp}` (what browsers serialise) or a bare SDP string (older clients). */
+function parseDescription(v: unknown, fallback: RTCSdpType): SessionDescription | null {
+  if (typeof v === 'string') return { type: fallback, sdp: v }
+  if (isObj(v) && typeof v.sdp === 'string') {
+    const type = v.type === 'offer' || v.type === 'answer' || v.type === 'pranswer' || v.type === 'rollback'
+      ? v.type : fallback
+    return { type, sdp: v.sdp }
+  }
+  return null
+}
+
+/** Parses one text frame; returns null for anything this client does not understand. */
+export function parseMessage(text: string): IncomingMessage | null {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    return null
+  }
+  if (!isObj(raw)) return null
+  const from = str(raw.from)
+  const data = raw.data
+  switch (raw.type) {
+    case 'randomCheckResult': {
+      const d = isObj(data) ? data : {}
+      return { type: 'randomCheckResult', result: d.result === 'ok' ? 'ok' : 'fail', room: str(d.roomrequest) }
+    }
+    case 'joined':
+      if (typeof data !== 'string' || data === '') return null
+      return {
+        type: 'joined',
+        sessionId: data,
+        room: str(raw.room),
+        members: parseMembers(raw.members),
+        iceServers: Array.isArray(raw.iceServers) ? (raw.iceServers as RTCIceServer[]) : [],
+        resumeToken: typeof raw.resumeToken === 'string' ? raw.resumeToken : undefined,
+        capacity: typeof raw.capacity === 'number' ? raw.capacity : undefined,
+      }
+    case 'login': {
+      const d = isObj(data) ? data : {}
+      return from ? { type: 'login', from, username: str(d.username), room: str(d.roomrequest) } : null
+    }
+    case 'logout': {
+      const d = isObj(data) ? data : {}
+      return from ? { type: 'logout', from, username: str(d.username) } : null
+    }
+    case 'offer':
+    case 'answer': {
+      const description = parseDescription(data, raw.type)
+      if (!from || !description) return null
+      return raw.type === 'offer'
+        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined }
+        : { type: 'answer', from, description }
+    }
+    case 'candidate':
+      if (!from) return null
+      return { type: 'candidate', from, candidate: isObj(data) ? (data as RTCIceCandidateInit) : null }
+    case 'error': {
+      const m = isObj(raw.message) ? raw.message : {}
+      return { type: 'error', errorType: str(m.errorType) || 'unknown', errorText: str(m.errorText) }
+    }
+    default:
+      return null
+  }
+}
+
+/** The WebSocket URL for this page: same host, `/ws`, wss unless the page itself is plain http. */
+export function signalUrl(loc: Pick<Location, 'protocol' | 'host'>): string {
+  return `${loc.protocol === 'http:' ? 'ws' : 'wss'}://${loc.host}/ws`
+}
