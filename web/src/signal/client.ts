@@ -75,6 +75,13 @@ export class SignalClient extends Emitter<SignalEvents> {
     }
   }
 
+  /** Skips the backoff wait (e.g. when the browser says it is online again). */
+  reconnectNow(): void {
+    if (this.state !== 'reconnecting' || this.ws) return
+    this.clearTimer()
+    this.connect()
+  }
+
   randomCheck(room: string): void {
     this.send({ type: 'randomCheck', data: room }, true)
   }

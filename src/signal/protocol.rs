@@ -1,0 +1,455 @@
+//! The wire format of `docs/protocol.md`: client frames parsed and validated into
+//! [`ClientMessage`], server frames built once as shared text, and the error kinds mapped to
+//! the `errorType` strings clients branch on.
+
+use serde_json::{Map, Value, json};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// The version announced in `joined`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest room id, in characters after trimming.
+pub const MAX_ROOM_CHARS: usize = 128;
+/// Longest user name, in characters after trimming.
+pub const MAX_USERNAME_CHARS: usize = 64;
+/// Longest resume session id or token we look at; anything longer cannot match.
+const MAX_RESUME_CHARS: usize = 128;
+
+/// Everything the server answers with an `error` message, or closes a connection for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    #[error("the message is not valid JSON")]
+    NotJson,
+    #[error("the message is not a JSON object")]
+    NotObject,
+    #[error("binary frames are not accepted; send JSON text")]
+    Binary,
+    #[error("field `{0}` is missing")]
+    Missing(&'static str),
+    #[error("field `{0}` has the wrong type")]
+    WrongType(&'static str),
+    #[error("field `{0}` is empty")]
+    Empty(&'static str),
+    #[error("field `{0}` is longer than {1} characters")]
+    TooLong(&'static str, usize),
+    #[error("unknown message type")]
+    UnknownType,
+    #[error("This room is full ({0} people).")]
+    Full(usize),
+    #[error("join a room first")]
+    NotInRoom,
+    #[error("no member with that id in your room")]
+    UnknownPeer,
+    #[error("too many messages; this one was dropped")]
+    RateLimited,
+    #[error("the server has no room for another room")]
+    ServerFull,
+    #[error("too many connections")]
+    TooManyConnections,
+}
+
+impl SignalError {
+    /// The `errorType` string of `docs/protocol.md`.
+    pub fn error_type(&self) -> &'static str {
+        use SignalError::*;
+        match self {
+            NotJson | NotObject | Binary | Missing(_) | WrongType(_) | Empty(_) | TooLong(..)
+            | UnknownType => "bad-request",
+            Full(_) => "full",
+            NotInRoom => "not-in-room",
+            UnknownPeer => "unknown-peer",
+            RateLimited => "rate-limited",
+            ServerFull => "server-full",
+            TooManyConnections => "too-many-connections",
+        }
+    }
+
+    /// `{type:'error', message:{errorType, errorText}}`, as the seed sends it.
+    pub fn to_frame(&self) -> Utf8Bytes {
+        frame(&json!({
+            "type": "error",
+            "message": {"errorType": self.error_type(), "errorText": self.to_string()},
+        }))
+    }
+}
+
+/// The three message kinds relayed to one member as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayKind {
+    Offer,
+    Answer,
+    Candidate,
+}
+
+/// `data.resume` of a login: the session id and token of a `joined` this client got before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub session_id: String,
+    pub token: String,
+}
+
+/// A validated client message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    RandomCheck {
+        room: String,
+    },
+    Login {
+        room: String,
+        username: String,
+        resume: Option<Resume>,
+    },
+    /// `fields` is the whole object as sent; `from` is overwritten by [`relay_frame`].
+    Relay {
+        kind: RelayKind,
+        to: String,
+        fields: Map<String, Value>,
+    },
+    Logout,
+}
+
+impl ClientMessage {
+    /// The `type` for logs (never the body).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::RandomCheck { .. } => "randomCheck",
+            ClientMessage::Login { .. } => "login",
+            ClientMessage::Relay {
+                kind: RelayKind::Offer,
+                ..
+            } => "offer",
+            ClientMessage::Relay {
+                kind: RelayKind::Answer,
+                ..
+            } => "answer",
+            ClientMessage::Relay {
+                kind: RelayKind::Candidate,
+                ..
+            } => "candidate",
+            ClientMessage::Logout => "logout",
+        }
+    }
+}
+
+/// Parses one text frame.
+pub fn parse(text: &str) -> Result<ClientMessage, SignalError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| SignalError::NotJson)?;
+    let Value::Object(fields) = value else {
+        return Err(SignalError::NotObject);
+    };
+    let kind = match fields.get("type") {
+        None => return Err(SignalError::Missing("type")),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(SignalError::WrongType("type")),
+    };
+    let relay = match kind {
+        "randomCheck" => {
+            let room = text_field(fields.get("data"), "data", MAX_ROOM_CHARS)?;
+            return Ok(ClientMessage::RandomCheck { room });
+        }
+        "login" => return parse_login(fields.get("data")),
+        "logout" => return Ok(ClientMessage::Logout),
+        "offer" => RelayKind::Offer,
+        "answer" => RelayKind::Answer,
+        "candidate" => RelayKind::Candidate,
+        _ => return Err(SignalError::UnknownType),
+    };
+    let to = match fields.get("to") {
+        None => return Err(SignalError::Missing("to")),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(SignalError::WrongType("to")),
+    };
+    if !fields.contains_key("data") {
+        return Err(SignalError::Missing("data"));
+    }
+    Ok(ClientMessage::Relay {
+        kind: relay,
+        to,
+        fields,
+    })
+}
+
+fn parse_login(data: Option<&Value>) -> Result<ClientMessage, SignalError> {
+    let data = match data {
+        None => return Err(SignalError::Missing("data")),
+        Some(Value::Object(d)) => d,
+        Some(_) => return Err(SignalError::WrongType("data")),
+    };
+    let room = text_field(data.get("roomrequest"), "data.roomrequest", MAX_ROOM_CHARS)?;
+    let username = text_field(data.get("username"), "data.username", MAX_USERNAME_CHARS)?;
+    let resume = match data.get("resume") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(r)) => match (r.get("sessionId"), r.get("token")) {
+            (Some(Value::String(id)), Some(Value::String(token)))
+                if id.len() <= MAX_RESUME_CHARS && token.len() <= MAX_RESUME_CHARS =>
+            {
+                Some(Resume {
+                    session_id: id.clone(),
+                    token: token.clone(),
+                })
+            }
+            // A resume that cannot match anything is ignored, as a stale one is.
+            (Some(Value::String(_)), Some(Value::String(_))) => None,
+            _ => return Err(SignalError::WrongType("data.resume")),
+        },
+        Some(_) => return Err(SignalError::WrongType("data.resume")),
+    };
+    Ok(ClientMessage::Login {
+        room,
+        username,
+        resume,
+    })
+}
+
+/// A required string, trimmed, 1..=`max` characters.
+fn text_field(v: Option<&Value>, name: &'static str, max: usize) -> Result<String, SignalError> {
+    let s = match v {
+        None => return Err(SignalError::Missing(name)),
+        Some(Value::String(s)) => s.trim(),
+        Some(_) => return Err(SignalError::WrongType(name)),
+    };
+    if s.is_empty() {
+        return Err(SignalError::Empty(name));
+    }
+    if s.chars().count() > max {
+        return Err(SignalError::TooLong(name, max));
+    }
+    Ok(s.to_owned())
+}
+
+/// Serializes a server message once; the result is shared by every recipient.
+fn frame(v: &Value) -> Utf8Bytes {
+    Utf8Bytes::from(v.to_string())
+}
+
+/// A relayed offer/answer/candidate: every field as sent, `from` set to the sender.
+pub fn relay_frame(mut fields: Map<String, Value>, from: &str) -> Utf8Bytes {
+    fields.insert("from".into(), Value::String(from.to_owned()));
+    frame(&Value::Object(fields))
+}
+
+pub fn random_check_result(room: &str, exists: bool) -> Utf8Bytes {
+    frame(&json!({
+        "type": "randomCheckResult",
+        "data": {"result": if exists { "fail" } else { "ok" }, "roomrequest": room},
+    }))
+}
+
+/// The `login` the other members get: rebuilt, so a `resume` never travels.
+pub fn login_frame(from: &str, room: &str, username: &str) -> Utf8Bytes {
+    frame(&json!({
+        "type": "login",
+        "from": from,
+        "data": {"roomrequest": room, "username": username},
+    }))
+}
+
+pub fn logout_frame(from: &str, username: &str) -> Utf8Bytes {
+    frame(&json!({
+        "type": "logout",
+        "from": from,
+        "data": {"username": username, "sessionId": from},
+    }))
+}
+
+/// What `joined` tells the newcomer.
+pub struct Joined<'a> {
+    pub session_id: &'a str,
+    pub room: &'a str,
+    /// The other members: (session id, user name).
+    pub members: &'a [(String, String)],
+    pub ice_servers: Value,
+    pub resume_token: &'a str,
+    pub capacity: usize,
+}
+
+pub fn joined_frame(j: Joined<'_>) -> Utf8Bytes {
+    let members: Vec<Value> = j
+        .members
+        .iter()
+        .map(|(id, name)| json!({"sessionId": id, "username": name}))
+        .collect();
+    frame(&json!({
+        "type": "joined",
+        "data": j.session_id,
+        "protocol": PROTOCOL_VERSION,
+        "room": j.room,
+        "members": members,
+        "iceServers": j.ice_servers,
+        "resumeToken": j.resume_token,
+        "capacity": j.capacity,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> SignalError {
+        match parse(text) {
+            Err(e) => e,
+            Ok(m) => panic!("{text} parsed as {m:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_input_is_a_bad_request() {
+        let long_name = format!(
+            r#"{{"type":"login","data":{{"roomrequest":"r","username":"{}"}}}}"#,
+            "x".repeat(65)
+        );
+        let long_room = format!(r#"{{"type":"randomCheck","data":"{}"}}"#, "r".repeat(129));
+        let cases: &[(&str, SignalError)] = &[
+            ("", SignalError::NotJson),
+            ("{", SignalError::NotJson),
+            ("hello", SignalError::NotJson),
+            ("[1,2]", SignalError::NotObject),
+            ("42", SignalError::NotObject),
+            ("\"login\"", SignalError::NotObject),
+            ("null", SignalError::NotObject),
+            ("{}", SignalError::Missing("type")),
+            (r#"{"type":7}"#, SignalError::WrongType("type")),
+            (r#"{"type":"dance"}"#, SignalError::UnknownType),
+            (r#"{"type":"Login"}"#, SignalError::UnknownType),
+            (r#"{"type":"randomCheck"}"#, SignalError::Missing("data")),
+            (
+                r#"{"type":"randomCheck","data":5}"#,
+                SignalError::WrongType("data"),
+            ),
+            (
+                r#"{"type":"randomCheck","data":"  "}"#,
+                SignalError::Empty("data"),
+            ),
+            (&long_room, SignalError::TooLong("data", 128)),
+            (r#"{"type":"login"}"#, SignalError::Missing("data")),
+            (
+                r#"{"type":"login","data":"r"}"#,
+                SignalError::WrongType("data"),
+            ),
+            (
+                r#"{"type":"login","data":{"username":"a"}}"#,
+                SignalError::Missing("data.roomrequest"),
+            ),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r"}}"#,
+                SignalError::Missing("data.username"),
+            ),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r","username":null}}"#,
+                SignalError::WrongType("data.username"),
+            ),
+            (
+                r#"{"type":"login","data":{"roomrequest":"","username":"a"}}"#,
+                SignalError::Empty("data.roomrequest"),
+            ),
+            (&long_name, SignalError::TooLong("data.username", 64)),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r","username":"a","resume":1}}"#,
+                SignalError::WrongType("data.resume"),
+            ),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r","username":"a","resume":{"token":"t"}}}"#,
+                SignalError::WrongType("data.resume"),
+            ),
+            (
+                r#"{"type":"offer","data":"sdp"}"#,
+                SignalError::Missing("to"),
+            ),
+            (
+                r#"{"type":"answer","to":1,"data":"sdp"}"#,
+                SignalError::WrongType("to"),
+            ),
+            (
+                r#"{"type":"candidate","to":"x"}"#,
+                SignalError::Missing("data"),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&err(text), want, "{text}");
+            assert_eq!(want.error_type(), "bad-request");
+        }
+    }
+
+    #[test]
+    fn valid_messages() {
+        let relay = |kind, to: &str, text: &str| ClientMessage::Relay {
+            kind,
+            to: to.into(),
+            fields: match serde_json::from_str(text) {
+                Ok(Value::Object(m)) => m,
+                _ => unreachable!(),
+            },
+        };
+        let offer =
+            r#"{"type":"offer","from":"liar","to":"b","data":{"sdp":"v=0"},"username":"Ann"}"#;
+        let cand = r#"{"type":"candidate","from":"","to":"b","data":null}"#;
+        let cases: Vec<(&str, ClientMessage)> = vec![
+            (
+                r#"{"type":"randomCheck","data":" abc "}"#,
+                ClientMessage::RandomCheck { room: "abc".into() },
+            ),
+            (
+                r#"{"type":"login","from":"","to":"","data":{"roomrequest":"r1","username":"Ann"}}"#,
+                ClientMessage::Login {
+                    room: "r1".into(),
+                    username: "Ann".into(),
+                    resume: None,
+                },
+            ),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r1","username":"Zoë","resume":{"sessionId":"s","token":"t"}}}"#,
+                ClientMessage::Login {
+                    room: "r1".into(),
+                    username: "Zoë".into(),
+                    resume: Some(Resume {
+                        session_id: "s".into(),
+                        token: "t".into(),
+                    }),
+                },
+            ),
+            (r#"{"type":"logout"}"#, ClientMessage::Logout),
+            (offer, relay(RelayKind::Offer, "b", offer)),
+            (cand, relay(RelayKind::Candidate, "b", cand)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn relay_overwrites_from_and_keeps_the_rest() {
+        let Ok(ClientMessage::Relay { fields, .. }) =
+            parse(r#"{"type":"offer","from":"liar","to":"b","data":"sdp","extra":[1]}"#)
+        else {
+            panic!("offer did not parse");
+        };
+        let out: Value = serde_json::from_str(&relay_frame(fields, "me")).unwrap_or_default();
+        assert_eq!(
+            out,
+            json!({"type":"offer","from":"me","to":"b","data":"sdp","extra":[1]})
+        );
+    }
+
+    #[test]
+    fn error_frames_use_message_key() {
+        let cases = [
+            (
+                SignalError::Full(10),
+                "full",
+                "This room is full (10 people).",
+            ),
+            (SignalError::NotInRoom, "not-in-room", "join a room first"),
+            (SignalError::RateLimited, "rate-limited", ""),
+            (SignalError::ServerFull, "server-full", ""),
+            (SignalError::UnknownPeer, "unknown-peer", ""),
+            (SignalError::TooManyConnections, "too-many-connections", ""),
+        ];
+        for (e, kind, text) in cases {
+            let v: Value = serde_json::from_str(&e.to_frame()).unwrap_or_default();
+            assert_eq!(v["type"], "error");
+            assert_eq!(v["message"]["errorType"], kind);
+            if !text.is_empty() {
+                assert_eq!(v["message"]["errorText"], text);
+            }
+        }
+    }
+}

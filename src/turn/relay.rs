@@ -1,0 +1,287 @@
+//! Relay sockets: choosing the address to bind and to advertise, opening a UDP socket on a
+//! random free port in `relay_ports`, and the per-allocation task that carries peer packets
+//! back to the client (as ChannelData when a channel is bound, else a Data indication).
+//!
+//! Advertised address: `external_ip` when set (the admin's answer behind 1:1 NAT); else the
+//! listening address when it is specific; else, for a wildcard listener, the local address
+//! the client reached (a TCP connection's local address), or for UDP the source address the
+//! kernel routes towards the client (found by connecting a throwaway UDP socket).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::net::UdpSocket;
+
+use super::channel_data;
+use super::codec::{self, DATA, INDICATION};
+use super::server::{Allocation, FiveTuple, Proto, lock};
+use super::stats::Stats;
+use crate::config::TurnConfig;
+
+/// Room before the payload in the receive buffer for the largest Data indication header:
+/// 20 (STUN header) + 24 (XOR-PEER-ADDRESS, IPv6) + 4 (DATA header).
+const HEAD: usize = 48;
+const MAX_PAYLOAD: usize = 65_535;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(ip: IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+/// (address to bind the relay socket to, address to advertise), or None when this server
+/// has no address of `family` (440).
+pub fn addresses(
+    config: &TurnConfig,
+    family: Family,
+    five: &FiveTuple,
+) -> Option<(IpAddr, IpAddr)> {
+    let reached = five.server.ip().to_canonical();
+    let listen: Vec<IpAddr> = config.listen.iter().map(|a| a.ip()).collect();
+    let bind = if Family::of(reached) == family {
+        reached
+    } else {
+        match family {
+            Family::V4 => listen.iter().copied().find(|ip| ip.is_ipv4()).or_else(|| {
+                listen
+                    .contains(&IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+                    .then_some(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+            })?,
+            Family::V6 => listen.iter().copied().find(|ip| ip.is_ipv6())?,
+        }
+    };
+    if let Some(ext) = config.external_ip.filter(|ip| Family::of(*ip) == family) {
+        return Some((bind, ext));
+    }
+    if !bind.is_unspecified() {
+        return Some((bind, bind));
+    }
+    let client = five.client.ip().to_canonical();
+    if Family::of(client) != family {
+        return None;
+    }
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(bind, 0)).ok()?;
+    probe
+        .connect(SocketAddr::new(client, five.client.port().max(1)))
+        .ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    Some((bind, ip))
+}
+
+/// Binds a UDP socket on a random free port of `ports` (even when asked), with big buffers.
+pub fn open(
+    bind: IpAddr,
+    ports: &std::ops::RangeInclusive<u16>,
+    even: bool,
+) -> std::io::Result<UdpSocket> {
+    let rng = SystemRandom::new();
+    let (lo, hi) = (*ports.start() as u32, *ports.end() as u32);
+    let span = hi - lo + 1;
+    let mut last = std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free relay port");
+    for _ in 0..40 {
+        let mut r = [0u8; 4];
+        let _ = rng.fill(&mut r);
+        let mut port = lo + u32::from_be_bytes(r) % span;
+        if even && port % 2 == 1 {
+            port = if port > lo { port - 1 } else { port + 1 };
+            if port > hi {
+                continue;
+            }
+        }
+        match bind_one(SocketAddr::new(bind, port as u16)) {
+            Ok(s) => return UdpSocket::from_std(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    let _ = s.set_recv_buffer_size(1 << 20);
+    let _ = s.set_send_buffer_size(1 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Client -> peer: sends `data` from the relay socket, dropping it when the socket is full.
+pub fn to_peer(alloc: &Allocation, stats: &Stats, peer: SocketAddr, data: &[u8]) {
+    if alloc.relay.try_send_to(data, peer).is_ok() {
+        Stats::relayed(
+            &stats.client_to_peer_packets,
+            &stats.client_to_peer_bytes,
+            data.len(),
+        );
+    }
+}
+
+/// Peer -> client, until the allocation is cancelled. One buffer for the allocation's life:
+/// the payload is received after [`HEAD`] spare bytes and the header written in front of it.
+pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
+    let mut buf = vec![0u8; HEAD + MAX_PAYLOAD + 4];
+    let mut counter: u64 = 0;
+    let stop = alloc.cancel.clone();
+    let stop = stop.cancelled();
+    tokio::pin!(stop);
+    let stream = alloc.five.proto == Proto::Tcp;
+    loop {
+        let (n, peer) = tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            r = alloc.relay.recv_from(&mut buf[HEAD..HEAD + MAX_PAYLOAD]) => match r {
+                Ok(x) => x,
+                Err(_) => continue,
+            },
+        };
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let now = Instant::now();
+        let channel = {
+            let mut s = lock(&alloc.state);
+            if !s.permitted(peer.ip(), now) {
+                Stats::inc(&stats.denied_no_permission);
+                continue;
+            }
+            if !s.spend(n, now) {
+                Stats::inc(&stats.dropped_bandwidth);
+                continue;
+            }
+            s.channel_for(peer, now)
+        };
+        let frame = match channel {
+            Some(c) => {
+                buf[HEAD - 4..HEAD].copy_from_slice(&channel_data::header(c, n));
+                let mut end = HEAD + n;
+                if stream {
+                    let pad = (4 - n % 4) % 4;
+                    buf[end..end + pad].fill(0);
+                    end += pad;
+                }
+                &buf[HEAD - 4..end]
+            }
+            None => {
+                counter = counter.wrapping_add(1);
+                match data_indication(&mut buf, n, peer, counter) {
+                    Some(r) => &buf[r],
+                    None => continue,
+                }
+            }
+        };
+        if alloc.sink.send(frame, alloc.five.client) {
+            Stats::relayed(
+                &stats.peer_to_client_packets,
+                &stats.peer_to_client_bytes,
+                n,
+            );
+        }
+    }
+}
+
+/// Writes a Data indication header in front of the `n` payload bytes at `buf[HEAD..]` and
+/// pads the payload; returns the message's range. None when it would not fit in STUN.
+fn data_indication(
+    buf: &mut [u8],
+    n: usize,
+    peer: SocketAddr,
+    counter: u64,
+) -> Option<std::ops::Range<usize>> {
+    let mut tid = [0u8; 12];
+    tid[4..].copy_from_slice(&counter.to_be_bytes());
+    let mut addr = [0u8; 20];
+    let alen = codec::encode_xor_addr(peer, &tid, &mut addr);
+    let head = 20 + 4 + alen + 4;
+    let pad = (4 - n % 4) % 4;
+    let body = head - 20 + n + pad;
+    if body > 65_532 {
+        return None;
+    }
+    let start = HEAD - head;
+    let h = &mut buf[start..HEAD];
+    h[0..2].copy_from_slice(&codec::type_of(DATA, INDICATION).to_be_bytes());
+    h[2..4].copy_from_slice(&(body as u16).to_be_bytes());
+    h[4..8].copy_from_slice(&codec::MAGIC.to_be_bytes());
+    h[8..20].copy_from_slice(&tid);
+    h[20..22].copy_from_slice(&codec::XOR_PEER_ADDRESS.to_be_bytes());
+    h[22..24].copy_from_slice(&(alen as u16).to_be_bytes());
+    h[24..24 + alen].copy_from_slice(&addr[..alen]);
+    h[24 + alen..26 + alen].copy_from_slice(&codec::DATA_ATTR.to_be_bytes());
+    h[26 + alen..28 + alen].copy_from_slice(&(n as u16).to_be_bytes());
+    buf[HEAD + n..HEAD + n + pad].fill(0);
+    Some(start..HEAD + n + pad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_indication_parses_back() {
+        for peer in ["192.0.2.1:7", "[2001:db8::5]:9000"] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            for n in [0usize, 1, 5, 100] {
+                let mut buf = vec![0u8; HEAD + MAX_PAYLOAD + 4];
+                for (i, b) in buf[HEAD..HEAD + n].iter_mut().enumerate() {
+                    *b = i as u8;
+                }
+                let r = data_indication(&mut buf, n, peer, 42).unwrap();
+                let m = codec::Msg::parse(&buf[r]).unwrap();
+                assert_eq!((m.method(), m.class()), (DATA, INDICATION));
+                let got = codec::xor_addr(m.get(codec::XOR_PEER_ADDRESS).unwrap(), &m.tid);
+                assert_eq!(got, Some(peer));
+                let data = m.get(codec::DATA_ATTR).unwrap();
+                assert_eq!(data.len(), n);
+                assert!(data.iter().enumerate().all(|(i, b)| *b == i as u8));
+            }
+        }
+    }
+
+    #[test]
+    fn advertised_address_rules() {
+        let cfg = |extra: &str| {
+            crate::Config::parse(&format!("[turn]\n{extra}"), std::path::Path::new("/"))
+                .unwrap()
+                .turn
+        };
+        let five = |client: &str, server: &str| FiveTuple {
+            client: client.parse().unwrap(),
+            server: server.parse().unwrap(),
+            proto: Proto::Udp,
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let c = cfg("listen = [\"127.0.0.1:3478\"]");
+        let f = five("127.0.0.1:5000", "127.0.0.1:3478");
+        assert_eq!(
+            addresses(&c, Family::V4, &f),
+            Some((ip("127.0.0.1"), ip("127.0.0.1")))
+        );
+        assert_eq!(addresses(&c, Family::V6, &f), None);
+        let c = cfg("listen = [\"127.0.0.1:3478\"]\nexternal_ip = \"203.0.113.9\"");
+        assert_eq!(
+            addresses(&c, Family::V4, &f),
+            Some((ip("127.0.0.1"), ip("203.0.113.9")))
+        );
+        let c = cfg("listen = [\"0.0.0.0:3478\"]");
+        let f = five("127.0.0.1:5000", "0.0.0.0:3478");
+        assert_eq!(
+            addresses(&c, Family::V4, &f),
+            Some((ip("0.0.0.0"), ip("127.0.0.1")))
+        );
+        let c = cfg("listen = [\"127.0.0.1:3478\", \"[::1]:3478\"]");
+        assert_eq!(addresses(&c, Family::V6, &f), Some((ip("::1"), ip("::1"))));
+    }
+}

@@ -1,0 +1,232 @@
+//! The relay's limits, timers and shutdown, seen from real WebSocket clients: oversized frames,
+//! rate and connection limits, idle and slow peers, and the close every session sends on
+//! shutdown. Durations here are generous bounds, never speed claims.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Ws, expect_silence, recv_json, send_json};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn login(ws: &mut Ws, room: &str, name: &str) -> String {
+    send_json(
+        ws,
+        json!({"type": "login", "data": {"roomrequest": room, "username": name}}),
+    )
+    .await;
+    let joined = recv_json(ws).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    joined["data"].as_str().unwrap_or_default().to_owned()
+}
+
+fn error_type(v: &Value) -> &str {
+    assert_eq!(v["type"], "error", "{v}");
+    v["message"]["errorType"].as_str().unwrap_or_default()
+}
+
+/// Reads until the server's close frame and returns its code and reason.
+async fn close_frame(ws: &mut Ws) -> (u16, String) {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a close frame within 10 s");
+        match next {
+            Some(Ok(Message::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
+            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("connection ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+/// Waits (up to 10 s) for the logout of `who`, skipping other messages.
+async fn expect_logout(ws: &mut Ws, who: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no logout of {who}");
+        let v = recv_json(ws).await;
+        if v["type"] == "logout" && v["from"] == who {
+            assert_eq!(v["data"]["sessionId"], who);
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_1009_and_the_room_hears_logout() {
+    let server = common::spawn("").await;
+    let (mut a, mut b) = (server.ws().await, server.ws().await);
+    login(&mut a, "r", "Ann").await;
+    let b_id = login(&mut b, "r", "Bob").await;
+    recv_json(&mut a).await;
+
+    let big = json!({"type": "offer", "to": b_id, "data": "x".repeat(70_000)});
+    b.send(Message::text(big.to_string())).await.expect("send");
+    assert_eq!(close_frame(&mut b).await.0, 1009);
+    expect_logout(&mut a, &b_id).await;
+    // Nothing of it was relayed, and the rest of the server carries on.
+    let mut c = server.ws().await;
+    login(&mut c, "r", "Cy").await;
+    assert_eq!(recv_json(&mut a).await["type"], "login");
+}
+
+#[tokio::test]
+async fn a_flood_is_rate_limited_without_amplification() {
+    let server = common::spawn("[rooms]\nmessages_per_second = 5\nmessage_burst = 5\n").await;
+    let mut a = server.ws().await;
+    for _ in 0..40 {
+        send_json(&mut a, json!({"type": "randomCheck", "data": "r"})).await;
+    }
+    let (mut answers, mut limited) = (0, 0);
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(500), a.next()).await;
+        let Ok(Some(Ok(Message::Text(t)))) = next else {
+            break;
+        };
+        let v: Value = serde_json::from_str(&t).expect("json");
+        match v["type"].as_str() {
+            Some("randomCheckResult") => answers += 1,
+            _ => {
+                assert_eq!(error_type(&v), "rate-limited");
+                limited += 1;
+            }
+        }
+    }
+    assert!(
+        (5..=8).contains(&answers),
+        "{answers} answers to 40 messages"
+    );
+    assert!((1..=2).contains(&limited), "{limited} rate-limited errors");
+    // The bucket refills: the connection is usable again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    send_json(&mut a, json!({"type": "randomCheck", "data": "r"})).await;
+    assert_eq!(recv_json(&mut a).await["type"], "randomCheckResult");
+}
+
+#[tokio::test]
+async fn connections_per_ip_are_limited() {
+    let server = common::spawn("[rooms]\nmax_connections_per_ip = 2\n").await;
+    let (mut a, b) = (server.ws().await, server.ws().await);
+    let mut c = server.ws().await;
+    assert_eq!(error_type(&recv_json(&mut c).await), "too-many-connections");
+    assert_eq!(close_frame(&mut c).await.0, 1008);
+    // The first two are unaffected, and a slot given back can be used again.
+    login(&mut a, "r", "Ann").await;
+    drop(b);
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut d = server.ws().await;
+        send_json(&mut d, json!({"type": "randomCheck", "data": "r"})).await;
+        if recv_json(&mut d).await["type"] == "randomCheckResult" {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "a freed slot was not given back");
+}
+
+#[tokio::test]
+async fn total_connections_and_rooms_are_limited() {
+    let server = common::spawn("[rooms]\nmax_connections = 3\nmax_rooms = 1\n").await;
+    let (mut a, mut b, mut c) = (server.ws().await, server.ws().await, server.ws().await);
+    let mut d = server.ws().await;
+    assert_eq!(error_type(&recv_json(&mut d).await), "too-many-connections");
+    assert_eq!(close_frame(&mut d).await.0, 1008);
+
+    login(&mut a, "only", "Ann").await;
+    send_json(
+        &mut b,
+        json!({"type": "login", "data": {"roomrequest": "second", "username": "Bob"}}),
+    )
+    .await;
+    assert_eq!(error_type(&recv_json(&mut b).await), "server-full");
+    login(&mut b, "only", "Bob").await;
+    login(&mut c, "only", "Cy").await;
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_dropped() {
+    let server =
+        common::spawn("[rooms]\nping_interval_secs = 0.2\nidle_timeout_secs = 0.8\n").await;
+    let (mut a, mut silent) = (server.ws().await, server.ws().await);
+    login(&mut a, "r", "Ann").await;
+    let silent_id = login(&mut silent, "r", "Sid").await;
+    recv_json(&mut a).await;
+    // `silent` is never polled again, so it answers no ping; `a` is, and stays.
+    expect_logout(&mut a, &silent_id).await;
+    expect_silence(&mut a, Duration::from_millis(1500)).await;
+    let mut c = server.ws().await;
+    login(&mut c, "r", "Cy").await;
+    assert_eq!(recv_json(&mut a).await["type"], "login");
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected_and_the_rest_carry_on() {
+    let server = common::spawn(
+        "[rooms]\noutbound_queue = 4\nmessages_per_second = 100000\nmessage_burst = 100000\n",
+    )
+    .await;
+    let (mut a, mut slow, mut c) = (server.ws().await, server.ws().await, server.ws().await);
+    let a_id = login(&mut a, "r", "Ann").await;
+    let slow_id = login(&mut slow, "r", "Slow").await;
+    recv_json(&mut a).await;
+    let c_id = login(&mut c, "r", "Cy").await;
+    recv_json(&mut a).await;
+    // `slow` never reads again; `a` sends it big offers until the server gives up on it.
+    let offer = json!({"type": "offer", "to": slow_id, "data": "s".repeat(60_000)}).to_string();
+    let mut kicked = false;
+    for i in 0..5_000 {
+        a.send(Message::text(offer.clone())).await.expect("send");
+        if i % 10 == 9 {
+            if let Ok(Some(Ok(Message::Text(t)))) =
+                tokio::time::timeout(Duration::from_millis(1), a.next()).await
+            {
+                let v: Value = serde_json::from_str(&t).expect("json");
+                assert_eq!(v["type"], "logout", "{v}");
+                assert_eq!(v["from"], slow_id.as_str());
+                kicked = true;
+                break;
+            }
+        }
+    }
+    assert!(kicked, "the slow consumer was never disconnected");
+    expect_logout(&mut c, &slow_id).await;
+    // `a`'s later offers to the gone peer are refused, and the others still talk.
+    send_json(&mut c, json!({"type": "answer", "to": a_id, "data": "hi"})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = recv_json(&mut a).await;
+        if v["type"] == "answer" {
+            assert_eq!(v["from"], c_id.as_str());
+            break;
+        }
+        assert_eq!(error_type(&v), "unknown-peer");
+        assert!(tokio::time::Instant::now() < deadline);
+    }
+    drop(slow);
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_session_with_1001() {
+    let mut server = common::spawn("").await;
+    let (mut a, mut b, mut c) = (server.ws().await, server.ws().await, server.ws().await);
+    login(&mut a, "r", "Ann").await;
+    login(&mut b, "r", "Bob").await;
+    server.shutdown.cancel();
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(
+            close_frame(ws).await,
+            (1001, "server shutting down".to_string())
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(5), &mut server.task)
+        .await
+        .expect("server stopped in time")
+        .expect("server task")
+        .expect("server result");
+}

@@ -1,0 +1,83 @@
+// useFiles: file transfers in both directions, with progress, cancel and verified downloads.
+import { ref } from 'vue'
+import { MAX_FILE_SIZE } from '../rtc/files'
+import { useRoom } from './useRoom'
+
+export interface Transfer {
+  id: string
+  peerId: string
+  peerName: string
+  name: string
+  size: number
+  bytes: number
+  direction: 'in' | 'out'
+  status: 'active' | 'done' | 'cancelled' | 'failed'
+  url?: string
+  sha256?: string
+}
+
+const transfers = ref<Transfer[]>([])
+const tooBig = ref<string | null>(null)
+let wired = false
+
+function update(peerId: string, id: string, patch: Partial<Transfer>): void {
+  transfers.value = transfers.value.map((t) => (t.id === id && t.peerId === peerId ? { ...t, ...patch } : t))
+}
+
+function peerName(peerId: string): string {
+  return useRoom().remotes.value.find((r) => r.id === peerId)?.name ?? ''
+}
+
+function wire(): void {
+  if (wired) return
+  wired = true
+  const mesh = useRoom().mesh()
+  mesh.on('fileIncoming', ({ peerId, meta }) => {
+    transfers.value = [...transfers.value, {
+      id: meta.id, peerId, peerName: peerName(peerId), name: meta.name, size: meta.size, bytes: 0,
+      direction: 'in', status: 'active',
+    }]
+  })
+  mesh.on('fileProgress', ({ peerId, id, bytes }) => update(peerId, id, { bytes }))
+  mesh.on('fileComplete', ({ peerId, id, blob, sha256 }) => {
+    const t = transfers.value.find((x) => x.id === id && x.peerId === peerId)
+    if (!t) return
+    update(peerId, id, {
+      status: 'done', bytes: t.size, sha256, url: t.direction === 'in' ? URL.createObjectURL(blob) : undefined,
+    })
+  })
+  mesh.on('fileFailed', ({ peerId, id, reason }) => {
+    const t = transfers.value.find((x) => x.id === id && x.peerId === peerId)
+    if (t && t.status === 'active') update(peerId, id, { status: reason === 'cancelled' ? 'cancelled' : 'failed' })
+  })
+}
+
+/** Sends to one member, or to everyone when `to` is null. Returns false when the file is too big. */
+function send(file: File, to: string | null): boolean {
+  if (file.size > MAX_FILE_SIZE) {
+    tooBig.value = file.name
+    return false
+  }
+  tooBig.value = null
+  const started = useRoom().mesh().sendFile(file, to)
+  transfers.value = [...transfers.value, ...started.map(({ peerId, meta }) => ({
+    id: meta.id, peerId, peerName: peerName(peerId), name: meta.name, size: meta.size, bytes: 0,
+    direction: 'out' as const, status: 'active' as const,
+  }))]
+  return true
+}
+
+function cancel(t: Transfer): void {
+  useRoom().mesh().cancelFile(t.peerId, t.id)
+  update(t.peerId, t.id, { status: 'cancelled' })
+}
+
+function dismiss(t: Transfer): void {
+  if (t.url) URL.revokeObjectURL(t.url)
+  transfers.value = transfers.value.filter((x) => x !== t)
+}
+
+export function useFiles() {
+  wire()
+  return { transfers, tooBig, send, cancel, dismiss, maxSize: MAX_FILE_SIZE }
+}

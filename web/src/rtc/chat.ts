@@ -1,0 +1,117 @@
+// ChatLink: chat and state messages over one negotiated data channel, acknowledged and resent until acked.
+
+export interface ChatMessage {
+  kind: 'chat'
+  id: string
+  from: string
+  fromName: string
+  text: string
+  ts: number
+  whisper: boolean
+}
+
+export interface StateMessage {
+  kind: 'state'
+  id: string
+  mic: boolean
+  cam: boolean
+  ts: number
+}
+
+type Reliable = ChatMessage | StateMessage
+type Wire = Reliable | { kind: 'ack'; id: string }
+
+/** The part of RTCDataChannel this module needs, so tests can pass a fake. */
+export interface ChannelLike {
+  readyState: RTCDataChannelState
+  send(data: string): void
+  onopen: ((this: never, ev: never) => unknown) | null
+  onmessage: ((this: never, ev: MessageEvent) => unknown) | null
+}
+
+export interface ChatLinkHandlers {
+  onChat(msg: ChatMessage): void
+  onState(msg: StateMessage): void
+}
+
+const MAX_TEXT = 4000
+
+export class ChatLink {
+  /** Sent but not yet acknowledged, in send order. */
+  readonly pending = new Map<string, Reliable>()
+  private seen = new Set<string>()
+  private lastStateTs = 0
+  private timer: ReturnType<typeof setInterval> | null = null
+
+  constructor(
+    private readonly channel: ChannelLike,
+    private readonly handlers: ChatLinkHandlers,
+    resendMs = 1000,
+  ) {
+    channel.onopen = () => this.flush()
+    channel.onmessage = (ev: MessageEvent) => this.receive(ev.data)
+    this.timer = setInterval(() => this.flush(), resendMs)
+  }
+
+  send(msg: Reliable): void {
+    this.pending.set(msg.id, msg)
+    this.trySend(msg)
+  }
+
+  /** Resends everything unacknowledged; runs every second and when the channel (re)opens. */
+  flush(): void {
+    for (const msg of this.pending.values()) this.trySend(msg)
+  }
+
+  private trySend(msg: Wire): boolean {
+    if (this.channel.readyState !== 'open') return false
+    try {
+      this.channel.send(JSON.stringify(msg))
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private receive(data: unknown): void {
+    if (typeof data !== 'string') return
+    let msg: Partial<Wire> & Record<string, unknown>
+    try {
+      msg = JSON.parse(data)
+    } catch {
+      return
+    }
+    if (typeof msg.id !== 'string') return
+    if (msg.kind === 'ack') {
+      this.pending.delete(msg.id)
+      return
+    }
+    if (msg.kind !== 'chat' && msg.kind !== 'state') return
+    // Always ack, even a duplicate: the first ack may be the one that got lost.
+    this.trySend({ kind: 'ack', id: msg.id })
+    if (this.seen.has(msg.id)) return
+    this.seen.add(msg.id)
+    if (msg.kind === 'chat') {
+      this.handlers.onChat({
+        kind: 'chat',
+        id: msg.id,
+        from: String(msg.from ?? ''),
+        fromName: String(msg.fromName ?? ''),
+        text: String(msg.text ?? '').slice(0, MAX_TEXT),
+        ts: Number(msg.ts) || Date.now(),
+        whisper: msg.whisper === true,
+      })
+    } else {
+      const ts = Number(msg.ts) || 0
+      if (ts < this.lastStateTs) return // an older state resent after a newer one
+      this.lastStateTs = ts
+      this.handlers.onState({ kind: 'state', id: msg.id, mic: msg.mic !== false, cam: msg.cam !== false, ts })
+    }
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    this.pending.clear()
+  }
+}
