@@ -47,6 +47,10 @@ export const PHONE = {
  * was ever shown (a 1 MiB transfer on loopback may finish between two polls).
  */
 function instrument() {
+  // The test namespace has only loopback, so Chromium reports navigator.onLine === false
+  // there although every server the app uses is reachable; a person's machine has a network.
+  // A test simulates losing the network with goOffline() (window.__netOffline + the event).
+  Object.defineProperty(Navigator.prototype, 'onLine', { configurable: true, get: () => !window.__netOffline });
   const Orig = window.RTCPeerConnection;
   window.__pcs = [];
   if (Orig) {
@@ -89,4 +93,12 @@ export async function newPerson(browser, label, device = DESKTOP) {
   page.on('pageerror', (e) => log(`[pageerror] ${e.stack ?? e}`));
   page.on('crash', () => log('[crash] page crashed'));
   return { label, context, page, close: () => context.close() };
+}
+
+/** What the browser tells a page when the machine loses its network (navigator.onLine + event). */
+export function goOffline(page) {
+  return page.evaluate(() => {
+    window.__netOffline = true;
+    window.dispatchEvent(new Event('offline'));
+  });
 }
