@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join as pathJoin } from 'node:path';
 import { resolve } from 'node:path';
 import { startPeerbox } from './lib/server.mjs';
-import { launchBrowser, newPerson, CHROMIUM } from './lib/browser.mjs';
+import { chromium } from 'playwright-core';
+import { launchBrowser, newPerson, CHROMIUM, FLAGS } from './lib/browser.mjs';
 import { pickRandomRoom, join, tid } from './lib/app.mjs';
 
 const args = process.argv.slice(2);
@@ -57,6 +58,37 @@ async function timeToFirstFrame(browser, base, query) {
   } finally {
     await ann.close();
     await bob.close();
+  }
+}
+
+/**
+ * Lighthouse 12 no longer reports PWA installability; ask Chromium itself (the check behind
+ * its install prompt) once the service worker controls the entry page.
+ */
+async function installability(base) {
+  // A persistent profile: Chromium never offers to install from an incognito-like context.
+  const profile = mkdtempSync(pathJoin(tmpdir(), 'peerbox-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: FLAGS, ignoreHTTPSErrors: true,
+  });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(`${base}/`);
+    await page.evaluate(() => navigator.serviceWorker?.ready);
+    await page.reload();
+    const cdp = await context.newCDPSession(page);
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    const manifest = await cdp.send('Page.getAppManifest');
+    return {
+      installable: installabilityErrors.length === 0,
+      errors: installabilityErrors.map((e) => e.errorId),
+      manifestUrl: manifest.url,
+      manifestErrors: manifest.errors.map((e) => e.message),
+      serviceWorkerControlled: await page.evaluate(() => !!navigator.serviceWorker?.controller),
+    };
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
   }
 }
 
@@ -112,6 +144,7 @@ try {
     for (let i = 0; i < RUNS; i++) samples.push(round(await timeToFirstFrame(browser, server.url, query)));
     result[`joinToFirstFrameMs_${mode}`] = { median: median(samples), samples };
   }
+  result.installability = await installability(server.url);
   await browser.close();
   result.lighthouse = await lighthouse(`${server.url}/`);
 } finally {

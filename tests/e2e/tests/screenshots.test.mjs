@@ -5,7 +5,8 @@ import { join as pathJoin } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { useFixture } from '../lib/fixture.mjs';
 import { PHONE, DESKTOP } from '../lib/browser.mjs';
-import { startCall, tid, sleep } from '../lib/app.mjs';
+import assert from 'node:assert/strict';
+import { startCall, tid, sleep, sendChat, waitForChat } from '../lib/app.mjs';
 import { OUT_DIR } from '../lib/paths.mjs';
 
 const fx = useFixture({ name: 'shots' });
@@ -26,4 +27,12 @@ test('entry and call screens, phone and desktop', { timeout: 150_000 }, async ()
   await sleep(1_000);
   await shot(phone.page, 'call-phone.png');
   await shot(desk.page, 'call-desktop.png');
+
+  // On a phone the chat is a drawer behind chat-toggle; what is sent there arrives.
+  assert.equal(await phone.page.locator(tid('chat-input')).isVisible(), false, 'phone: chat drawer closed at first');
+  const hi = `from the phone ${Date.now()}`;
+  await sendChat(phone.page, hi, '');
+  await waitForChat(desk.page, hi);
+  await waitForChat(third.page, hi);
+  await shot(phone.page, 'chat-phone.png');
 });
