@@ -1,9 +1,11 @@
 //! ChannelData framing (RFC 8656 12.4): a 4-byte header (channel number, length) before the
 //! application data; padded to 4 bytes on stream transports.
 
-/// Channel numbers a client may bind (RFC 8656 12).
+/// Channel numbers a client may bind. RFC 8656 12 narrowed the range to 0x4000-0x4FFF, but
+/// RFC 5766 clients (coturn's turnutils_uclient among them) pick from 0x4000-0x7FFE, and
+/// coturn accepts those; so do we.
 pub const MIN_CHANNEL: u16 = 0x4000;
-pub const MAX_CHANNEL: u16 = 0x4FFF;
+pub const MAX_CHANNEL: u16 = 0x7FFE;
 
 /// True when the first byte says ChannelData (top bits 01) rather than STUN (00).
 pub fn is_channel_data(b: &[u8]) -> bool {
@@ -43,12 +45,14 @@ pub fn stream_frame_len(b: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn parse_table() {
-        let cases: &[(&[u8], Option<(u16, &[u8])>)] = &[
+        type Case<'a> = (&'a [u8], Option<(u16, &'a [u8])>);
+        let cases: &[Case] = &[
             (&[], None),
             (&[0x40, 0x00, 0x00], None),
             (&[0x40, 0x00, 0x00, 0x00], Some((0x4000, &[]))),

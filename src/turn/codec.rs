@@ -399,6 +399,7 @@ impl<'b> Writer<'b> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -147,6 +147,7 @@ fn now_nanos() -> u128 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::signal::IceProvider;

@@ -235,7 +235,7 @@ impl Turn {
             let left = lock(&a.state)
                 .expires
                 .saturating_duration_since(Instant::now());
-            allocate_success(out, msg, a, five, left.as_secs() as u32);
+            allocate_success(out, msg, a, five, left.as_secs() as u32, None);
             return Ok(());
         }
         match msg.get(REQUESTED_TRANSPORT) {
@@ -243,10 +243,11 @@ impl Turn {
             Some([_, _, _, _]) => return Err(442),
             _ => return Err(400),
         }
-        let even = msg.has(EVEN_PORT);
+        let even = msg.get(EVEN_PORT);
         let family = msg.get(REQUESTED_ADDRESS_FAMILY);
-        if msg.has(RESERVATION_TOKEN) {
-            return Err(if even || family.is_some() { 400 } else { 508 });
+        let token = msg.get(RESERVATION_TOKEN);
+        if token.is_some() && (even.is_some() || family.is_some()) {
+            return Err(400);
         }
         let family = match family {
             None | Some([1, _, _, _]) => Family::V4,
@@ -254,18 +255,45 @@ impl Turn {
             Some([_, _, _, _]) => return Err(440),
             Some(_) => return Err(400),
         };
+        let reserve_next = match even {
+            None => false,
+            Some([b, ..]) => b & 0x80 != 0,
+            Some([]) => return Err(400),
+        };
         let lifetime = match lifetime_attr(msg)? {
-            Some(l) => l.min(MAX_LIFETIME).max(DEFAULT_LIFETIME),
+            Some(l) => l.clamp(DEFAULT_LIFETIME, MAX_LIFETIME),
             None => DEFAULT_LIFETIME,
         };
         self.check_room(five, &authed.username)
             .map_err(|e| self.add_error(e))?;
         let turn = &self.config.turn;
-        let (bind, advertised) = relay::addresses(turn, family, five).ok_or(440u16)?;
-        let socket = relay::open(bind, &turn.relay_ports, even).map_err(|e| {
-            tracing::warn!(error = %e, "cannot open a relay socket");
-            508u16
-        })?;
+        let (socket, advertised, reserved) = match token {
+            Some(t) => {
+                // The reserved socket was bound for the address family of the first one.
+                let s = self.take_reservation(t).ok_or(508u16)?;
+                let fam = Family::of(s.local_addr().map_err(|_| 508u16)?.ip());
+                let (_, advertised) = relay::addresses(turn, fam, five).ok_or(440u16)?;
+                (
+                    tokio::net::UdpSocket::from_std(s).map_err(|_| 508u16)?,
+                    advertised,
+                    None,
+                )
+            }
+            None => {
+                let (bind, advertised) = relay::addresses(turn, family, five).ok_or(440u16)?;
+                let (s, next) = relay::open(bind, &turn.relay_ports, even.is_some(), reserve_next)
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "cannot open a relay socket");
+                        508u16
+                    })?;
+                (s, advertised, next)
+            }
+        };
+        let now = Instant::now();
+        let token = match reserved {
+            Some(next) => Some(self.reserve(next, now).ok_or(508u16)?),
+            None => None,
+        };
         let port = socket.local_addr().map_err(|_| 508u16)?.port();
         let now = Instant::now();
         let expires =
@@ -285,7 +313,7 @@ impl Turn {
         self.add(alloc.clone()).map_err(|e| self.add_error(e))?;
         tracing::debug!(client = %five.client, relayed = %alloc.relayed, "allocation created");
         tokio::spawn(relay::run(alloc.clone(), self.stats.clone()));
-        allocate_success(out, msg, &alloc, five, lifetime);
+        allocate_success(out, msg, &alloc, five, lifetime, token);
         Ok(())
     }
 
@@ -381,17 +409,18 @@ impl Turn {
         Ok(())
     }
 
-    /// 443 for a peer of the other family, 403 for one the policy refuses.
+    /// 403 for a peer the policy refuses (whatever its family), 443 for one of the other
+    /// family than the relay.
     fn check_peer(&self, alloc: &Allocation, peer: SocketAddr) -> Result<(), u16> {
-        if Family::of(peer.ip()) != Family::of(alloc.relayed.ip()) {
-            return Err(443);
-        }
         if !self.policy.permits(peer.ip()) {
             Stats::inc(&self.stats.denied_peer);
             if self.may_log() {
                 tracing::debug!(client = %alloc.five.client, peer = %peer.ip(), "peer address refused");
             }
             return Err(403);
+        }
+        if Family::of(peer.ip()) != Family::of(alloc.relayed.ip()) {
+            return Err(443);
         }
         Ok(())
     }
@@ -403,11 +432,15 @@ fn allocate_success(
     a: &Allocation,
     five: &FiveTuple,
     lifetime: u32,
+    token: Option<[u8; 8]>,
 ) {
     let mut w = Writer::new(out, ALLOCATE, SUCCESS, msg.tid);
     w.xor_addr(XOR_RELAYED_ADDRESS, a.relayed)
         .u32(LIFETIME, lifetime)
         .xor_addr(XOR_MAPPED_ADDRESS, canonical(five.client));
+    if let Some(t) = token {
+        w.attr(RESERVATION_TOKEN, &t);
+    }
     finish(&mut w, msg, Some(&a.key));
 }
 

@@ -1,16 +1,16 @@
 //! STUN/TURN server (RFC 8656, 8489, 6156) over UDP and TCP, and the ephemeral credentials
 //! handed out in `joined`.
 //!
-//! - [`credentials`]: TURN REST API credentials (`<expiry>:<session>`, HMAC-SHA1) and static users.
-//! - [`nonce`]: stateless nonces (timestamp + HMAC over the client address).
-//! - [`auth`]: the long-term credential check.
-//! - [`codec`], [`channel_data`]: STUN and ChannelData framing.
-//! - [`allocation`]: one allocation's permissions, channels, lifetime (plain data).
-//! - [`policy`]: which peer addresses may be relayed to.
-//! - [`server`]: the allocation table, quotas, sweeping.
-//! - [`handler`]: request dispatch; [`Turn::handle`] is the socket-free entry point.
-//! - [`relay`], [`udp`], [`tcp`]: the sockets.
-//! - [`stats`]: counters.
+//! - [`credentials`] — TURN REST API credentials (`<expiry>:<session>`, HMAC-SHA1) and static users.
+//! - [`nonce`] — stateless nonces (timestamp + HMAC over the client address).
+//! - [`auth`] — the long-term credential check.
+//! - [`codec`], [`channel_data`] — STUN and ChannelData framing.
+//! - [`allocation`] — one allocation's permissions, channels, lifetime (plain data).
+//! - [`policy`] — which peer addresses may be relayed to.
+//! - [`server`] — the allocation table, quotas, sweeping.
+//! - [`handler`] — request dispatch; [`Turn::handle`] is the socket-free entry point.
+//! - [`relay`], [`udp`], [`tcp`] — the sockets.
+//! - [`stats`] — counters.
 
 pub mod allocation;
 pub mod auth;

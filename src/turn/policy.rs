@@ -128,6 +128,7 @@ pub fn denied_examples() -> Vec<IpAddr> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::Config;

@@ -79,12 +79,15 @@ pub fn addresses(
     Some((bind, ip))
 }
 
-/// Binds a UDP socket on a random free port of `ports` (even when asked), with big buffers.
+/// Binds a UDP socket on a random free port of `ports` (an even one when asked), with big
+/// buffers. With `reserve_next`, also binds the port after it (EVEN-PORT with the R bit) and
+/// returns that socket too.
 pub fn open(
     bind: IpAddr,
     ports: &std::ops::RangeInclusive<u16>,
     even: bool,
-) -> std::io::Result<UdpSocket> {
+    reserve_next: bool,
+) -> std::io::Result<(UdpSocket, Option<std::net::UdpSocket>)> {
     let rng = SystemRandom::new();
     let (lo, hi) = (*ports.start() as u32, *ports.end() as u32);
     let span = hi - lo + 1;
@@ -95,19 +98,34 @@ pub fn open(
         let mut port = lo + u32::from_be_bytes(r) % span;
         if even && port % 2 == 1 {
             port = if port > lo { port - 1 } else { port + 1 };
-            if port > hi {
+        }
+        if port > hi || (reserve_next && port + 1 > hi) {
+            continue;
+        }
+        let s = match bind_one(SocketAddr::new(bind, port as u16)) {
+            Ok(s) => s,
+            Err(e) => {
+                last = e;
                 continue;
             }
-        }
-        match bind_one(SocketAddr::new(bind, port as u16)) {
-            Ok(s) => return UdpSocket::from_std(s),
-            Err(e) => last = e,
-        }
+        };
+        let next = if reserve_next {
+            match bind_one(SocketAddr::new(bind, port as u16 + 1)) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        return Ok((UdpSocket::from_std(s)?, next));
     }
     Err(last)
 }
 
-fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+pub fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -226,6 +244,7 @@ fn data_indication(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

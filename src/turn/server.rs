@@ -73,6 +73,9 @@ pub struct Allocation {
     pub sink: ClientSink,
 }
 
+/// How long a port reserved by EVEN-PORT (R bit) waits for its RESERVATION-TOKEN.
+const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+
 #[derive(Default)]
 struct Table {
     by_five: HashMap<FiveTuple, Arc<Allocation>>,
@@ -92,6 +95,7 @@ pub struct Turn {
     pub(crate) policy: Policy,
     pub stats: Arc<Stats>,
     table: RwLock<Table>,
+    reservations: Mutex<HashMap<[u8; 8], (std::net::UdpSocket, Instant)>>,
     log_second: AtomicU64,
     log_count: AtomicU32,
 }
@@ -120,6 +124,7 @@ impl Turn {
             policy,
             stats: Arc::new(Stats::default()),
             table: RwLock::new(Table::default()),
+            reservations: Mutex::new(HashMap::new()),
             log_second: AtomicU64::new(0),
             log_count: AtomicU32::new(0),
         })
@@ -178,8 +183,30 @@ impl Turn {
         }
     }
 
+    /// Keeps a reserved relay socket for a later Allocate with the returned token; None when
+    /// too many are held (at most one per allowed allocation).
+    pub fn reserve(&self, socket: std::net::UdpSocket, now: Instant) -> Option<[u8; 8]> {
+        let mut r = lock(&self.reservations);
+        r.retain(|_, (_, t)| now.saturating_duration_since(*t) < RESERVATION_LIFETIME);
+        if r.len() >= self.config.turn.total_quota {
+            return None;
+        }
+        let mut token = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut token).ok()?;
+        r.insert(token, (socket, now));
+        Some(token)
+    }
+
+    pub fn take_reservation(&self, token: &[u8]) -> Option<std::net::UdpSocket> {
+        let token: [u8; 8] = token.try_into().ok()?;
+        let (s, t) = lock(&self.reservations).remove(&token)?;
+        (t.elapsed() < RESERVATION_LIFETIME).then_some(s)
+    }
+
     /// Ends expired allocations and forgets expired permissions and channels.
     pub fn sweep(&self, now: Instant) {
+        lock(&self.reservations)
+            .retain(|_, (_, t)| now.saturating_duration_since(*t) < RESERVATION_LIFETIME);
         let all: Vec<Arc<Allocation>> = {
             let t = self.table.read().unwrap_or_else(|e| e.into_inner());
             t.by_five.values().cloned().collect()

@@ -41,6 +41,16 @@ pub struct TestServer {
 /// Starts peerbox with the default config plus `extra` TOML (top-level keys and/or tables;
 /// tables named here replace the ones the helper writes: https, http, tls, turn).
 pub async fn spawn(extra: &str) -> TestServer {
+    spawn_inner(extra, "").await
+}
+
+/// Like [`spawn`], with `turn_keys` (TOML lines) appended to the generated `[turn]` table,
+/// whose `listen` address is only known once bound.
+pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
+    spawn_inner("", turn_keys).await
+}
+
+async fn spawn_inner(extra: &str, turn_keys: &str) -> TestServer {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PEERBOX_LOG")
@@ -75,7 +85,7 @@ pub async fn spawn(extra: &str) -> TestServer {
         ),
         (
             "turn",
-            format!("[turn]\nlisten = [\"{ta}\"]\nrelay_ports = \"40000-40999\"\n"),
+            format!("[turn]\nlisten = [\"{ta}\"]\nrelay_ports = \"40000-40999\"\n{turn_keys}\n"),
         ),
     ] {
         if !extra.contains(&format!("[{table}]")) {

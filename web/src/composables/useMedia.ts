@@ -102,14 +102,27 @@ function swapVideo(next: MediaStreamTrack): void {
   onVideoTrack(next)
 }
 
+/** Next camera: cycle through the video inputs by device id; fall back to flipping facingMode. */
+async function nextCameraConstraints(): Promise<MediaTrackConstraints> {
+  const cams = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'videoinput' && d.deviceId)
+  const current = cameraTrack?.getSettings().deviceId
+  if (cams.length > 1) {
+    const i = cams.findIndex((d) => d.deviceId === current)
+    return { deviceId: { exact: cams[(i + 1) % cams.length]!.deviceId } }
+  }
+  facing.value = facing.value === 'user' ? 'environment' : 'user'
+  return { facingMode: { ideal: facing.value } }
+}
+
 async function switchCamera(): Promise<void> {
   if (!cameraTrack || sharing.value) return
-  facing.value = facing.value === 'user' ? 'environment' : 'user'
   try {
-    const s = await navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: facing.value } } })
+    const constraints = await nextCameraConstraints()
+    // Phones often cannot open two cameras at once: release the old one first.
+    cameraTrack.stop()
+    const s = await navigator.mediaDevices.getUserMedia({ video: constraints })
     const next = s.getVideoTracks()[0]!
     next.enabled = camOn.value
-    cameraTrack.stop()
     cameraTrack = next
     swapVideo(next)
   } catch (e) {
@@ -139,6 +152,13 @@ function stopShare(): void {
   if (cameraTrack) swapVideo(cameraTrack)
 }
 
+/** Joining anyway after a problem: keep whatever did start, otherwise join receive-only. */
+function acceptProblem(): void {
+  if (!problem.value) return
+  problem.value = null
+  if (!stream.value) receiveOnly.value = true
+}
+
 function joinWithoutMedia(): void {
   stop()
   receiveOnly.value = true
@@ -148,7 +168,7 @@ function joinWithoutMedia(): void {
 export function useMedia() {
   return {
     stream, micOn, camOn, sharing, problem, receiveOnly, canSwitch, canShare,
-    start, stop, whenReady: () => starting ?? Promise.resolve(), toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia,
+    start, stop, whenReady: () => starting ?? Promise.resolve(), toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia, acceptProblem,
     hooks(h: { videoTrack: (t: MediaStreamTrack | null) => void; state: () => void }) {
       onVideoTrack = h.videoTrack
       onStateChange = h.state

@@ -24,7 +24,7 @@ const selfId = ref('')
 const joined = ref(false)
 const inRoom = ref(false)
 const remotes = shallowRef<RemoteView[]>([])
-const error = ref<RoomError>(null)
+const error = shallowRef<RoomError>(null)
 let client: SignalClient | null = null
 let mesh: Mesh | null = null
 
@@ -51,9 +51,21 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     attempt.value = s.attempt
     if (s.state !== 'open') joined.value = false
   })
+  let errorTimer: ReturnType<typeof setTimeout> | null = null
   c.on('error', (e) => {
-    error.value = { kind: e.errorType === 'full' ? 'full' : 'server', type: e.errorType, text: e.errorText }
-    if (e.errorType === 'full' || e.errorType === 'server-full') inRoom.value = false
+    const err: RoomError = { kind: e.errorType === 'full' ? 'full' : 'server', type: e.errorType, text: e.errorText }
+    error.value = err
+    if (errorTimer) clearTimeout(errorTimer)
+    // A refused login stays until dismissed; anything else (a dropped relay) fades after a while.
+    if (e.errorType !== 'full' && e.errorType !== 'server-full') {
+      errorTimer = setTimeout(() => {
+        if (error.value === err) error.value = null
+      }, 8000)
+    }
+    if (e.errorType === 'full' || e.errorType === 'server-full') {
+      c.forgetRoom()
+      inRoom.value = false
+    }
   })
   const m = new Mesh(c, {
     getStream: () => media.stream.value,

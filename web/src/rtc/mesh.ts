@@ -35,6 +35,8 @@ export interface MeshOptions {
   getStream: () => MediaStream | null
   relayOnly: () => boolean
   getState: () => { mic: boolean; cam: boolean }
+  /** Tests pass a fake; browsers use RTCPeerConnection. */
+  createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
 }
 
 const newId = () => crypto.randomUUID()
@@ -97,6 +99,7 @@ export class Mesh extends Emitter<MeshEvents> {
       remoteId: id,
       config: { iceServers: this.iceServers, iceTransportPolicy: this.opts.relayOnly() ? 'relay' : 'all' },
       stream: this.opts.getStream(),
+      createPeerConnection: this.opts.createPeerConnection,
       signals: {
         offer: (d) => this.signal.sendOffer(id, d),
         answer: (d) => this.signal.sendAnswer(id, d),

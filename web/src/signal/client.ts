@@ -116,6 +116,12 @@ export class SignalClient extends Emitter<SignalEvents> {
     this.sendLogin()
   }
 
+  /** Drops the wanted room without telling the server (after a refused login such as `full`). */
+  forgetRoom(): void {
+    this.wanted = null
+    this.resume = null
+  }
+
   logout(): void {
     this.wanted = null
     this.resume = null

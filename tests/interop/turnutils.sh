@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Interop with coturn's client tools: runs turnutils_stunclient and turnutils_uclient (in
+# several modes) against a peerbox binary on loopback and requires zero loss.
+# Usage: tests/interop/turnutils.sh [PEERBOX_BINARY] [-p TURN_PORT]
+# Prints one "ok"/"FAIL" line per case and "N passed, N failed"; exits non-zero on failure.
+set -u
+
+BIN=target/release/peerbox
+PORT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -p) PORT="$2"; shift 2 ;;
+    *) BIN="$1"; shift ;;
+  esac
+done
+[ -x "$BIN" ] || { echo "peerbox binary not found at $BIN" >&2; exit 2; }
+
+if ! command -v turnutils_uclient >/dev/null; then
+  echo "installing coturn (for turnutils_uclient)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn) >/dev/null 2>&1 \
+    || { echo "cannot install coturn" >&2; exit 3; }
+fi
+
+free_port() {
+  python3 -c 'import socket
+for _ in range(100):
+    u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",0)); p=u.getsockname()[1]
+    t=socket.socket(); 
+    try:
+        t.bind(("127.0.0.1",p)); print(p); break
+    except OSError: pass
+    finally: t.close(); u.close()'
+}
+
+[ -n "$PORT" ] || PORT=$(free_port)
+PEERPORT=$(free_port)
+HTTPS=$(free_port)
+HTTP=$(free_port)
+SECRET=interop-secret
+USER=alice
+PASS=wonderland
+
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+mkdir -p "$DIR/ssl"
+cat >"$DIR/config.toml" <<TOML
+hostname = "localhost"
+shutdown_timeout_secs = 2
+[https]
+listen = ["127.0.0.1:$HTTPS"]
+[http]
+listen = ["127.0.0.1:$HTTP"]
+[tls]
+dir = "ssl"
+[turn]
+listen = ["127.0.0.1:$PORT"]
+relay_ports = "41000-41999"
+secret = "$SECRET"
+users = ["$USER:$PASS"]
+allowed_peers = ["127.0.0.1/32"]
+user_quota = 100
+TOML
+
+PEERBOX_LOG=${PEERBOX_LOG:-warn} "$BIN" -c "$DIR/config.toml" >"$DIR/peerbox.log" 2>&1 &
+PIDS+=($!)
+turnutils_peer -p "$PEERPORT" -L 127.0.0.1 >"$DIR/peer.log" 2>&1 &
+PIDS+=($!)
+
+# Wait for the TURN port to answer.
+for _ in $(seq 50); do
+  if timeout 2 turnutils_stunclient -p "$PORT" 127.0.0.1 >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+
+PASSED=0
+FAILED=0
+report() {
+  if [ "$1" = ok ]; then PASSED=$((PASSED + 1)); echo "ok   $2"; else FAILED=$((FAILED + 1)); echo "FAIL $2"; fi
+}
+
+# STUN Binding.
+if out=$(timeout 10 turnutils_stunclient -p "$PORT" 127.0.0.1 2>&1) && grep -q "UDP reflexive addr: 127.0.0.1" <<<"$out"; then
+  report ok "stunclient binding"
+else
+  report fail "stunclient binding"; echo "$out" | tail -5
+fi
+
+# uclient's report: "Total lost packets N (P%)", "Total send dropped N", and it must have
+# received what it sent.
+uclient_case() {
+  local name="$1"; shift
+  local out
+  out=$(timeout 60 turnutils_uclient "$@" -e 127.0.0.1 -r "$PEERPORT" -p "$PORT" -m 2 -n 20 127.0.0.1 2>&1)
+  local rc=$?
+  local lost sent recv
+  lost=$(grep -oE "Total lost packets [0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
+  sent=$(grep -oE "tot_send_msgs=[0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
+  recv=$(grep -oE "tot_recv_msgs=[0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
+  if [ $rc -eq 0 ] && [ "${lost:-x}" = 0 ] && [ -n "$sent" ] && [ "$sent" -gt 0 ] && [ "$sent" = "$recv" ]; then
+    report ok "uclient $name (sent $sent, received $recv, lost $lost)"
+  else
+    report fail "uclient $name (rc $rc, sent ${sent:-?}, received ${recv:-?}, lost ${lost:-?})"
+    echo "$out" | tail -15 | sed 's/^/    /'
+  fi
+}
+
+uclient_case "plain" -u "$USER" -w "$PASS"
+uclient_case "-c" -c -u "$USER" -w "$PASS"
+uclient_case "-s" -s -u "$USER" -w "$PASS"
+uclient_case "-c -s" -c -s -u "$USER" -w "$PASS"
+uclient_case "-y" -y -u "$USER" -w "$PASS"
+uclient_case "-y -c" -y -c -u "$USER" -w "$PASS"
+uclient_case "-t" -t -u "$USER" -w "$PASS"
+uclient_case "-t -c" -t -c -u "$USER" -w "$PASS"
+uclient_case "-W (REST credentials)" -W "$SECRET" -u bob
+uclient_case "-y -l 3000" -y -l 3000 -u "$USER" -w "$PASS"
+
+echo "$PASSED passed, $FAILED failed"
+if [ "$FAILED" -ne 0 ]; then
+  echo "--- peerbox log (tail)"; tail -20 "$DIR/peerbox.log"
+  exit 1
+fi
