@@ -16,14 +16,14 @@ export function useFixture(serverOpts = {}) {
     fx.server = await startPeerbox(serverOpts);
     fx.browser = await launchBrowser();
     fx.base = fx.server.url;
-  });
+  }, { timeout: 90_000 });
   afterEach(async () => {
     await Promise.allSettled(fx.people.map((p) => p.close()));
     fx.people = [];
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await fx.browser?.close().catch(() => {});
     await fx.server?.stop();
-  });
+  }, { timeout: 60_000 });
   return fx;
 }

@@ -90,6 +90,9 @@ allow_loopback_peers = true
   let exited = null;
   const exit = new Promise((ok) => child.once('exit', (code, sig) => { exited = { code, sig }; ok(exited); }));
   child.once('error', (e) => { exited = { error: e }; });
+  // Should this test process die first, take the server it started with it.
+  const reap = () => { if (!exited) child.kill('SIGKILL'); };
+  process.once('exit', reap);
 
   const url = `https://127.0.0.1:${httpsPort}`;
   const deadline = Date.now() + 30_000;
@@ -118,6 +121,7 @@ allow_loopback_peers = true
         await exit;
         clearTimeout(t);
       }
+      process.removeListener('exit', reap);
       rmSync(dir, { recursive: true, force: true });
     },
   };
