@@ -64,6 +64,9 @@ pub fn handle(
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(max);
     config.max_frame_size = Some(max);
+    // tungstenite allocates its read buffer up front (128 KiB by default): most of the memory of
+    // an idle connection. Signalling frames are small; the buffer grows for the rare big one.
+    config.read_buffer_size = 8 * 1024;
     let hub = app.hub.clone();
     let shutdown = app.shutdown.clone();
     app.sessions.spawn(async move {

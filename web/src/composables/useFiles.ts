@@ -19,6 +19,19 @@ export interface Transfer {
 const transfers = ref<Transfer[]>([])
 const tooBig = ref<string | null>(null)
 let wired = false
+// Progress arrives per 16 KiB chunk; the list is re-rendered at most every 100 ms.
+const pendingBytes = new Map<string, { peerId: string; id: string; bytes: number }>()
+let flushTimer: ReturnType<typeof setTimeout> | null = null
+
+function flushProgress(): void {
+  flushTimer = null
+  const updates = new Map([...pendingBytes.values()].map((u) => [`${u.peerId}/${u.id}`, u.bytes]))
+  pendingBytes.clear()
+  transfers.value = transfers.value.map((t) => {
+    const bytes = updates.get(`${t.peerId}/${t.id}`)
+    return bytes === undefined || t.status !== 'active' ? t : { ...t, bytes }
+  })
+}
 
 function update(peerId: string, id: string, patch: Partial<Transfer>): void {
   transfers.value = transfers.value.map((t) => (t.id === id && t.peerId === peerId ? { ...t, ...patch } : t))
@@ -38,7 +51,10 @@ function wire(): void {
       direction: 'in', status: 'active',
     }]
   })
-  mesh.on('fileProgress', ({ peerId, id, bytes }) => update(peerId, id, { bytes }))
+  mesh.on('fileProgress', (p) => {
+    pendingBytes.set(`${p.peerId}/${p.id}`, p)
+    flushTimer ??= setTimeout(flushProgress, 100)
+  })
   mesh.on('fileComplete', ({ peerId, id, blob, sha256 }) => {
     const t = transfers.value.find((x) => x.id === id && x.peerId === peerId)
     if (!t) return

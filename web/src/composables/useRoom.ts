@@ -81,7 +81,7 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   m.on('members', refresh)
   m.on('remote', refresh)
   media.hooks({
-    videoTrack: (t) => void m.replaceVideoTrack(t),
+    videoTrack: (t) => void m.replaceVideoTrack(t).catch((e) => console.warn('peerbox: replaceTrack', e)),
     state: () => m.broadcastState(),
   })
   window.addEventListener('online', () => {

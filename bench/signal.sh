@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Signalling relay benchmark: peerbox against the seed re-creation (bench/seed-server), the same
+# loads from the same load generator (src/bin/loadgen.rs), alternating, ROUNDS rounds, medians.
+# Loopback only; each server is started fresh for every run. About 4 minutes with the defaults.
+#
+#   bench/signal.sh            # ROUNDS=3 DURATION=10 CLIENTS=200 ROOM=4 RATE=10000 IDLE=10000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-200}
+ROOM=${ROOM:-4}
+WINDOW=${WINDOW:-8}
+RATE=${RATE:-10000}
+IDLE=${IDLE:-10000}
+PB_PORT=${PB_PORT:-18443}
+SEED_PORT=${SEED_PORT:-18444}
+
+ulimit -n "$(ulimit -Hn)"
+PEERBOX_SKIP_WEB_BUILD=1 cargo build --release --quiet --bin peerbox --bin loadgen
+[ -d bench/seed-server/node_modules ] || (cd bench/seed-server && npm ci --no-audit --no-fund)
+
+tmp=$(mktemp -d)
+server_pid=
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+mkdir -p "$tmp/ssl"
+cat > "$tmp/config.toml" <<TOML
+hostname = "localhost"
+[https]
+listen = ["127.0.0.1:$PB_PORT"]
+[http]
+listen = []
+[tls]
+dir = "ssl"
+[turn]
+listen = []
+[rooms]
+max_rooms = 100000
+max_connections = 100000
+max_connections_per_ip = 100000
+messages_per_second = 100000
+message_burst = 100000
+TOML
+
+wait_port() {
+  for _ in $(seq 100); do
+    (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 did not start" >&2; return 1
+}
+
+start() { # start SERVER -> sets server_pid and port
+  case $1 in
+    peerbox)
+      PEERBOX_LOG=warn target/release/peerbox --config "$tmp/config.toml" > "$tmp/peerbox.log" 2>&1 &
+      server_pid=$!; port=$PB_PORT ;;
+    seed)
+      node bench/seed-server/server.mjs --port "$SEED_PORT" \
+        --cert "$tmp/ssl/cert.pem" --key "$tmp/ssl/privkey.pem" > "$tmp/seed.log" 2>&1 &
+      server_pid=$!; port=$SEED_PORT ;;
+  esac
+  wait_port "$port"
+}
+stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
+
+# The first peerbox start writes the self-signed certificate the seed then uses too.
+start peerbox; stop
+
+run() { # run SERVER LOAD ARGS...
+  local server=$1 load=$2; shift 2
+  start "$server"
+  local line
+  line=$(target/release/loadgen --url "wss://127.0.0.1:$port/ws" --insecure --pid "$server_pid" "$@" \
+         | grep '^RESULT') || line="RESULT failed=1"
+  stop
+  echo "$server $load $line" | tee -a "$tmp/results"
+}
+
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round"
+  order="peerbox seed"; [ $((round % 2)) -eq 0 ] && order="seed peerbox"
+  for s in $order; do
+    run "$s" max --clients "$CLIENTS" --room-size "$ROOM" --window "$WINDOW" --duration "$DURATION"
+    run "$s" rate --clients "$CLIENTS" --room-size "$ROOM" --window 256 --rate "$RATE" --duration "$DURATION"
+    run "$s" idle --idle "$IDLE" --sources 4 --connect-concurrency 100
+  done
+done
+
+python3 - "$tmp/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    server, load, _, *kv = line.split()
+    d = dict(x.split("=", 1) for x in kv)
+    rows.setdefault((load, server), []).append(d)
+def med(load, server, key):
+    vals = []
+    for d in rows.get((load, server), []):
+        try: vals.append(float(d.get(key, "nan").rstrip("%")))
+        except ValueError: pass
+    vals = [v for v in vals if v == v]
+    return statistics.median(vals) if vals else float("nan")
+cols = {"max": ["delivered_per_s", "p50_ms", "p99_ms", "errors", "rss_mb", "server_cpu"],
+        "rate": ["delivered_per_s", "p50_ms", "p99_ms", "errors", "rss_mb", "server_cpu"],
+        "idle": ["opened", "open_after_hold", "rss_mb"]}
+for load, keys in cols.items():
+    print(f"\n### {load} (median of {len(rows.get((load, 'peerbox'), []))} runs)")
+    print("| server | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for server in ["peerbox", "seed"]:
+        print(f"| {server} | " + " | ".join(f"{med(load, server, k):.2f}" for k in keys) + " |")
+t = med("max", "peerbox", "delivered_per_s") / med("max", "seed", "delivered_per_s")
+p = med("rate", "seed", "p99_ms") / med("rate", "peerbox", "p99_ms")
+pm = med("max", "seed", "p99_ms") / med("max", "peerbox", "p99_ms")
+print(f"\nthroughput peerbox/seed (max load): {t:.1f}x")
+print(f"p99 seed/peerbox at {sys.argv[1] and 'the fixed rate'}: {p:.1f}x; at max load: {pm:.1f}x")
+PY
