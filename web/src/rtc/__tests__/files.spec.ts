@@ -1,5 +1,5 @@
 // FileLink over a fake channel pair: chunking, reassembly, hash check, backpressure, cancel.
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { CHUNK_SIZE, FileLink, chunkRanges, sha256Hex, type FileChannelLike, type FileLinkHandlers } from '../files'
 import { FakeChannel } from './fakePc'
 
@@ -47,7 +47,7 @@ describe('FileLink', () => {
     const data = bytes(3 * CHUNK_SIZE + 100)
     const file = new Blob([data], { type: 'application/x-test' })
     await p.a.send(file, { id: 'f1', name: 'a.bin', size: file.size, mime: file.type })
-    await settle()
+    await vi.waitFor(() => expect(p.lb.done).toHaveLength(1))
     expect(p.ca.sent.filter((d) => d instanceof ArrayBuffer)).toHaveLength(4)
     expect(p.lb.incoming).toEqual(['a.bin'])
     expect(p.lb.progress[p.lb.progress.length - 1]).toEqual(['f1', file.size])
@@ -63,8 +63,7 @@ describe('FileLink', () => {
     p.cb.onmessage!({ data: JSON.stringify({ kind: 'file-meta', id: 'x', name: 'n', size: 3, mime: '' }) })
     p.cb.onmessage!({ data: new Uint8Array([1, 2, 3]).buffer })
     p.cb.onmessage!({ data: JSON.stringify({ kind: 'file-end', id: 'x', sha256: '00' }) })
-    await settle()
-    expect(p.lb.failed).toEqual([['x', 'hash']])
+    await vi.waitFor(() => expect(p.lb.failed).toEqual([['x', 'hash']]))
     expect(p.lb.done).toHaveLength(0)
   })
 

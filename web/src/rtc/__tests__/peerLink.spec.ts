@@ -34,8 +34,7 @@ describe('PeerLink', () => {
   it('offers on negotiationneeded and answers an offer', async () => {
     const a = link('a', 'b')
     a.pc.onnegotiationneeded!()
-    await settle()
-    expect(a.sent[0]).toMatchObject({ kind: 'offer', payload: { type: 'offer' } })
+    await vi.waitFor(() => expect(a.sent[0]).toMatchObject({ kind: 'offer', payload: { type: 'offer' } }))
     const b = link('b', 'a')
     await b.l.handleDescription(a.sent[0]!.payload as SessionDescription)
     expect(b.sent[0]).toMatchObject({ kind: 'answer', payload: { type: 'answer' } })
@@ -49,7 +48,10 @@ describe('PeerLink', () => {
     const pol = link('b', 'a')
     imp.pc.onnegotiationneeded!()
     pol.pc.onnegotiationneeded!()
-    await settle()
+    await vi.waitFor(() => {
+      expect(imp.sent.some((x) => x.kind === 'offer')).toBe(true)
+      expect(pol.sent.some((x) => x.kind === 'offer')).toBe(true)
+    })
     const impOffer = imp.sent.find((s) => s.kind === 'offer')!.payload as SessionDescription
     const polOffer = pol.sent.find((s) => s.kind === 'offer')!.payload as SessionDescription
     // Both offers cross on the wire.
