@@ -99,12 +99,16 @@ for line in open(sys.argv[1]):
 def med(load, server, key):
     vals = []
     for d in rows.get((load, server), []):
-        try: vals.append(float(d.get(key, "nan").rstrip("%")))
-        except ValueError: pass
+        try:
+            if key == "msgs_per_cpu_s":  # relayed messages per second of server CPU time
+                vals.append(float(d["delivered_per_s"]) / (float(d["server_cpu"].rstrip("%")) / 100))
+            else:
+                vals.append(float(d.get(key, "nan").rstrip("%")))
+        except (KeyError, ValueError, ZeroDivisionError): pass
     vals = [v for v in vals if v == v]
     return statistics.median(vals) if vals else float("nan")
-cols = {"max": ["delivered_per_s", "p50_ms", "p99_ms", "errors", "rss_mb", "server_cpu"],
-        "rate": ["delivered_per_s", "p50_ms", "p99_ms", "errors", "rss_mb", "server_cpu"],
+relay = ["delivered_per_s", "p50_ms", "p99_ms", "errors", "rss_mb", "server_cpu", "msgs_per_cpu_s"]
+cols = {"max": relay, "rate": relay,
         "idle": ["opened", "open_after_hold", "rss_mb"]}
 for load, keys in cols.items():
     print(f"\n### {load} (median of {len(rows.get((load, 'peerbox'), []))} runs)")
@@ -115,6 +119,7 @@ for load, keys in cols.items():
 t = med("max", "peerbox", "delivered_per_s") / med("max", "seed", "delivered_per_s")
 p = med("rate", "seed", "p99_ms") / med("rate", "peerbox", "p99_ms")
 pm = med("max", "seed", "p99_ms") / med("max", "peerbox", "p99_ms")
-print(f"\nthroughput peerbox/seed (max load): {t:.1f}x")
-print(f"p99 seed/peerbox at {sys.argv[1] and 'the fixed rate'}: {p:.1f}x; at max load: {pm:.1f}x")
+e = med("max", "peerbox", "msgs_per_cpu_s") / med("max", "seed", "msgs_per_cpu_s")
+print(f"\nthroughput peerbox/seed (max load): {t:.1f}x; per server CPU-second: {e:.1f}x")
+print(f"p99 seed/peerbox at the fixed rate: {p:.1f}x; at max load: {pm:.1f}x")
 PY

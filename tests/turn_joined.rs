@@ -1,5 +1,4 @@
 //! The `iceServers` in a real `joined` (WSS `login`) carry TURN credentials that work.
-//! Needs the signalling relay (developed on another branch); the lead un-ignores it on merge.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -11,7 +10,6 @@ use serde_json::json;
 use turn_client::Client;
 
 #[tokio::test]
-#[ignore = "needs the signalling relay"]
 async fn joined_ice_servers_allocate_over_udp_and_tcp() {
     let server = common::spawn_with_turn("").await;
     let mut ws = server.ws().await;

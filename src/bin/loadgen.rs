@@ -125,7 +125,10 @@ impl Target {
                 .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
                 .with_no_client_auth()
         } else {
-            let path = args.ca.as_ref().context("give --insecure or --ca CERT.pem")?;
+            let path = args
+                .ca
+                .as_ref()
+                .context("give --insecure or --ca CERT.pem")?;
             let mut roots = rustls::RootCertStore::empty();
             let pem = std::fs::read(path)?;
             for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
@@ -253,7 +256,8 @@ async fn relay(args: &Args) -> anyhow::Result<()> {
     for (i, ws) in conns.into_iter().enumerate() {
         let (mut sink, mut stream) = ws.split();
         let room = i / args.room_size;
-        let mates: Vec<(usize, String)> = (room * args.room_size..((room + 1) * args.room_size).min(n))
+        let mates: Vec<(usize, String)> = (room * args.room_size
+            ..((room + 1) * args.room_size).min(n))
             .filter(|&j| j != i)
             .map(|j| (j, ids[j].clone()))
             .collect();

@@ -64,7 +64,7 @@ pub fn serve(name: &str, req: &HeaderMap, head: bool) -> Response<Full<Bytes>> {
     let mut builder = Response::builder()
         .header(
             header::CONTENT_TYPE,
-            content_type(name, &file.metadata.mimetype()),
+            content_type(name, file.metadata.mimetype()),
         )
         .header(header::CACHE_CONTROL, cache_control(name))
         .header(header::VARY, "Accept-Encoding")

@@ -1,6 +1,6 @@
 //! The one way tests start peerbox: the real server, in-process, on port 0, with a temporary
 //! ssl dir and config; plus real TLS, HTTP and WebSocket clients to talk to it.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
