@@ -1,0 +1,139 @@
+// Owns the peerbox process of a test: a temporary config and ssl dir, free loopback ports,
+// start, wait until HTTPS answers, and stop (only the PID this helper started).
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import https from 'node:https';
+import { OUT_DIR } from './paths.mjs';
+
+/** The binary under test: $PEERBOX_BIN, else target/release/peerbox of this repository. */
+export function binaryPath() {
+  return resolve(process.env.PEERBOX_BIN ?? new URL('../../../target/release/peerbox', import.meta.url).pathname);
+}
+
+function freeTcpPort() {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** A port free for both TCP and UDP (TURN listens on both). */
+async function freeTurnPort() {
+  for (let i = 0; i < 50; i++) {
+    const port = await freeTcpPort();
+    const udpFree = await new Promise((ok) => {
+      const u = dgram.createSocket('udp4');
+      u.once('error', () => ok(false));
+      u.bind(port, '127.0.0.1', () => u.close(() => ok(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no port free for both TCP and UDP');
+}
+
+let instances = 0;
+
+/**
+ * Starts peerbox on loopback with its own temporary config.
+ * @param {{capacity?: number, name?: string, extraRooms?: string}} opts
+ */
+export async function startPeerbox(opts = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'peerbox-e2e-'));
+  mkdirSync(join(dir, 'ssl'));
+  const [httpsPort, httpPort, turnPort] = [await freeTcpPort(), await freeTcpPort(), await freeTurnPort()];
+  // Distinct relay ranges so two servers in one test never compete for a relay port.
+  const base = 41000 + (((process.pid % 8) * 4 + instances++) % 32) * 500;
+  const config = `# written by tests/e2e/lib/server.mjs
+hostname = "127.0.0.1"
+shutdown_timeout_secs = 2
+
+[https]
+listen = ["127.0.0.1:${httpsPort}"]
+
+[http]
+listen = ["127.0.0.1:${httpPort}"]
+
+[tls]
+dir = "ssl"
+watch_interval_secs = 0
+
+[rooms]
+capacity = ${opts.capacity ?? 10}
+${opts.extraRooms ?? ''}
+
+[turn]
+listen = ["127.0.0.1:${turnPort}"]
+relay_ports = "${base}-${base + 499}"
+allow_loopback_peers = true
+`;
+  const configPath = join(dir, 'config.toml');
+  writeFileSync(configPath, config);
+  mkdirSync(OUT_DIR, { recursive: true });
+  const logPath = join(OUT_DIR, `peerbox-${opts.name ?? 'server'}-${process.pid}-${instances}.log`);
+  const log = createWriteStream(logPath);
+  const bin = binaryPath();
+  const child = spawn(bin, ['--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', PEERBOX_LOG: process.env.PEERBOX_LOG ?? 'info' },
+  });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  let exited = null;
+  const exit = new Promise((ok) => child.once('exit', (code, sig) => { exited = { code, sig }; ok(exited); }));
+  child.once('error', (e) => { exited = { error: e }; });
+  // Should this test process die first, take the server it started with it.
+  const reap = () => { if (!exited) child.kill('SIGKILL'); };
+  process.once('exit', reap);
+
+  const url = `https://127.0.0.1:${httpsPort}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited) throw new Error(`peerbox (${bin}) exited at startup: ${JSON.stringify(exited)}; log: ${logPath}`);
+    if (await answers(url)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`peerbox did not answer on ${url} within 30 s; log: ${logPath}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  return {
+    url,
+    httpsPort,
+    turnPort,
+    dir,
+    configPath,
+    logPath,
+    pid: child.pid,
+    async stop() {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => { if (!exited) child.kill('SIGKILL'); }, 5_000);
+        await exit;
+        clearTimeout(t);
+      }
+      process.removeListener('exit', reap);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function answers(url) {
+  return new Promise((ok) => {
+    const req = https.get(url + '/', { rejectUnauthorized: false, timeout: 2_000 }, (res) => {
+      res.resume();
+      ok(res.statusCode > 0 && res.statusCode < 500);
+    });
+    req.on('error', () => ok(false));
+    req.on('timeout', () => { req.destroy(); ok(false); });
+  });
+}

@@ -1,0 +1,29 @@
+#!/bin/sh
+# End-to-end tests of the peerbox web client in real headless Chromium against the real binary.
+# Usage: tests/e2e/run.sh [PATH_TO_PEERBOX]   (default: target/release/peerbox)
+# Needs root (apt-get when chromium is missing, and `unshare -n` for a loopback-only network).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+bin=${1:-${PEERBOX_BIN:-$repo/target/release/peerbox}}
+case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
+if [ ! -x "$bin" ]; then
+    echo "run.sh: no peerbox binary at $bin (build it with \`cargo build --release\`, or pass its path)" >&2
+    exit 2
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+    echo "run.sh: installing Debian's chromium" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+cd "$here"
+npm ci --no-audit --no-fund --loglevel=error
+rm -rf out
+mkdir -p out
+
+export PEERBOX_BIN="$bin"
+# A fresh network namespace with only loopback: hermetic ICE candidates, no port clashes.
+exec unshare -n sh -c 'ip link set lo up && exec node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=out/report.txt --test-reporter=tap --test-reporter-destination=stdout tests/*.test.mjs'
