@@ -4,6 +4,12 @@
 # Loopback only; each server is started fresh for every run. About 4 minutes with the defaults.
 #
 #   bench/signal.sh            # ROUNDS=3 DURATION=10 CLIENTS=200 ROOM=4 RATE=10000 IDLE=10000
+#
+# PIN=1 (the default on 2+ CPUs) runs the server under `taskset -c 1` and the load generator
+# under `taskset -c 0`: each server gets one core of its own (tokio then starts one worker; Node
+# runs its JavaScript on one thread anyway), so neither steals CPU from the load it is measured
+# under. Other processes on the host are not kept off those cores. PIN=0 lets all share.
+# BEFORE=path/to/an/older/peerbox adds that binary as a third server ("before").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +20,10 @@ ROOM=${ROOM:-4}
 WINDOW=${WINDOW:-8}
 RATE=${RATE:-10000}
 IDLE=${IDLE:-10000}
+PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
+BEFORE=${BEFORE:-}
+SERVERS="peerbox seed"; [ -n "$BEFORE" ] && SERVERS="peerbox seed before"
+if [ "$PIN" = 1 ]; then server_cpu="taskset -c 1"; load_cpu="taskset -c 0"; else server_cpu=; load_cpu=; fi
 PB_PORT=${PB_PORT:-18443}
 SEED_PORT=${SEED_PORT:-18444}
 
@@ -54,11 +64,12 @@ wait_port() {
 
 start() { # start SERVER -> sets server_pid and port
   case $1 in
-    peerbox)
-      PEERBOX_LOG=warn target/release/peerbox --config "$tmp/config.toml" > "$tmp/peerbox.log" 2>&1 &
+    peerbox|before)
+      bin=target/release/peerbox; [ "$1" = before ] && bin=$BEFORE
+      PEERBOX_LOG=warn $server_cpu "$bin" --config "$tmp/config.toml" > "$tmp/peerbox.log" 2>&1 &
       server_pid=$!; port=$PB_PORT ;;
     seed)
-      node bench/seed-server/server.mjs --port "$SEED_PORT" \
+      $server_cpu node bench/seed-server/server.mjs --port "$SEED_PORT" \
         --cert "$tmp/ssl/cert.pem" --key "$tmp/ssl/privkey.pem" > "$tmp/seed.log" 2>&1 &
       server_pid=$!; port=$SEED_PORT ;;
   esac
@@ -73,7 +84,7 @@ run() { # run SERVER LOAD ARGS...
   local server=$1 load=$2; shift 2
   start "$server"
   local line
-  line=$(target/release/loadgen --url "wss://127.0.0.1:$port/ws" --insecure --pid "$server_pid" "$@" \
+  line=$($load_cpu target/release/loadgen --url "wss://127.0.0.1:$port/ws" --insecure --pid "$server_pid" "$@" \
          | grep '^RESULT') || line="RESULT failed=1"
   stop
   echo "$server $load $line" | tee -a "$tmp/results"
@@ -81,7 +92,7 @@ run() { # run SERVER LOAD ARGS...
 
 for round in $(seq "$ROUNDS"); do
   echo "== round $round"
-  order="peerbox seed"; [ $((round % 2)) -eq 0 ] && order="seed peerbox"
+  order=$SERVERS; [ $((round % 2)) -eq 0 ] && order=$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' ')
   for s in $order; do
     run "$s" max --clients "$CLIENTS" --room-size "$ROOM" --window "$WINDOW" --duration "$DURATION"
     run "$s" rate --clients "$CLIENTS" --room-size "$ROOM" --window 256 --rate "$RATE" --duration "$DURATION"
@@ -89,7 +100,7 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-python3 - "$tmp/results" <<'PY'
+python3 - "$tmp/results" "$SERVERS" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -101,25 +112,33 @@ def med(load, server, key):
     for d in rows.get((load, server), []):
         try:
             if key == "msgs_per_cpu_s":  # relayed messages per second of server CPU time
-                vals.append(float(d["delivered_per_s"]) / (float(d["server_cpu"].rstrip("%")) / 100))
+                vals.append(1e6 / float(d["cpu_us_per_msg"]))
             else:
                 vals.append(float(d.get(key, "nan").rstrip("%")))
         except (KeyError, ValueError, ZeroDivisionError): pass
     vals = [v for v in vals if v == v]
     return statistics.median(vals) if vals else float("nan")
-relay = ["delivered_per_s", "p50_ms", "p99_ms", "errors", "rss_mb", "server_cpu", "msgs_per_cpu_s"]
+relay = ["delivered_per_s", "p50_ms", "p99_ms", "errors", "rss_mb", "server_cpu",
+         "cpu_us_per_msg", "msgs_per_cpu_s"]
+servers = sys.argv[2].split()
 cols = {"max": relay, "rate": relay,
         "idle": ["opened", "open_after_hold", "rss_mb"]}
 for load, keys in cols.items():
     print(f"\n### {load} (median of {len(rows.get((load, 'peerbox'), []))} runs)")
     print("| server | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
-    for server in ["peerbox", "seed"]:
+    for server in servers:
         print(f"| {server} | " + " | ".join(f"{med(load, server, k):.2f}" for k in keys) + " |")
 t = med("max", "peerbox", "delivered_per_s") / med("max", "seed", "delivered_per_s")
 p = med("rate", "seed", "p99_ms") / med("rate", "peerbox", "p99_ms")
 pm = med("max", "seed", "p99_ms") / med("max", "peerbox", "p99_ms")
 e = med("max", "peerbox", "msgs_per_cpu_s") / med("max", "seed", "msgs_per_cpu_s")
-print(f"\nthroughput peerbox/seed (max load): {t:.1f}x; per server CPU-second: {e:.1f}x")
+er = med("rate", "peerbox", "msgs_per_cpu_s") / med("rate", "seed", "msgs_per_cpu_s")
+print(f"\nthroughput peerbox/seed (max load): {t:.1f}x")
+print(f"messages per server CPU-second peerbox/seed: {e:.1f}x at max load, {er:.1f}x at the fixed rate")
+if "before" in servers:
+    for load in ["max", "rate"]:
+        b = med(load, "peerbox", "msgs_per_cpu_s") / med(load, "before", "msgs_per_cpu_s")
+        print(f"messages per server CPU-second peerbox/before ({load}): {b:.2f}x")
 print(f"p99 seed/peerbox at the fixed rate: {p:.1f}x; at max load: {pm:.1f}x")
 PY

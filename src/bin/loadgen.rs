@@ -4,10 +4,10 @@
 //! memory. `--idle N` opens N idle connections and reports the server's memory instead.
 //! Works against peerbox and against the seed's protocol (bench/seed-server).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -77,19 +77,21 @@ struct Args {
     /// Seconds to hold idle connections before measuring.
     #[arg(long, default_value_t = 3.0)]
     hold: f64,
+    /// Load threads, each a single-threaded runtime with whole rooms of its own; by default
+    /// one per CPU this process may run on (see `taskset`).
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    threads: usize,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        match args.idle {
-            Some(n) => idle(&args, n).await,
-            None => relay(&args).await,
-        }
-    })
+    match args.idle {
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(idle(&args, n)),
+        None => relay(&args),
+    }
 }
 
 /// Where to connect and how.
@@ -216,143 +218,81 @@ async fn idle(args: &Args, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What every receiver adds up.
+/// What one load thread measured.
 #[derive(Default)]
-struct Stats {
-    latencies_us: Mutex<Vec<u32>>,
-    errors: AtomicU64,
-    other: AtomicU64,
+struct Tally {
+    /// Latencies of messages sent inside the measured window, in µs.
+    latencies_us: Vec<u32>,
+    /// Every relayed message that arrived, warm-up and drain included.
+    delivered: u64,
+    sent: u64,
+    errors: u64,
 }
 
-async fn relay(args: &Args) -> anyhow::Result<()> {
+/// The clock and the phases every thread shares.
+struct Plan {
+    /// Set by the main thread once every client is logged in.
+    base: OnceLock<std::time::Instant>,
+    /// Every thread logged in; then every thread done sending and drained; then measured.
+    ready: Barrier,
+    drained: Barrier,
+    measured: Barrier,
+    tallies: Mutex<Vec<Tally>>,
+}
+
+const START_US: u64 = 200_000;
+
+/// Runs the relay load on `--threads` threads, each a current-thread runtime with whole rooms
+/// of its own, so that no message crosses threads inside the load generator.
+fn relay(args: &Args) -> anyhow::Result<()> {
     if args.room_size < 2 {
         bail!("--room-size must be at least 2");
     }
-    let target = Target::new(args).await?;
-    let mut conns = connect_all(&target, args.clients, args.connect_concurrency).await;
-    let n = conns.len();
+    let threads = args.threads.max(1);
+    let plan = Arc::new(Plan {
+        base: OnceLock::new(),
+        ready: Barrier::new(threads + 1),
+        drained: Barrier::new(threads + 1),
+        measured: Barrier::new(threads + 1),
+        tallies: Mutex::new(Vec::new()),
+    });
     let tag = uuid::Uuid::new_v4().simple().to_string();
-    // Log everyone in; collect the session ids centrally (the seed's `joined` lists no members).
-    let mut ids = Vec::with_capacity(n);
-    for (i, ws) in conns.iter_mut().enumerate() {
-        let room = format!("bench-{tag}-{}", i / args.room_size);
-        let login = json!({"type": "login", "from": "", "to": "",
-                           "data": {"roomrequest": room, "username": format!("u{i}")}});
-        ws.send(Message::text(login.to_string())).await?;
-        ids.push(wait_joined(ws).await?);
+    let rooms = args.clients.div_ceil(args.room_size);
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let (args, plan, tag) = (args.clone(), plan.clone(), tag.clone());
+        handles.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(load_thread(&args, &plan, &tag, (t..rooms).step_by(threads)))
+        }));
     }
-    let stats = Arc::new(Stats::default());
-    let windows: Arc<Vec<Semaphore>> =
-        Arc::new((0..n).map(|_| Semaphore::new(args.window)).collect());
-    let base = Instant::now();
-    let start_us = 200_000u64;
-    let warm_us = start_us + (args.warmup * 1e6) as u64;
-    let end_us = start_us + (args.duration * 1e6) as u64;
+    plan.ready.wait();
+    let _ = plan.base.set(std::time::Instant::now());
     let cpu_before = args.pid.and_then(proc_cpu_secs);
-    let offer = fake_sdp(args.offer_bytes);
-    let cand_pad = "x".repeat(args.candidate_bytes.saturating_sub(170));
-    let mut senders = Vec::new();
-    let mut receivers = Vec::new();
-    for (i, ws) in conns.into_iter().enumerate() {
-        let (mut sink, mut stream) = ws.split();
-        let room = i / args.room_size;
-        let mates: Vec<(usize, String)> = (room * args.room_size
-            ..((room + 1) * args.room_size).min(n))
-            .filter(|&j| j != i)
-            .map(|j| (j, ids[j].clone()))
-            .collect();
-        let (stats2, windows2) = (stats.clone(), windows.clone());
-        receivers.push(tokio::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
-                let Message::Text(t) = msg else { continue };
-                match (number_after(&t, "\"ts\":"), number_after(&t, "\"src\":")) {
-                    (Some(ts), Some(src)) => {
-                        let now = base.elapsed().as_micros() as u64;
-                        if (warm_us..end_us).contains(&ts) {
-                            let lat = now.saturating_sub(ts).min(u64::from(u32::MAX)) as u32;
-                            if let Ok(mut l) = stats2.latencies_us.lock() {
-                                l.push(lat);
-                            }
-                        }
-                        if let Some(w) = windows2.get(src as usize) {
-                            w.add_permits(1);
-                        }
-                    }
-                    _ if t.contains("\"error\"") => {
-                        stats2.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        stats2.other.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-        if mates.is_empty() {
-            continue;
-        }
-        let windows = windows.clone();
-        let (offer, cand_pad) = (offer.clone(), cand_pad.clone());
-        let (every, rate, clients) = (args.offer_every.max(1), args.rate, n as f64);
-        senders.push(tokio::spawn(async move {
-            let mut tick = (rate > 0.0).then(|| {
-                let period = Duration::from_secs_f64(clients / rate);
-                // Spread the clients' first ticks over one period.
-                let offset = period.mul_f64(i as f64 / clients);
-                tokio::time::interval_at(base + Duration::from_micros(start_us) + offset, period)
-            });
-            tokio::time::sleep_until(base + Duration::from_micros(start_us)).await;
-            let mut k = 0usize;
-            let mut sent = 0u64;
-            loop {
-                if let Some(t) = tick.as_mut() {
-                    t.tick().await;
-                }
-                let Ok(permit) = windows[i].acquire().await else { break };
-                permit.forget();
-                let ts = base.elapsed().as_micros() as u64;
-                if ts >= end_us {
-                    break;
-                }
-                let (_, to) = &mates[k % mates.len()];
-                let text = if k % every == 0 {
-                    format!(
-                        r#"{{"type":"offer","from":"","to":"{to}","username":"bench","data":{{"ts":{ts},"src":{i},"type":"offer","sdp":{offer}}}}}"#
-                    )
-                } else {
-                    format!(
-                        r#"{{"type":"candidate","from":"","to":"{to}","data":{{"ts":{ts},"src":{i},"candidate":"candidate:842163049 1 udp 1677729535 203.0.113.7 54321 typ srflx raddr 0.0.0.0 rport 0 generation 0 {cand_pad}","sdpMid":"0","sdpMLineIndex":0}}}}"#
-                    )
-                };
-                k += 1;
-                if sink.send(Message::text(text)).await.is_err() {
-                    break;
-                }
-                sent += 1;
-            }
-            (sink, sent)
-        }));
-    }
-    let mut sent = 0;
-    let mut sinks = Vec::new();
-    for s in senders {
-        if let Ok((sink, n)) = s.await {
-            sent += n;
-            sinks.push(sink);
-        }
-    }
-    // Let what is in flight arrive, then measure the server before closing anything.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    plan.drained.wait();
     let cpu = match (cpu_before, args.pid.and_then(proc_cpu_secs)) {
-        (Some(a), Some(b)) => Some((b - a) / (args.duration + 1.0)),
+        (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
     let rss = args.pid.and_then(|p| proc_status(p, "VmRSS"));
     let hwm = args.pid.and_then(|p| proc_status(p, "VmHWM"));
-    let mut lat = stats
-        .latencies_us
-        .lock()
-        .map(|l| l.clone())
-        .unwrap_or_default();
+    plan.measured.wait();
+    for h in handles {
+        match h.join() {
+            Ok(r) => r?,
+            Err(_) => bail!("a load thread panicked"),
+        }
+    }
+    let tallies = std::mem::take(&mut *plan.tallies.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut lat: Vec<u32> = tallies
+        .iter()
+        .flat_map(|t| t.latencies_us.iter().copied())
+        .collect();
+    let delivered: u64 = tallies.iter().map(|t| t.delivered).sum();
+    let sent: u64 = tallies.iter().map(|t| t.sent).sum();
+    let errors: u64 = tallies.iter().map(|t| t.errors).sum();
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
@@ -362,27 +302,257 @@ async fn relay(args: &Args) -> anyhow::Result<()> {
         f64::from(lat[idx]) / 1000.0
     };
     let window_secs = args.duration - args.warmup;
+    // The load runs `duration` seconds plus one to drain; the CPU share is over that span.
+    let span_secs = args.duration + 1.0 + START_US as f64 / 1e6;
     println!(
-        "RESULT mode=relay clients={n} room_size={} rate={} sent={sent} \
-         delivered_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} errors={} \
-         rss_mb={} hwm_mb={} server_cpu={}",
+        "RESULT mode=relay clients={} room_size={} rate={} threads={threads} sent={sent} \
+         delivered={delivered} delivered_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} \
+         errors={errors} rss_mb={} hwm_mb={} server_cpu={} server_cpu_s={} cpu_us_per_msg={}",
+        args.clients,
         args.room_size,
         args.rate,
         lat.len() as f64 / window_secs,
         pct(0.50),
         pct(0.99),
         pct(1.0),
-        stats.errors.load(Ordering::Relaxed),
         mb(rss),
         mb(hwm),
-        cpu.map_or("-".into(), |c| format!("{:.0}%", c * 100.0)),
+        cpu.map_or("-".into(), |c| format!("{:.0}%", c / span_secs * 100.0)),
+        cpu.map_or("-".into(), |c| format!("{c:.3}")),
+        cpu.map_or("-".into(), |c| format!(
+            "{:.2}",
+            c * 1e6 / delivered.max(1) as f64
+        )),
     );
-    drop(sinks);
-    for r in receivers {
-        r.abort();
-    }
     Ok(())
 }
+
+/// One thread's share: connect and log in its rooms, wait for the common start, pump, drain.
+async fn load_thread(
+    args: &Args,
+    plan: &Plan,
+    tag: &str,
+    rooms: impl Iterator<Item = usize>,
+) -> anyhow::Result<()> {
+    let target = Target::new(args).await;
+    let members: Vec<usize> = rooms
+        .flat_map(|room| room * args.room_size..((room + 1) * args.room_size).min(args.clients))
+        .collect();
+    let mut clients: Vec<(usize, Ws)> = Vec::new();
+    if let Ok(target) = &target {
+        let conns = connect_all(target, members.len(), args.connect_concurrency).await;
+        if conns.len() < members.len() {
+            bail!(
+                "only {} of {} connections opened",
+                conns.len(),
+                members.len()
+            );
+        }
+        clients = members.into_iter().zip(conns).collect();
+    }
+    // Log everyone in; the session ids come from `joined` (the seed's lists no members).
+    let mut ids = Vec::with_capacity(clients.len());
+    let mut failed = None;
+    for (i, ws) in clients.iter_mut() {
+        let room = format!("bench-{tag}-{}", *i / args.room_size);
+        let login = json!({"type": "login", "from": "", "to": "",
+                           "data": {"roomrequest": room, "username": format!("u{i}")}});
+        let joined = match ws.send(Message::text(login.to_string())).await {
+            Ok(()) => wait_joined(ws).await,
+            Err(e) => Err(e.into()),
+        };
+        match joined {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    // Every thread reaches every barrier, whatever failed, so that none waits forever.
+    plan.ready.wait();
+    let base = tokio::time::Instant::from_std(
+        plan.base
+            .get()
+            .copied()
+            .unwrap_or_else(std::time::Instant::now),
+    );
+    let result = match (target, failed) {
+        (Err(e), _) | (_, Some(e)) => Err(e),
+        _ => Ok(pump(args, base, clients, ids).await),
+    };
+    let tally = match result {
+        Ok(t) => t,
+        Err(e) => {
+            plan.drained.wait();
+            plan.measured.wait();
+            return Err(e);
+        }
+    };
+    let (tally, streams) = tally;
+    plan.tallies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(tally);
+    plan.drained.wait();
+    plan.measured.wait();
+    drop(streams);
+    Ok(())
+}
+
+/// Sends and receives until the end of the load plus a second to drain; returns the tally and
+/// the still-open connections, closed only after the server has been measured.
+async fn pump(
+    args: &Args,
+    base: Instant,
+    clients: Vec<(usize, Ws)>,
+    ids: Vec<String>,
+) -> (Tally, Halves) {
+    let warm_us = START_US + (args.warmup * 1e6) as u64;
+    let end_us = START_US + (args.duration * 1e6) as u64;
+    let offer = fake_sdp(args.offer_bytes);
+    let cand_pad = "x".repeat(args.candidate_bytes.saturating_sub(170));
+    let local: HashMap<usize, usize> = clients
+        .iter()
+        .enumerate()
+        .map(|(k, (i, _))| (*i, k))
+        .collect();
+    let windows: Arc<Vec<Semaphore>> = Arc::new(
+        (0..clients.len())
+            .map(|_| Semaphore::new(args.window))
+            .collect(),
+    );
+    let ids_by_global: HashMap<usize, &str> = clients
+        .iter()
+        .zip(&ids)
+        .map(|((i, _), id)| (*i, id.as_str()))
+        .collect();
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    let clients_f = args.clients as f64;
+    for (k, (i, ws)) in clients.into_iter().enumerate() {
+        let (mut sink, mut stream) = ws.split();
+        let room = i / args.room_size;
+        // Each message is the text before the send time and the text after it, made once.
+        let templates: Vec<(String, String)> = (room * args.room_size
+            ..((room + 1) * args.room_size).min(args.clients))
+            .filter(|&j| j != i)
+            .filter_map(|j| ids_by_global.get(&j))
+            .flat_map(|to| {
+                let offer = (
+                    format!(r#"{{"type":"offer","from":"","to":"{to}","username":"bench","data":{{"ts":"#),
+                    format!(r#","src":{i},"type":"offer","sdp":{offer}}}}}"#),
+                );
+                let cand = (
+                    format!(r#"{{"type":"candidate","from":"","to":"{to}","data":{{"ts":"#),
+                    format!(r#","src":{i},"candidate":"candidate:842163049 1 udp 1677729535 203.0.113.7 54321 typ srflx raddr 0.0.0.0 rport 0 generation 0 {cand_pad}","sdpMid":"0","sdpMLineIndex":0}}}}"#),
+                );
+                [offer, cand]
+            })
+            .collect();
+        let (windows2, local2) = (windows.clone(), local.clone());
+        receivers.push(tokio::spawn(async move {
+            let mut t = Tally::default();
+            let deadline = base + Duration::from_micros(end_us) + Duration::from_secs(1);
+            loop {
+                let msg = tokio::select! {
+                    m = stream.next() => m,
+                    () = tokio::time::sleep_until(deadline) => break,
+                };
+                let Some(Ok(Message::Text(text))) = msg else {
+                    if msg.is_none() {
+                        break;
+                    }
+                    continue;
+                };
+                match (
+                    number_after(&text, "\"ts\":"),
+                    number_after(&text, "\"src\":"),
+                ) {
+                    (Some(ts), Some(src)) => {
+                        t.delivered += 1;
+                        if (warm_us..end_us).contains(&ts) {
+                            let now = base.elapsed().as_micros() as u64;
+                            t.latencies_us
+                                .push(now.saturating_sub(ts).min(u64::from(u32::MAX)) as u32);
+                        }
+                        if let Some(w) = local2.get(&(src as usize)).and_then(|&s| windows2.get(s))
+                        {
+                            w.add_permits(1);
+                        }
+                    }
+                    _ if text.contains("\"error\"") => t.errors += 1,
+                    _ => {}
+                }
+            }
+            (t, stream)
+        }));
+        if templates.is_empty() {
+            continue;
+        }
+        let windows = windows.clone();
+        let (every, rate) = (args.offer_every.max(1), args.rate);
+        senders.push(tokio::spawn(async move {
+            let mut tick = (rate > 0.0).then(|| {
+                let period = Duration::from_secs_f64(clients_f / rate);
+                // Spread the clients' first ticks over one period.
+                let offset = period.mul_f64(i as f64 / clients_f);
+                tokio::time::interval_at(base + Duration::from_micros(START_US) + offset, period)
+            });
+            tokio::time::sleep_until(base + Duration::from_micros(START_US)).await;
+            let mates = templates.len() / 2;
+            let (mut n, mut sent) = (0usize, 0u64);
+            loop {
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
+                let Ok(permit) = windows[k].acquire().await else {
+                    break;
+                };
+                permit.forget();
+                let ts = base.elapsed().as_micros() as u64;
+                if ts >= end_us {
+                    break;
+                }
+                let pick = 2 * (n % mates) + usize::from(n % every != 0);
+                let (head, tail) = &templates[pick];
+                let mut text = String::with_capacity(head.len() + tail.len() + 20);
+                text.push_str(head);
+                text.push_str(&ts.to_string());
+                text.push_str(tail);
+                n += 1;
+                if sink.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            (sink, sent)
+        }));
+    }
+    let mut total = Tally::default();
+    let mut open = (Vec::new(), Vec::new());
+    for s in senders {
+        if let Ok((sink, n)) = s.await {
+            total.sent += n;
+            open.0.push(sink);
+        }
+    }
+    for r in receivers {
+        if let Ok((t, stream)) = r.await {
+            total.delivered += t.delivered;
+            total.errors += t.errors;
+            total.latencies_us.extend(t.latencies_us);
+            open.1.push(stream);
+        }
+    }
+    (total, open)
+}
+
+/// The halves of every connection, kept open until the server has been measured.
+type Halves = (
+    Vec<futures_util::stream::SplitSink<Ws, Message>>,
+    Vec<futures_util::stream::SplitStream<Ws>>,
+);
 
 /// Reads until `joined` and returns the session id it gives.
 async fn wait_joined(ws: &mut Ws) -> anyhow::Result<String> {

@@ -2,6 +2,7 @@
 //! (`docs/protocol.md`).
 //!
 //! - [`protocol`]: parsing client frames, building server frames, error kinds.
+//! - [`relay`]: the hot path: a frame's fields kept as raw text, `from` spliced in.
 //! - [`room`]: rooms and members as plain data; operations say what to send.
 //! - [`session`]: one connection's task: reader, writer, timers, rate limit, shutdown.
 //!
@@ -9,6 +10,7 @@
 //! critical sections are short and never cross an `.await`; frames are queued after unlocking.
 
 pub mod protocol;
+pub mod relay;
 pub mod room;
 pub mod session;
 

@@ -2,8 +2,12 @@
 //! [`ClientMessage`], server frames built once as shared text, and the error kinds mapped to
 //! the `errorType` strings clients branch on.
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::relay::Fields;
 
 /// The version announced in `joined`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -87,9 +91,9 @@ pub struct Resume {
     pub token: String,
 }
 
-/// A validated client message.
+/// A validated client message; a relayed one borrows from the frame.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ClientMessage {
+pub enum ClientMessage<'a> {
     RandomCheck {
         room: String,
     },
@@ -101,13 +105,13 @@ pub enum ClientMessage {
     /// `fields` is the whole object as sent; `from` is overwritten by [`relay_frame`].
     Relay {
         kind: RelayKind,
-        to: String,
-        fields: Map<String, Value>,
+        to: Cow<'a, str>,
+        fields: Fields<'a>,
     },
     Logout,
 }
 
-impl ClientMessage {
+impl ClientMessage<'_> {
     /// The `type` for logs (never the body).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -131,34 +135,28 @@ impl ClientMessage {
 }
 
 /// Parses one text frame.
-pub fn parse(text: &str) -> Result<ClientMessage, SignalError> {
-    let value: Value = serde_json::from_str(text).map_err(|_| SignalError::NotJson)?;
-    let Value::Object(fields) = value else {
-        return Err(SignalError::NotObject);
-    };
-    let kind = match fields.get("type") {
+pub fn parse(text: &str) -> Result<ClientMessage<'_>, SignalError> {
+    // Relays are nearly all the traffic: their fields are checked and kept as raw text, never
+    // built into a tree. The rare other messages take the simple road.
+    let fields = Fields::parse(text)?;
+    let kind = match fields.get_str("type") {
         None => return Err(SignalError::Missing("type")),
-        Some(Value::String(s)) => s.as_str(),
-        Some(_) => return Err(SignalError::WrongType("type")),
+        Some(Ok(s)) => s,
+        Some(Err(())) => return Err(SignalError::WrongType("type")),
     };
-    let relay = match kind {
-        "randomCheck" => {
-            let room = text_field(fields.get("data"), "data", MAX_ROOM_CHARS)?;
-            return Ok(ClientMessage::RandomCheck { room });
-        }
-        "login" => return parse_login(fields.get("data")),
-        "logout" => return Ok(ClientMessage::Logout),
+    let relay = match &*kind {
+        "randomCheck" | "login" | "logout" => return parse_value(text),
         "offer" => RelayKind::Offer,
         "answer" => RelayKind::Answer,
         "candidate" => RelayKind::Candidate,
         _ => return Err(SignalError::UnknownType),
     };
-    let to = match fields.get("to") {
+    let to = match fields.get_str("to") {
         None => return Err(SignalError::Missing("to")),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(SignalError::WrongType("to")),
+        Some(Ok(s)) => s,
+        Some(Err(())) => return Err(SignalError::WrongType("to")),
     };
-    if !fields.contains_key("data") {
+    if fields.get("data").is_none() {
         return Err(SignalError::Missing("data"));
     }
     Ok(ClientMessage::Relay {
@@ -168,7 +166,24 @@ pub fn parse(text: &str) -> Result<ClientMessage, SignalError> {
     })
 }
 
-fn parse_login(data: Option<&Value>) -> Result<ClientMessage, SignalError> {
+/// `randomCheck`, `login` and `logout`, from a frame [`Fields::parse`] accepted.
+fn parse_value(text: &str) -> Result<ClientMessage<'static>, SignalError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| SignalError::NotJson)?;
+    let Value::Object(fields) = value else {
+        return Err(SignalError::NotObject);
+    };
+    match fields.get("type").and_then(Value::as_str) {
+        Some("randomCheck") => {
+            let room = text_field(fields.get("data"), "data", MAX_ROOM_CHARS)?;
+            Ok(ClientMessage::RandomCheck { room })
+        }
+        Some("login") => parse_login(fields.get("data")),
+        Some("logout") => Ok(ClientMessage::Logout),
+        _ => Err(SignalError::UnknownType),
+    }
+}
+
+fn parse_login(data: Option<&Value>) -> Result<ClientMessage<'static>, SignalError> {
     let data = match data {
         None => return Err(SignalError::Missing("data")),
         Some(Value::Object(d)) => d,
@@ -222,9 +237,8 @@ fn frame(v: &Value) -> Utf8Bytes {
 }
 
 /// A relayed offer/answer/candidate: every field as sent, `from` set to the sender.
-pub fn relay_frame(mut fields: Map<String, Value>, from: &str) -> Utf8Bytes {
-    fields.insert("from".into(), Value::String(from.to_owned()));
-    frame(&Value::Object(fields))
+pub fn relay_frame(fields: &Fields<'_>, from: &str) -> Utf8Bytes {
+    fields.with_from(from)
 }
 
 pub fn random_check_result(room: &str, exists: bool) -> Utf8Bytes {
@@ -371,13 +385,10 @@ mod tests {
 
     #[test]
     fn valid_messages() {
-        let relay = |kind, to: &str, text: &str| ClientMessage::Relay {
+        let relay = |kind, to: &'static str, text: &'static str| ClientMessage::Relay {
             kind,
             to: to.into(),
-            fields: match serde_json::from_str(text) {
-                Ok(Value::Object(m)) => m,
-                _ => unreachable!(),
-            },
+            fields: Fields::parse(text).unwrap(),
         };
         let offer =
             r#"{"type":"offer","from":"liar","to":"b","data":{"sdp":"v=0"},"username":"Ann"}"#;
@@ -422,7 +433,7 @@ mod tests {
         else {
             panic!("offer did not parse");
         };
-        let out: Value = serde_json::from_str(&relay_frame(fields, "me")).unwrap_or_default();
+        let out: Value = serde_json::from_str(&relay_frame(&fields, "me")).unwrap_or_default();
         assert_eq!(
             out,
             json!({"type":"offer","from":"me","to":"b","data":"sdp","extra":[1]})

@@ -176,21 +176,38 @@ async fn read_loop<S>(stream: &mut Stream<S>, session: &mut Session, idle: Durat
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // One timer for the whole session, moved only when it fires: a `timeout` around every
+    // read would insert and remove a timer-wheel entry per frame.
+    let mut last_seen = Instant::now();
+    let timer = tokio::time::sleep_until(last_seen + idle);
+    tokio::pin!(timer);
     loop {
+        let next = tokio::select! {
+            biased;
+            next = stream.next() => next,
+            () = &mut timer => {
+                let deadline = last_seen + idle;
+                if Instant::now() >= deadline {
+                    return End::Idle;
+                }
+                timer.as_mut().reset(deadline);
+                continue;
+            }
+        };
         // Any frame, a pong included, proves the peer alive.
-        let msg = match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => return End::Idle,
-            Ok(None) => return End::Gone,
-            Ok(Some(Err(WsError::Capacity(_)))) => return End::TooBig,
-            Ok(Some(Err(e))) => {
+        last_seen = Instant::now();
+        let msg = match next {
+            None => return End::Gone,
+            Some(Err(WsError::Capacity(_))) => return End::TooBig,
+            Some(Err(e)) => {
                 tracing::debug!(error = %e, "read failed");
                 return End::Gone;
             }
-            Ok(Some(Ok(m))) => m,
+            Some(Ok(m)) => m,
         };
         match msg {
-            Message::Text(text) => session.on_message(Ok(&text)),
-            Message::Binary(_) => session.on_message(Err(SignalError::Binary)),
+            Message::Text(text) => session.on_message(Ok(&text), last_seen),
+            Message::Binary(_) => session.on_message(Err(SignalError::Binary), last_seen),
             Message::Close(_) => return End::Closed,
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
@@ -254,8 +271,7 @@ struct Session {
 
 impl Session {
     /// One text frame (or the error a frame already is).
-    fn on_message(&mut self, frame: Result<&str, SignalError>) {
-        let now = Instant::now();
+    fn on_message(&mut self, frame: Result<&str, SignalError>, now: Instant) {
         if !self.bucket.take(now) {
             tracing::debug!("rate limited");
             if self
@@ -276,7 +292,7 @@ impl Session {
         }
     }
 
-    fn handle(&mut self, msg: ClientMessage) -> Result<(), SignalError> {
+    fn handle(&mut self, msg: ClientMessage<'_>) -> Result<(), SignalError> {
         tracing::debug!(kind = msg.kind(), "message");
         match msg {
             ClientMessage::RandomCheck { room } => {
@@ -289,7 +305,7 @@ impl Session {
                 resume,
             } => self.login(room, username, resume)?,
             ClientMessage::Relay { to, fields, .. } => {
-                let frame = protocol::relay_frame(fields, &self.id);
+                let frame = protocol::relay_frame(&fields, &self.id);
                 self.hub.relay(&self.id, &to, frame)?;
             }
             ClientMessage::Logout => match self.hub.leave(&self.id) {

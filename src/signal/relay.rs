@@ -1,0 +1,286 @@
+//! The relay's hot path: a client frame split into its top-level fields without building a JSON
+//! tree, and an offer/answer/candidate rewritten by splicing those fields' raw text around the
+//! new `from`. Accepts exactly the frames `serde_json::Value` accepts (same string, number and
+//! nesting checks), so every error of `docs/protocol.md` stays what it was.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::protocol::SignalError;
+
+/// The top-level fields of a JSON object, in the order sent, each value as its raw text.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    pairs: Vec<(Key<'a>, &'a RawValue)>,
+}
+
+impl<'a> Fields<'a> {
+    /// Splits a frame that must be a JSON object. Invalid JSON is `NotJson`, any other JSON
+    /// value `NotObject`, judged on the whole text as a full parse would.
+    pub fn parse(text: &'a str) -> Result<Fields<'a>, SignalError> {
+        // Two quick passes instead of one that allocates a tree: the first validates every
+        // string, number and nesting depth (what `RawValue` alone would let through), the
+        // second records where each top-level value is.
+        let Checked(is_object) = serde_json::from_str(text).map_err(|_| SignalError::NotJson)?;
+        if !is_object {
+            return Err(SignalError::NotObject);
+        }
+        let TopLevel(pairs) = serde_json::from_str(text).map_err(|_| SignalError::NotJson)?;
+        Ok(Fields { pairs })
+    }
+
+    /// The raw value of `key`; the last one wins when a key repeats, as with a parsed map.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k.0 == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// The value of `key` if it is a JSON string, unescaped (borrowed when it has no escapes).
+    /// `Err(())` when it is there with another type.
+    pub fn get_str(&self, key: &str) -> Option<Result<Cow<'a, str>, ()>> {
+        let raw = self.get(key)?;
+        if !raw.get().starts_with('"') {
+            return Some(Err(()));
+        }
+        Some(
+            serde_json::from_str::<Key<'a>>(raw.get())
+                .map(|k| k.0)
+                .map_err(drop),
+        )
+    }
+
+    /// The object as sent with `from` set to `from`: every other field's text copied once.
+    pub fn with_from(&self, from: &str) -> Utf8Bytes {
+        let len: usize = self
+            .pairs
+            .iter()
+            .map(|(k, v)| k.0.len() + v.get().len() + 4)
+            .sum();
+        let mut out = String::with_capacity(len + from.len() + 12);
+        out.push('{');
+        for (i, (key, value)) in self.pairs.iter().enumerate() {
+            let later = &self.pairs[i + 1..];
+            if key.0 == "from" || later.iter().any(|(k, _)| k.0 == key.0) {
+                continue;
+            }
+            push_json_str(&mut out, &key.0);
+            out.push(':');
+            out.push_str(value.get());
+            out.push(',');
+        }
+        out.push_str("\"from\":");
+        push_json_str(&mut out, from);
+        out.push('}');
+        Utf8Bytes::from(out)
+    }
+}
+
+impl PartialEq for Fields<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs.len() == other.pairs.len()
+            && self
+                .pairs
+                .iter()
+                .zip(&other.pairs)
+                .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.get() == v2.get())
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // Serializing a `str` cannot fail.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+/// A JSON string, borrowed from the frame unless it had escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Walks any JSON value as `serde_json::Value` would, keeping nothing: `true` for an object.
+struct Checked(bool);
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked(false))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked(false))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked(false))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked(false))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked(false))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked(false))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked(false))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_key::<Checked>()?.is_some() {
+            map.next_value::<Checked>()?;
+        }
+        Ok(Checked(true))
+    }
+}
+
+/// The top-level (key, raw value) pairs of an object already [`Checked`].
+struct TopLevel<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TopLevel<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel<'de>, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(6));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    pairs.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(TopLevel(pairs))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, Value};
+
+    /// What a full parse makes of `text`: the model this module must agree with.
+    fn model(text: &str) -> Result<Map<String, Value>, SignalError> {
+        match serde_json::from_str::<Value>(text) {
+            Err(_) => Err(SignalError::NotJson),
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(SignalError::NotObject),
+        }
+    }
+
+    #[test]
+    fn agrees_with_a_full_parse() {
+        let deep_ok = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+        let deep_bad = format!("{}1{}", "[".repeat(127), "]".repeat(127));
+        let cases: Vec<String> = [
+            r#"{"type":"offer","to":"b","data":{"sdp":"v=0\r\n"},"username":"Ann"}"#,
+            r#"{"type":"offer","from":"liar","to":"b","data":1,"from":"again"}"#,
+            r#"{"to":"a","to":"b","data":[1,2.50,-0,1e5,true,null,"\u00e9"]}"#,
+            r#" { "\u0074ype" : "candidate" , "to":"b", "data" : { } } "#,
+            r#"{"type":"offer","to":"b","data":"\ud83d\ude00"}"#,
+            r#"{"type":"offer","to":"b","data":"\ud800"}"#,
+            r#"{"type":"offer","to":"b","data":1e400}"#,
+            r#"{"type":"offer","to":"b","data":-1e400}"#,
+            r#"{"type":"offer","to":"b","data":"tab	inside"}"#,
+            r#"{"type":"offer","to":"b","data":"x\q"}"#,
+            r#"{"type":"offer","to":"b","data":01}"#,
+            r#"{"type":"offer","to":"b"} x"#,
+            r#"{"a\"b":1,"c\\d":2}"#,
+            r#"{}"#,
+            "[1,2]",
+            "[1e400]",
+            "\"text\"",
+            "null",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            format!(r#"{{"type":"offer","to":"b","data":{deep_ok}}}"#),
+            format!(r#"{{"type":"offer","to":"b","data":{deep_bad}}}"#),
+        ])
+        .collect();
+        // The edges a raw scan alone would miss, so the table does reach them.
+        for i in [5, 6, 15, 20] {
+            assert!(model(&cases[i]).is_err(), "{}", cases[i]);
+        }
+        assert!(model(&cases[19]).is_ok());
+        for text in &cases {
+            let got = Fields::parse(text);
+            match model(text) {
+                Err(e) => assert_eq!(got.err(), Some(e), "{text}"),
+                Ok(mut want) => {
+                    let Ok(fields) = got else {
+                        panic!("{text} refused: {got:?}");
+                    };
+                    want.insert("from".into(), Value::String("me".into()));
+                    let out: Value = serde_json::from_str(&fields.with_from("me")).unwrap();
+                    assert_eq!(out, Value::Object(want), "{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn string_fields() {
+        let text = r#"{"type":"off\u0065r","to":"b","data":5,"type":"offer"}"#;
+        let f = Fields::parse(text).unwrap();
+        assert_eq!(f.get_str("type"), Some(Ok(Cow::Borrowed("offer"))));
+        assert_eq!(f.get_str("to"), Some(Ok(Cow::Borrowed("b"))));
+        assert_eq!(f.get_str("data"), Some(Err(())));
+        assert_eq!(f.get_str("from"), None);
+        let escaped = Fields::parse(r#"{"to":"\u0062"}"#).unwrap();
+        assert_eq!(escaped.get_str("to"), Some(Ok(Cow::Owned("b".into()))));
+    }
+
+    #[test]
+    fn from_is_escaped_when_needed() {
+        let f = Fields::parse(r#"{"type":"offer"}"#).unwrap();
+        let out: Value = serde_json::from_str(&f.with_from("a\"b")).unwrap();
+        assert_eq!(out["from"], "a\"b");
+    }
+}
