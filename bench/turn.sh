@@ -133,6 +133,7 @@ run_load() {
   lost=$(grep -oE "Total lost packets [0-9]+ \([0-9.]+%" <<<"$out" | tail -1)
   pct=$(grep -oE "[0-9.]+%" <<<"$lost" | tr -d %)
   if [ -z "$sent" ] || [ -z "$recv" ] || [ $((sent + recv)) -eq 0 ]; then
+    { echo "uclient against $1 gave no report:"; tail -5 <<<"$out"; } >&2
     echo "NA NA 0"
     return
   fi

@@ -7,6 +7,7 @@
 //! the client reached (a TCP connection's local address), or for UDP the source address the
 //! kernel routes towards the client (found by connecting a throwaway UDP socket).
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -151,10 +152,15 @@ pub fn to_peer(alloc: &Allocation, stats: &Stats, peer: SocketAddr, data: &[u8])
     }
 }
 
-/// Peer -> client, until the allocation is cancelled. One buffer for the allocation's life:
-/// the payload is received after [`HEAD`] spare bytes and the header written in front of it.
+thread_local! {
+    /// One receive buffer per thread, shared by the relay tasks running there: a task only
+    /// uses it between two awaits, so an allocation does not hold 64 KiB of its own.
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; HEAD + MAX_PAYLOAD + 4]);
+}
+
+/// Peer -> client, until the allocation is cancelled. The payload is received after
+/// [`HEAD`] spare bytes of the thread's buffer and the header written in front of it.
 pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
-    let mut buf = vec![0u8; HEAD + MAX_PAYLOAD + 4];
     let mut counter: u64 = 0;
     let stop = alloc.cancel.clone();
     let stop = stop.cancelled();
@@ -166,20 +172,19 @@ pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
             _ = &mut stop => return,
             r = alloc.relay.readable() => if r.is_err() { continue },
         }
-        let mut drained = false;
-        for _ in 0..BATCH {
-            match alloc
-                .relay
-                .try_recv_from(&mut buf[HEAD..HEAD + MAX_PAYLOAD])
-            {
-                Ok((n, peer)) => forward(&alloc, &stats, &mut buf, n, peer, stream, &mut counter),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    drained = true;
-                    break;
+        let drained = BUF.with_borrow_mut(|buf| {
+            for _ in 0..BATCH {
+                match alloc
+                    .relay
+                    .try_recv_from(&mut buf[HEAD..HEAD + MAX_PAYLOAD])
+                {
+                    Ok((n, peer)) => forward(&alloc, &stats, buf, n, peer, stream, &mut counter),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                    Err(_) => continue,
                 }
-                Err(_) => continue,
             }
-        }
+            false
+        });
         if !drained {
             tokio::task::yield_now().await;
         }
