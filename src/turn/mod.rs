@@ -72,7 +72,9 @@ pub fn start(
     let turn = Turn::new(config, credentials, &listening);
     let tasks = TaskTracker::new();
     for s in udp {
-        tasks.spawn(udp::run(turn.clone(), s, shutdown.clone()));
+        if let Err(e) = udp::spawn(turn.clone(), s, shutdown.clone()) {
+            tracing::error!(error = %e, "cannot start a turn udp thread");
+        }
     }
     for l in tcp {
         tasks.spawn(tcp::run(turn.clone(), l, max_tcp, shutdown.clone()));

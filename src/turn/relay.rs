@@ -7,6 +7,7 @@
 //! the client reached (a TCP connection's local address), or for UDP the source address the
 //! kernel routes towards the client (found by connecting a throwaway UDP socket).
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +25,8 @@ use crate::config::TurnConfig;
 /// 20 (STUN header) + 24 (XOR-PEER-ADDRESS, IPv6) + 4 (DATA header).
 const HEAD: usize = 48;
 const MAX_PAYLOAD: usize = 65_535;
+/// Datagrams relayed in a row before the task yields to the others on its thread.
+const BATCH: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
@@ -149,64 +152,95 @@ pub fn to_peer(alloc: &Allocation, stats: &Stats, peer: SocketAddr, data: &[u8])
     }
 }
 
-/// Peer -> client, until the allocation is cancelled. One buffer for the allocation's life:
-/// the payload is received after [`HEAD`] spare bytes and the header written in front of it.
+thread_local! {
+    /// One receive buffer per thread, shared by the relay tasks running there: a task only
+    /// uses it between two awaits, so an allocation does not hold 64 KiB of its own.
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; HEAD + MAX_PAYLOAD + 4]);
+}
+
+/// Peer -> client, until the allocation is cancelled. The payload is received after
+/// [`HEAD`] spare bytes of the thread's buffer and the header written in front of it.
 pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
-    let mut buf = vec![0u8; HEAD + MAX_PAYLOAD + 4];
     let mut counter: u64 = 0;
     let stop = alloc.cancel.clone();
     let stop = stop.cancelled();
     tokio::pin!(stop);
     let stream = alloc.five.proto == Proto::Tcp;
     loop {
-        let (n, peer) = tokio::select! {
+        tokio::select! {
             biased;
             _ = &mut stop => return,
-            r = alloc.relay.recv_from(&mut buf[HEAD..HEAD + MAX_PAYLOAD]) => match r {
-                Ok(x) => x,
-                Err(_) => continue,
-            },
-        };
-        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let now = Instant::now();
-        let channel = {
-            let mut s = lock(&alloc.state);
-            if !s.permitted(peer.ip(), now) {
-                Stats::inc(&stats.denied_no_permission);
-                continue;
-            }
-            if !s.spend(n, now) {
-                Stats::inc(&stats.dropped_bandwidth);
-                continue;
-            }
-            s.channel_for(peer, now)
-        };
-        let frame = match channel {
-            Some(c) => {
-                buf[HEAD - 4..HEAD].copy_from_slice(&channel_data::header(c, n));
-                let mut end = HEAD + n;
-                if stream {
-                    let pad = (4 - n % 4) % 4;
-                    buf[end..end + pad].fill(0);
-                    end += pad;
-                }
-                &buf[HEAD - 4..end]
-            }
-            None => {
-                counter = counter.wrapping_add(1);
-                match data_indication(&mut buf, n, peer, counter) {
-                    Some(r) => &buf[r],
-                    None => continue,
-                }
-            }
-        };
-        if alloc.sink.send(frame, alloc.five.client) {
-            Stats::relayed(
-                &stats.peer_to_client_packets,
-                &stats.peer_to_client_bytes,
-                n,
-            );
+            r = alloc.relay.readable() => if r.is_err() { continue },
         }
+        let drained = BUF.with_borrow_mut(|buf| {
+            for _ in 0..BATCH {
+                match alloc
+                    .relay
+                    .try_recv_from(&mut buf[HEAD..HEAD + MAX_PAYLOAD])
+                {
+                    Ok((n, peer)) => forward(&alloc, &stats, buf, n, peer, stream, &mut counter),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                    Err(_) => continue,
+                }
+            }
+            false
+        });
+        if !drained {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Sends the `n` bytes received at `buf[HEAD..]` from `peer` to the client, when the peer
+/// has a permission: as ChannelData when a channel is bound, else as a Data indication.
+fn forward(
+    alloc: &Allocation,
+    stats: &Stats,
+    buf: &mut [u8],
+    n: usize,
+    peer: SocketAddr,
+    stream: bool,
+    counter: &mut u64,
+) {
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let now = Instant::now();
+    let channel = {
+        let mut s = lock(&alloc.state);
+        if !s.permitted(peer.ip(), now) {
+            Stats::inc(&stats.denied_no_permission);
+            return;
+        }
+        if !s.spend(n, now) {
+            Stats::inc(&stats.dropped_bandwidth);
+            return;
+        }
+        s.channel_for(peer, now)
+    };
+    let frame = match channel {
+        Some(c) => {
+            buf[HEAD - 4..HEAD].copy_from_slice(&channel_data::header(c, n));
+            let mut end = HEAD + n;
+            if stream {
+                let pad = (4 - n % 4) % 4;
+                buf[end..end + pad].fill(0);
+                end += pad;
+            }
+            &buf[HEAD - 4..end]
+        }
+        None => {
+            *counter = counter.wrapping_add(1);
+            match data_indication(buf, n, peer, *counter) {
+                Some(r) => &buf[r],
+                None => return,
+            }
+        }
+    };
+    if alloc.sink.send(frame, alloc.five.client) {
+        Stats::relayed(
+            &stats.peer_to_client_packets,
+            &stats.peer_to_client_bytes,
+            n,
+        );
     }
 }
 
