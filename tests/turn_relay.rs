@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use turn_client::{Client, Incoming, Peer, raw};
 
-const WAIT: Duration = Duration::from_secs(2);
+const WAIT: Duration = Duration::from_secs(5);
 const SHORT: Duration = Duration::from_millis(300);
 const CONFIG: &str = "allow_loopback_peers = true\nusers = [\"u:p\"]";
 
