@@ -1,4 +1,4 @@
-// Draws the peerbox logo into PNG icons and placeholder screenshots with Node's zlib (no image libraries).
+// Draws the peerbox logo into PNG icons with Node's zlib (no image libraries).
 // Run with `npm run icons`; the PNGs are committed under public/.
 import { writeFileSync, mkdirSync } from 'node:fs'
 import { deflateSync } from 'node:zlib'
@@ -79,26 +79,9 @@ function icon(size, { pad = 0, round = true } = {}) {
     return [0, 1, 2].map((k) => Math.round(TEAL[k] * (1 - m) + WHITE[k] * m)).concat(Math.round(255 * a))
   })
 }
-/** Placeholder screenshot: dark page, a header bar and a grid of tiles. Real screenshots replace these later. */
-function screenshot(w, h, cols) {
-  const bar = Math.round(h * 0.08)
-  const gap = 12
-  const tw = (w - gap * (cols + 1)) / cols
-  return png(w, h, (x, y) => {
-    if (y < bar) return TEAL
-    if (y > h - bar) return [23, 36, 31, 255]
-    const col = Math.floor((x - gap) / (tw + gap))
-    const inTile = col >= 0 && col < cols && x - gap - col * (tw + gap) < tw && y > bar + gap && y < h - bar - gap
-    return inTile ? [27, 36, 33, 255] : [15, 26, 23, 255]
-  })
-}
-
 mkdirSync(new URL('../public/icons/', import.meta.url), { recursive: true })
-mkdirSync(new URL('../public/screenshots/', import.meta.url), { recursive: true })
 const out = (p, buf) => writeFileSync(new URL(`../public/${p}`, import.meta.url), buf)
 out('icons/icon-192.png', icon(192))
 out('icons/icon-512.png', icon(512))
 out('icons/maskable-512.png', icon(512, { pad: 0.3, round: false }))
-out('screenshots/narrow.png', screenshot(390, 844, 1))
-out('screenshots/wide.png', screenshot(1366, 768, 2))
-console.log('icons and screenshots written')
+console.log('icons written')

@@ -47,10 +47,18 @@ export const PHONE = {
  * was ever shown (a 1 MiB transfer on loopback may finish between two polls).
  */
 function instrument() {
-  // The test namespace has only loopback, so Chromium reports navigator.onLine === false
-  // there although every server the app uses is reachable; a person's machine has a network.
-  // A test simulates losing the network with goOffline() (window.__netOffline + the event).
-  Object.defineProperty(Navigator.prototype, 'onLine', { configurable: true, get: () => !window.__netOffline });
+  // Sockets the page opens, so that goOffline() can drop the signalling connection.
+  const OrigWs = window.WebSocket;
+  window.__sockets = [];
+  if (OrigWs) {
+    class RecordedWs extends OrigWs {
+      constructor(...args) {
+        super(...args);
+        window.__sockets.push(this);
+      }
+    }
+    window.WebSocket = RecordedWs;
+  }
   const Orig = window.RTCPeerConnection;
   window.__pcs = [];
   if (Orig) {
@@ -95,10 +103,20 @@ export async function newPerson(browser, label, device = DESKTOP) {
   return { label, context, page, close: () => context.close() };
 }
 
-/** What the browser tells a page when the machine loses its network (navigator.onLine + event). */
-export function goOffline(page) {
-  return page.evaluate(() => {
-    window.__netOffline = true;
-    window.dispatchEvent(new Event('offline'));
-  });
+/**
+ * The machine loses its network: the browser goes offline (navigator.onLine false, the
+ * `offline` event, new connections fail) and the open signalling socket drops, as it would
+ * once the server stops answering. Playwright's offline emulation does not close sockets that
+ * are already open, so the recorded ones are closed here.
+ */
+export async function goOffline(page) {
+  await page.context().setOffline(true);
+  // A reconnect already under way may still get through: keep closing for a moment.
+  const deadline = Date.now() + 3_000;
+  while (Date.now() < deadline) {
+    await page.evaluate(() => {
+      for (const ws of window.__sockets ?? []) if (ws.readyState <= 1) ws.close(4000, 'test: network lost');
+    });
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { useFixture } from '../lib/fixture.mjs';
 import { PHONE, DESKTOP } from '../lib/browser.mjs';
 import assert from 'node:assert/strict';
-import { startCall, tid, sleep, sendChat, waitForChat } from '../lib/app.mjs';
+import { startCall, tid, sleep, sendChat, waitForChat, waitFor } from '../lib/app.mjs';
 import { OUT_DIR } from '../lib/paths.mjs';
 
 const fx = useFixture({ name: 'shots' });
@@ -35,4 +35,19 @@ test('entry and call screens, phone and desktop', { timeout: 150_000 }, async ()
   await waitForChat(desk.page, hi);
   await waitForChat(third.page, hi);
   await shot(phone.page, 'chat-phone.png');
+
+  // The open drawer leaves the call usable: at most ~60% of the height, and every tile still in
+  // the grid keeps a picture taller than its name bar. The tile opening the drawer moved to
+  // picture-in-picture (when the browser allows it) is out of the grid until the drawer closes.
+  const vh = PHONE.viewport.height;
+  const panel = await phone.page.locator(tid('chat-panel')).boundingBox();
+  assert.ok(panel && panel.height <= vh * 0.62, `drawer takes ${panel?.height}px of ${vh}`);
+  const boxes = async () => (await phone.page.locator(tid('remote-tile')).evaluateAll((els) =>
+    els.map((e) => e.getBoundingClientRect()).filter((r) => r.height > 0).map((r) => r.height)));
+  const open = await boxes();
+  assert.ok(open.length >= 1, 'a remote tile stays in the grid while the drawer is open');
+  for (const h of open) assert.ok(h >= 100, `tile ${h}px tall while the drawer is open`);
+  await phone.page.locator(tid('chat-toggle')).click();
+  await waitFor(async () => (await boxes()).length === 2, { what: 'both tiles back once the drawer closes' });
+  assert.equal(await phone.page.evaluate(() => !!document.pictureInPictureElement), false, 'PiP ended with the drawer');
 });

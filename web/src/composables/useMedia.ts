@@ -139,6 +139,7 @@ async function toggleShare(): Promise<void> {
     screenTrack.onended = () => stopShare()
     sharing.value = true
     swapVideo(screenTrack)
+    onStateChange()
   } catch {
     /* the person cancelled the picker */
   }
@@ -150,6 +151,7 @@ function stopShare(): void {
   screenTrack?.stop()
   screenTrack = null
   if (cameraTrack) swapVideo(cameraTrack)
+  onStateChange()
 }
 
 /** Joining anyway after a problem: keep whatever did start, otherwise join receive-only. */

@@ -1,12 +1,22 @@
-// useOnline: navigator.onLine as a ref, kept current by the online/offline events.
-import { ref } from 'vue'
+// useOnline: whether to tell the person they are offline. navigator.onLine alone is not trusted:
+// Chromium reports offline on a machine with only loopback or a LAN without a default route,
+// while peerbox (often on that very LAN) is reachable. An open signalling socket proves the
+// network works, so "offline" means the browser says offline AND the socket is not open.
+import { computed, ref, type Ref } from 'vue'
+import { useRoom } from './useRoom'
 
-const online = ref(typeof navigator === 'undefined' ? true : navigator.onLine)
+const browserOnline = ref(typeof navigator === 'undefined' ? true : navigator.onLine)
 if (typeof window !== 'undefined') {
-  window.addEventListener('online', () => (online.value = true))
-  window.addEventListener('offline', () => (online.value = false))
+  window.addEventListener('online', () => (browserOnline.value = true))
+  window.addEventListener('offline', () => (browserOnline.value = false))
 }
 
-export function useOnline() {
-  return online
+/** True unless the browser says offline and the signalling socket is not open. */
+export function isOnline(browser: boolean, signal: string): boolean {
+  return browser || signal === 'open'
+}
+
+export function useOnline(): Readonly<Ref<boolean>> {
+  const { signalState } = useRoom()
+  return computed(() => isOnline(browserOnline.value, signalState.value))
 }

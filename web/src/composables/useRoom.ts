@@ -12,6 +12,7 @@ export interface RemoteView {
   stream: MediaStream | null
   mic: boolean
   cam: boolean
+  sharing: boolean
   connection: RTCPeerConnectionState
 }
 
@@ -36,6 +37,7 @@ function refresh(): void {
     stream: r.stream ? markRaw(r.stream) : null,
     mic: r.mic,
     cam: r.cam,
+    sharing: r.sharing,
     connection: r.connection,
   }))
 }
@@ -70,7 +72,7 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   const m = new Mesh(c, {
     getStream: () => media.stream.value,
     relayOnly: () => settings.relay.value,
-    getState: () => ({ mic: media.micOn.value, cam: media.camOn.value }),
+    getState: () => ({ mic: media.micOn.value, cam: media.camOn.value, sharing: media.sharing.value }),
   })
   mesh = m
   m.on('joined', (info) => {

@@ -15,6 +15,8 @@ export interface StateMessage {
   id: string
   mic: boolean
   cam: boolean
+  /** Sending a screen instead of the camera; absent from older clients (= false). */
+  sharing?: boolean
   ts: number
 }
 
@@ -105,7 +107,7 @@ export class ChatLink {
       const ts = Number(msg.ts) || 0
       if (ts < this.lastStateTs) return // an older state resent after a newer one
       this.lastStateTs = ts
-      this.handlers.onState({ kind: 'state', id: msg.id, mic: msg.mic !== false, cam: msg.cam !== false, ts })
+      this.handlers.onState({ kind: 'state', id: msg.id, mic: msg.mic !== false, cam: msg.cam !== false, sharing: msg.sharing === true, ts })
     }
   }
 

@@ -15,6 +15,7 @@ export interface Remote {
   stream: MediaStream | null
   mic: boolean
   cam: boolean
+  sharing: boolean
   connection: RTCPeerConnectionState
 }
 
@@ -34,7 +35,7 @@ export type MeshEvents = {
 export interface MeshOptions {
   getStream: () => MediaStream | null
   relayOnly: () => boolean
-  getState: () => { mic: boolean; cam: boolean }
+  getState: () => { mic: boolean; cam: boolean; sharing?: boolean }
   /** Tests pass a fake; browsers use RTCPeerConnection. */
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
 }
@@ -85,7 +86,7 @@ export class Mesh extends Emitter<MeshEvents> {
       return
     }
     this.remotes.set(id, {
-      id, name, link: null, chat: null, files: null, stream: null, mic: true, cam: true, connection: 'new',
+      id, name, link: null, chat: null, files: null, stream: null, mic: true, cam: true, sharing: false, connection: 'new',
     })
     if (notify) this.emit('members', undefined)
   }
@@ -120,6 +121,7 @@ export class Mesh extends Emitter<MeshEvents> {
       onState: (s: StateMessage) => {
         r.mic = s.mic
         r.cam = s.cam
+        r.sharing = s.sharing === true
         this.emit('remote', id)
       },
     })

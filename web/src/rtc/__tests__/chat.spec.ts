@@ -73,6 +73,19 @@ describe('ChatLink', () => {
     expect(p.states).toEqual([false])
   })
 
+  it('passes on screen sharing, false when an older client leaves it out', () => {
+    const shared: (boolean | undefined)[] = []
+    const p = pair()
+    p.b.close()
+    const b = new ChatLink(p.cb as unknown as ChannelLike, { onChat: () => {}, onState: (s) => shared.push(s.sharing) })
+    p.ca.open()
+    p.cb.open()
+    p.a.send({ kind: 'state', id: 's1', mic: true, cam: true, sharing: true, ts: 1 })
+    p.a.send({ kind: 'state', id: 's2', mic: true, cam: true, ts: 2 })
+    expect(shared).toEqual([true, false])
+    b.close()
+  })
+
   it('renders nothing from garbage and stops resending after close', () => {
     const p = pair()
     p.ca.open()
