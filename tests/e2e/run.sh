@@ -26,4 +26,4 @@ mkdir -p out
 
 export PEERBOX_BIN="$bin"
 # A fresh network namespace with only loopback: hermetic ICE candidates, no port clashes.
-exec unshare -n sh -c 'ip link set lo up && exec node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=out/report.txt --test-reporter=tap --test-reporter-destination=stdout tests/*.test.mjs'
+exec unshare -n sh -c 'ip link set lo up && exec sh ./run-files.sh'

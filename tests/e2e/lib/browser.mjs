@@ -115,7 +115,15 @@ export async function goOffline(page) {
   const deadline = Date.now() + 3_000;
   while (Date.now() < deadline) {
     await page.evaluate(() => {
-      for (const ws of window.__sockets ?? []) if (ws.readyState <= 1) ws.close(4000, 'test: network lost');
+      for (const ws of window.__sockets ?? []) {
+        if (ws.readyState <= 1) ws.close(4000, 'test: network lost');
+        // With the network emulated off, the closing handshake cannot finish and Chromium
+        // fires `close` only much later; a dead network looks like this close (1006) to a page.
+        if (ws.readyState === 2 && !ws.__closeSent) {
+          ws.__closeSent = true;
+          ws.dispatchEvent(new CloseEvent('close', { code: 1006, reason: 'test: network lost' }));
+        }
+      }
     });
     await new Promise((r) => setTimeout(r, 200));
   }
