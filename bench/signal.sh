@@ -22,7 +22,8 @@ RATE=${RATE:-10000}
 IDLE=${IDLE:-10000}
 PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
 BEFORE=${BEFORE:-}
-SERVERS="peerbox seed"; [ -n "$BEFORE" ] && SERVERS="peerbox seed before"
+# seed: the re-creation as shipped (winston logs every message); seed-nolog: without that logging.
+SERVERS=${SERVERS:-"peerbox seed seed-nolog"}; [ -n "$BEFORE" ] && SERVERS="$SERVERS before"
 if [ "$PIN" = 1 ]; then server_cpu="taskset -c 1"; load_cpu="taskset -c 0"; else server_cpu=; load_cpu=; fi
 PB_PORT=${PB_PORT:-18443}
 SEED_PORT=${SEED_PORT:-18444}
@@ -68,8 +69,9 @@ start() { # start SERVER -> sets server_pid and port
       bin=target/release/peerbox; [ "$1" = before ] && bin=$BEFORE
       PEERBOX_LOG=warn $server_cpu "$bin" --config "$tmp/config.toml" > "$tmp/peerbox.log" 2>&1 &
       server_pid=$!; port=$PB_PORT ;;
-    seed)
-      $server_cpu node bench/seed-server/server.mjs --port "$SEED_PORT" \
+    seed|seed-nolog)
+      nolog=; [ "$1" = seed-nolog ] && nolog=--no-log
+      $server_cpu node bench/seed-server/server.mjs --port "$SEED_PORT" $nolog \
         --cert "$tmp/ssl/cert.pem" --key "$tmp/ssl/privkey.pem" > "$tmp/seed.log" 2>&1 &
       server_pid=$!; port=$SEED_PORT ;;
   esac
@@ -141,4 +143,9 @@ if "before" in servers:
         b = med(load, "peerbox", "msgs_per_cpu_s") / med(load, "before", "msgs_per_cpu_s")
         print(f"messages per server CPU-second peerbox/before ({load}): {b:.2f}x")
 print(f"p99 seed/peerbox at the fixed rate: {p:.1f}x; at max load: {pm:.1f}x")
+if "seed-nolog" in servers:
+    tn = med("max", "peerbox", "delivered_per_s") / med("max", "seed-nolog", "delivered_per_s")
+    en = med("max", "peerbox", "msgs_per_cpu_s") / med("max", "seed-nolog", "msgs_per_cpu_s")
+    pn = med("rate", "seed-nolog", "p99_ms") / med("rate", "peerbox", "p99_ms")
+    print(f"against seed-nolog: throughput {tn:.1f}x, messages per CPU-second {en:.1f}x, p99 at the fixed rate {pn:.1f}x")
 PY
