@@ -16,6 +16,23 @@ fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     path
 }
 
+/// `peerbox check-config --config PATH`.
+fn check_config(path: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 const LOCAL: &str = "[https]\nlisten = [\"127.0.0.1:0\"]\n[http]\nlisten = [\"127.0.0.1:0\"]\n[turn]\nlisten = []\n";
 
 #[test]
@@ -26,24 +43,12 @@ fn version_and_check_config() {
 
     let dir = tempfile::tempdir().unwrap();
     let good = write_config(dir.path(), LOCAL);
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = check_config(&good);
+    assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 
     let bad = write_config(dir.path(), "[rooms]\ncapacity = 0\n");
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = check_config(&bad);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rooms.capacity"));
 
@@ -58,16 +63,8 @@ fn version_and_check_config() {
 #[test]
 fn the_shipped_config_passes_check_config() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = check_config(&path);
+    assert_ok(&out);
 }
 
 #[test]
@@ -76,11 +73,7 @@ fn privileged_port_without_the_right_says_how_to_fix_it() {
     let body = "[https]\nlisten = [\"127.0.0.1:443\"]\n[http]\nlisten = []\n[turn]\nlisten = []\n";
     let config = write_config(dir.path(), body);
     // Make the certificate first (as root), then run as nobody, which may not bind port 443.
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check_config(&config);
     assert!(out.status.success());
     peerbox::tls::CertStore::load_or_generate(&dir.path().join("ssl"), "localhost").unwrap();
     Command::new("chmod")
