@@ -11,12 +11,16 @@ if (typeof window !== 'undefined') {
   window.addEventListener('offline', () => (browserOnline.value = false))
 }
 
-/** True unless the browser says offline and the signalling socket is not open. */
-export function isOnline(browser: boolean, signal: string): boolean {
-  return browser || signal === 'open'
+/**
+ * True unless the browser says offline and the signalling socket is not open. Before the first
+ * attempt has failed (`failures` 0) the socket gets its chance: a banner that shows while the
+ * first connection is still being made, then vanishes, only shifts the page under the reader.
+ */
+export function isOnline(browser: boolean, signal: string, failures = 1): boolean {
+  return browser || signal === 'open' || (failures === 0 && signal !== 'closed')
 }
 
 export function useOnline(): Readonly<Ref<boolean>> {
-  const { signalState } = useRoom()
-  return computed(() => isOnline(browserOnline.value, signalState.value))
+  const { signalState, attempt } = useRoom()
+  return computed(() => isOnline(browserOnline.value, signalState.value, attempt.value))
 }

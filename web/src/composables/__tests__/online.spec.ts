@@ -13,4 +13,13 @@ describe('isOnline', () => {
   ])('browser online %s, socket %s -> %s', (browser, signal, want) => {
     expect(isOnline(browser, signal)).toBe(want)
   })
+
+  it.each([
+    [false, 'connecting', 0, true], // first connection still being made: no banner yet
+    [false, 'idle', 0, true],
+    [false, 'connecting', 1, false], // it failed before: the browser is right
+    [false, 'closed', 0, false],
+  ])('browser online %s, socket %s, failures %i -> %s', (browser, signal, failures, want) => {
+    expect(isOnline(browser, signal, failures)).toBe(want)
+  })
 })
