@@ -44,45 +44,15 @@ if ! build=$(cargo build --release 2>&1); then
 fi
 BIN=$PWD/target/release/peerbox
 
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
+. tests/interop/lib.sh
+make_workdir
 trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket
-for _ in range(100):
-    u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",0)); p=u.getsockname()[1]
-    t=socket.socket()
-    try:
-        t.bind(("127.0.0.1",p)); print(p); break
-    except OSError: pass
-    finally: t.close(); u.close()'
-}
 
 PB_PORT=$(free_port)
 CT_PORT=$(free_port)
 PEER_PORT=$(free_port)
-HTTPS=$(free_port)
-HTTP=$(free_port)
 
-mkdir -p "$DIR/ssl"
-cat >"$DIR/config.toml" <<TOML
-hostname = "localhost"
-shutdown_timeout_secs = 2
-[https]
-listen = ["127.0.0.1:$HTTPS"]
-[http]
-listen = ["127.0.0.1:$HTTP"]
-[tls]
-dir = "ssl"
-[turn]
-listen = ["127.0.0.1:$PB_PORT"]
+write_peerbox_config "$PB_PORT" <<TOML
 realm = "$REALM"
 relay_ports = "40000-49999"
 secret = "$SECRET"

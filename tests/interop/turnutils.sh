@@ -21,46 +21,17 @@ if ! command -v turnutils_uclient >/dev/null; then
     || { echo "cannot install coturn" >&2; exit 3; }
 fi
 
-free_port() {
-  python3 -c 'import socket
-for _ in range(100):
-    u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",0)); p=u.getsockname()[1]
-    t=socket.socket(); 
-    try:
-        t.bind(("127.0.0.1",p)); print(p); break
-    except OSError: pass
-    finally: t.close(); u.close()'
-}
+. "$(dirname "$0")/lib.sh"
 
 [ -n "$PORT" ] || PORT=$(free_port)
 PEERPORT=$(free_port)
-HTTPS=$(free_port)
-HTTP=$(free_port)
 SECRET=interop-secret
 USER=alice
 PASS=wonderland
 
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
+make_workdir
 
-mkdir -p "$DIR/ssl"
-cat >"$DIR/config.toml" <<TOML
-hostname = "localhost"
-shutdown_timeout_secs = 2
-[https]
-listen = ["127.0.0.1:$HTTPS"]
-[http]
-listen = ["127.0.0.1:$HTTP"]
-[tls]
-dir = "ssl"
-[turn]
-listen = ["127.0.0.1:$PORT"]
+write_peerbox_config "$PORT" <<TOML
 relay_ports = "41000-41999"
 secret = "$SECRET"
 users = ["$USER:$PASS"]
