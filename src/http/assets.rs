@@ -1,6 +1,8 @@
 //! The embedded web app (`pwa/`): content types, ETags, cache rules, precompressed variants,
 //! and the single-page-app fallback.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
@@ -56,7 +58,10 @@ pub fn serve(name: &str, req: &HeaderMap, head: bool) -> Response<Full<Bytes>> {
     };
     let hash = file.metadata.sha256_hash();
     let tag: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
-    let encoding = pick_encoding(name, req);
+    let (encoding, data) = match pick_encoding(name, req) {
+        Some((enc, variant)) => (Some(enc), variant.data),
+        None => (None, file.data),
+    };
     let etag = match encoding {
         Some(enc) => format!("\"{tag}-{enc}\""),
         None => format!("\"{tag}\""),
@@ -75,40 +80,17 @@ pub fn serve(name: &str, req: &HeaderMap, head: bool) -> Response<Full<Bytes>> {
             .body(Full::new(Bytes::new()))
             .unwrap_or_default();
     }
-    let data = match encoding {
-        Some(enc) => {
-            builder = builder.header(header::CONTENT_ENCODING, enc);
-            let variant = format!("{name}.{}", if enc == "br" { "br" } else { "gz" });
-            Compressed::get(&variant)
-                .map(|f| f.data)
-                .unwrap_or(file.data)
-        }
-        None => file.data,
-    };
-    let body = if head {
-        Bytes::new()
-    } else {
-        Bytes::from(data.into_owned())
-    };
-    builder
-        .header(
-            header::CONTENT_LENGTH,
-            data_len(&body, head, name, encoding),
-        )
-        .body(Full::new(body))
-        .unwrap_or_default()
-}
-
-fn data_len(body: &Bytes, head: bool, name: &str, encoding: Option<&str>) -> usize {
-    if !head {
-        return body.len();
+    if let Some(enc) = encoding {
+        builder = builder.header(header::CONTENT_ENCODING, enc);
     }
-    let variant = encoding.map(|enc| format!("{name}.{}", if enc == "br" { "br" } else { "gz" }));
-    variant
-        .and_then(|v| Compressed::get(&v))
-        .or_else(|| Pwa::get(name))
-        .map(|f| f.data.len())
-        .unwrap_or(0)
+    builder = builder.header(header::CONTENT_LENGTH, data.len());
+    // Release builds embed the files as static bytes: serve them without a copy.
+    let body = match (head, data) {
+        (true, _) => Bytes::new(),
+        (false, Cow::Borrowed(b)) => Bytes::from_static(b),
+        (false, Cow::Owned(v)) => Bytes::from(v),
+    };
+    builder.body(Full::new(body)).unwrap_or_default()
 }
 
 fn not_modified(req: &HeaderMap, etag: &str, tag: &str) -> bool {
@@ -121,7 +103,8 @@ fn not_modified(req: &HeaderMap, etag: &str, tag: &str) -> bool {
     })
 }
 
-fn pick_encoding(name: &str, req: &HeaderMap) -> Option<&'static str> {
+/// The precompressed variant to send, if the client accepts one and the build made it.
+fn pick_encoding(name: &str, req: &HeaderMap) -> Option<(&'static str, rust_embed::EmbeddedFile)> {
     let accept = req.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
     let accepts = |want: &str| {
         accept.split(',').any(|part| {
@@ -134,13 +117,10 @@ fn pick_encoding(name: &str, req: &HeaderMap) -> Option<&'static str> {
             coding.eq_ignore_ascii_case(want) && q > 0.0
         })
     };
-    if accepts("br") && Compressed::get(&format!("{name}.br")).is_some() {
-        Some("br")
-    } else if accepts("gzip") && Compressed::get(&format!("{name}.gz")).is_some() {
-        Some("gzip")
-    } else {
-        None
-    }
+    [("br", "br"), ("gzip", "gz")]
+        .into_iter()
+        .filter(|(coding, _)| accepts(coding))
+        .find_map(|(coding, ext)| Some((coding, Compressed::get(&format!("{name}.{ext}"))?)))
 }
 
 fn content_type(name: &str, guessed: &str) -> HeaderValue {
