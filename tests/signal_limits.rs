@@ -211,6 +211,42 @@ async fn a_slow_consumer_is_disconnected_and_the_rest_carry_on() {
     drop(slow);
 }
 
+/// A client that floods bad frames without reading the error replies loses replies (its queue
+/// is tiny here), not its connection: once it reads again, it can still talk.
+#[tokio::test]
+async fn unread_error_replies_are_dropped_not_the_connection() {
+    let server = common::spawn(
+        "[rooms]\noutbound_queue = 4\nmessages_per_second = 1000000\nmessage_burst = 1000000\n",
+    )
+    .await;
+    let mut ws = server.ws().await;
+    // ~20 MB of replies if all were kept: more than the socket buffers hold, so the server's
+    // writes stall and its queue of 4 overflows.
+    const FRAMES: usize = 200_000;
+    for _ in 0..FRAMES {
+        ws.feed(Message::text("not json")).await.expect("send");
+    }
+    ws.flush().await.expect("send");
+    let mut errors = 0;
+    while let Ok(next) = tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+        match next.expect("stream open").expect("no websocket error") {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).expect("json");
+                assert_eq!(error_type(&v), "bad-request");
+                errors += 1;
+            }
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    assert!(
+        errors < FRAMES,
+        "every reply kept ({errors}): the queue never overflowed"
+    );
+    let room = uuid::Uuid::new_v4().to_string();
+    send_json(&mut ws, json!({"type": "randomCheck", "data": room})).await;
+    assert_eq!(recv_json(&mut ws).await["data"]["result"], "ok");
+}
+
 #[tokio::test]
 async fn shutdown_closes_every_session_with_1001() {
     let mut server = common::spawn("").await;

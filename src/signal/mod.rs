@@ -139,8 +139,9 @@ impl Hub {
 
     /// Relays `frame` to member `to` of the sender's room.
     pub(crate) fn relay(&self, from: &str, to: &str, frame: Utf8Bytes) -> Result<(), SignalError> {
-        let peer = lock(&self.rooms).route(from, to)?.clone();
-        peer.send(frame);
+        // Queued under the lock: `send` never waits, and cloning the peer out of the lock
+        // would cost more (its cancellation token clones and drops under a mutex of its own).
+        lock(&self.rooms).route(from, to)?.send(frame);
         Ok(())
     }
 

@@ -25,6 +25,15 @@ impl Peer {
             self.kick.cancel();
         }
     }
+
+    /// Queues `frame` if there is room and drops it otherwise: for the error replies to a
+    /// client's own bad messages, so that a client flooding faster than it reads loses
+    /// replies, not its connection.
+    pub fn send_or_drop(&self, frame: Utf8Bytes) {
+        if self.tx.try_send(frame).is_err() {
+            tracing::debug!("error reply dropped: outbound queue full");
+        }
+    }
 }
 
 /// Frames to send once the lock is released, in order.
