@@ -3,7 +3,11 @@
 # loads from the same load generator (src/bin/loadgen.rs), alternating, ROUNDS rounds, medians.
 # Loopback only; each server is started fresh for every run. About 4 minutes with the defaults.
 #
-#   bench/signal.sh            # ROUNDS=3 DURATION=10 CLIENTS=200 ROOM=4 RATE=10000 IDLE=10000
+#   bench/signal.sh            # ROUNDS=3 DURATION=10 CLIENTS=200 ROOM=4 RATES="10000 14000" IDLE=10000
+#
+# Loads: max (closed loop, WINDOW messages in flight per client), each of RATES messages/s in
+# total (open loop; 14000 is the issue's figure for the original server), IDLE idle connections
+# (IDLE=0 skips it).
 #
 # PIN=1 (the default on 2+ CPUs) runs the server under `taskset -c 1` and the load generator
 # under `taskset -c 0`: each server gets one core of its own (tokio then starts one worker; Node
@@ -18,7 +22,7 @@ DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-200}
 ROOM=${ROOM:-4}
 WINDOW=${WINDOW:-8}
-RATE=${RATE:-10000}
+RATES=${RATES:-${RATE:-10000 14000}}
 IDLE=${IDLE:-10000}
 PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
 BEFORE=${BEFORE:-}
@@ -97,12 +101,14 @@ for round in $(seq "$ROUNDS"); do
   order=$SERVERS; [ $((round % 2)) -eq 0 ] && order=$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' ')
   for s in $order; do
     run "$s" max --clients "$CLIENTS" --room-size "$ROOM" --window "$WINDOW" --duration "$DURATION"
-    run "$s" rate --clients "$CLIENTS" --room-size "$ROOM" --window 256 --rate "$RATE" --duration "$DURATION"
-    run "$s" idle --idle "$IDLE" --sources 4 --connect-concurrency 100
+    for r in $RATES; do
+      run "$s" "rate-$r" --clients "$CLIENTS" --room-size "$ROOM" --window 256 --rate "$r" --duration "$DURATION"
+    done
+    if [ "$IDLE" -gt 0 ]; then run "$s" idle --idle "$IDLE" --sources 4 --connect-concurrency 100; fi
   done
 done
 
-python3 - "$tmp/results" "$SERVERS" <<'PY'
+python3 - "$tmp/results" "$SERVERS" "$RATES" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -123,29 +129,34 @@ def med(load, server, key):
 relay = ["delivered_per_s", "p50_ms", "p99_ms", "errors", "rss_mb", "server_cpu",
          "cpu_us_per_msg", "msgs_per_cpu_s"]
 servers = sys.argv[2].split()
-cols = {"max": relay, "rate": relay,
+rates = [f"rate-{r}" for r in sys.argv[3].split()]
+cols = {"max": relay, **{r: relay for r in rates},
         "idle": ["opened", "open_after_hold", "rss_mb"]}
 for load, keys in cols.items():
+    if (load, "peerbox") not in rows:
+        continue
     print(f"\n### {load} (median of {len(rows.get((load, 'peerbox'), []))} runs)")
     print("| server | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
     for server in servers:
         print(f"| {server} | " + " | ".join(f"{med(load, server, k):.2f}" for k in keys) + " |")
 t = med("max", "peerbox", "delivered_per_s") / med("max", "seed", "delivered_per_s")
-p = med("rate", "seed", "p99_ms") / med("rate", "peerbox", "p99_ms")
 pm = med("max", "seed", "p99_ms") / med("max", "peerbox", "p99_ms")
 e = med("max", "peerbox", "msgs_per_cpu_s") / med("max", "seed", "msgs_per_cpu_s")
-er = med("rate", "peerbox", "msgs_per_cpu_s") / med("rate", "seed", "msgs_per_cpu_s")
 print(f"\nthroughput peerbox/seed (max load): {t:.1f}x")
-print(f"messages per server CPU-second peerbox/seed: {e:.1f}x at max load, {er:.1f}x at the fixed rate")
+print(f"messages per server CPU-second peerbox/seed (max load): {e:.1f}x")
+print(f"p99 seed/peerbox at max load: {pm:.1f}x")
+for r in rates:
+    p = med(r, "seed", "p99_ms") / med(r, "peerbox", "p99_ms")
+    er = med(r, "peerbox", "msgs_per_cpu_s") / med(r, "seed", "msgs_per_cpu_s")
+    print(f"{r} msg/s: p99 seed/peerbox {p:.1f}x, messages per server CPU-second {er:.1f}x")
 if "before" in servers:
-    for load in ["max", "rate"]:
+    for load in ["max", *rates]:
         b = med(load, "peerbox", "msgs_per_cpu_s") / med(load, "before", "msgs_per_cpu_s")
         print(f"messages per server CPU-second peerbox/before ({load}): {b:.2f}x")
-print(f"p99 seed/peerbox at the fixed rate: {p:.1f}x; at max load: {pm:.1f}x")
 if "seed-nolog" in servers:
     tn = med("max", "peerbox", "delivered_per_s") / med("max", "seed-nolog", "delivered_per_s")
     en = med("max", "peerbox", "msgs_per_cpu_s") / med("max", "seed-nolog", "msgs_per_cpu_s")
-    pn = med("rate", "seed-nolog", "p99_ms") / med("rate", "peerbox", "p99_ms")
-    print(f"against seed-nolog: throughput {tn:.1f}x, messages per CPU-second {en:.1f}x, p99 at the fixed rate {pn:.1f}x")
+    pn = " ".join(f"{r}: {med(r, 'seed-nolog', 'p99_ms') / med(r, 'peerbox', 'p99_ms'):.1f}x" for r in rates)
+    print(f"against seed-nolog: throughput {tn:.1f}x, messages per CPU-second {en:.1f}x, p99 {pn}")
 PY
