@@ -80,6 +80,29 @@ async fn relays_both_ways_over_tcp() {
     server.stop(Duration::from_secs(5)).await;
 }
 
+/// The first packet of a fresh allocation goes out: the relay socket is new, and the server
+/// once dropped that packet about one time in ten (it asked the reactor for writability, which
+/// a new socket has not been told yet). Twenty fresh allocations, each sending at once.
+#[tokio::test]
+async fn the_first_packet_of_a_fresh_allocation_is_relayed() {
+    let server = common::spawn_with_turn(CONFIG).await;
+    let peer = Peer::new().await;
+    for i in 0..20u8 {
+        let mut c = Client::udp(server.turn, "u", "p").await;
+        let relayed = c.allocate().await.unwrap();
+        c.create_permission(&[peer.addr()]).await.unwrap();
+        c.send_indication(peer.addr(), &[i]).await;
+        assert_eq!(
+            peer.recv(WAIT).await,
+            Some((vec![i], relayed)),
+            "allocation {i}"
+        );
+        // Freed at once: the user's allocation quota is smaller than twenty.
+        assert_eq!(c.refresh(0).await, Ok(0));
+    }
+    server.stop(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn create_permission_with_several_peers_installs_all() {
     let server = common::spawn_with_turn(CONFIG).await;

@@ -143,7 +143,7 @@ pub fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 
 /// Client -> peer: sends `data` from the relay socket, dropping it when the socket is full.
 pub fn to_peer(alloc: &Allocation, stats: &Stats, peer: SocketAddr, data: &[u8]) {
-    if alloc.relay.try_send_to(data, peer).is_ok() {
+    if super::udp::send_now(&alloc.relay, data, peer).is_ok() {
         Stats::relayed(
             &stats.client_to_peer_packets,
             &stats.client_to_peer_bytes,

@@ -49,7 +49,7 @@ impl ClientSink {
     /// Sends without waiting; false when dropped (full buffer or queue, closed connection).
     pub fn send(&self, frame: &[u8], to: SocketAddr) -> bool {
         match self {
-            ClientSink::Udp(s) => s.try_send_to(frame, to).is_ok(),
+            ClientSink::Udp(s) => super::udp::send_now(s, frame, to).is_ok(),
             ClientSink::Tcp(q) => q.try_send(Bytes::copy_from_slice(frame)).is_ok(),
             ClientSink::Discard => true,
         }

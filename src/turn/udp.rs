@@ -21,8 +21,17 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<Vec<UdpSocket>> {
     } else {
         1
     };
+    // A socket with SO_REUSEPORT shares its port with any other such socket of the same user:
+    // a second peerbox would silently take half of the clients, and with port 0 the kernel may
+    // even pick a port another group holds (tests saw datagrams vanish that way). So the port
+    // is first claimed by a plain socket, which fails with "address in use" if anyone holds
+    // it, and the group binds to it right after.
+    let addr = if n > 1 {
+        bind_one(addr, false)?.local_addr()?
+    } else {
+        addr
+    };
     let first = bind_one(addr, n > 1)?;
-    let addr = first.local_addr()?;
     let mut out = vec![UdpSocket::from_std(first)?];
     for _ in 1..n {
         match bind_one(addr, true) {
@@ -49,6 +58,15 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::Udp
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
+}
+
+/// Sends one datagram now, on the non-blocking socket itself. tokio's `try_send_to` first asks
+/// the reactor whether the socket is writable, and a relay socket made moments ago has had no
+/// readiness event yet: the first packet to a peer was dropped that way now and then. A UDP
+/// send fails only when the kernel's buffer is full, and then the datagram is dropped, as it
+/// would be on the wire.
+pub fn send_now(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+    socket2::SockRef::from(socket).send_to(data, &to.into())
 }
 
 /// Datagrams handled in a row before the loop yields to the relay tasks on its thread.
@@ -128,11 +146,35 @@ pub async fn run(turn: Arc<Turn>, socket: UdpSocket, shutdown: CancellationToken
                 proto: Proto::Udp,
             };
             if turn.process(&buf[..n], five, &sink, &mut out) {
-                let _ = socket.try_send_to(&out, client);
+                let _ = send_now(&socket, &out, client);
             }
         }
         if !drained {
             tokio::task::yield_now().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another SO_REUSEPORT socket of the same user on the port (a second peerbox, or another
+    /// test's server) is "address in use", not a silent share of the clients.
+    #[tokio::test]
+    async fn a_port_held_by_another_reuseport_socket_is_refused() {
+        let other = bind_one("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let taken = other.local_addr().unwrap();
+        let err = bind(taken).err().map(|e| e.kind());
+        assert_eq!(err, Some(std::io::ErrorKind::AddrInUse));
+        let free = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let ports: Vec<u16> = free
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        assert!(
+            ports.iter().all(|&p| p == ports[0] && p != taken.port()),
+            "{ports:?}"
+        );
     }
 }
