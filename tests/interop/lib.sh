@@ -26,7 +26,8 @@ cleanup_workdir() {
 }
 
 # write_peerbox_config TURN_PORT: $DIR/config.toml with HTTPS/HTTP on free ports and TURN on
-# 127.0.0.1:TURN_PORT; the [turn] keys that differ come on standard input.
+# 127.0.0.1:TURN_PORT (and [::1]:TURN_PORT too when TURN_V6=1); the [turn] keys that differ
+# come on standard input.
 write_peerbox_config() {
   mkdir -p "$DIR/ssl"
   {
@@ -34,7 +35,11 @@ write_peerbox_config() {
     printf '[https]\nlisten = ["127.0.0.1:%s"]\n' "$(free_port)"
     printf '[http]\nlisten = ["127.0.0.1:%s"]\n' "$(free_port)"
     printf '[tls]\ndir = "ssl"\n'
-    printf '[turn]\nlisten = ["127.0.0.1:%s"]\n' "$1"
+    if [ "${TURN_V6:-0}" = 1 ]; then
+      printf '[turn]\nlisten = ["127.0.0.1:%s", "[::1]:%s"]\n' "$1" "$1"
+    else
+      printf '[turn]\nlisten = ["127.0.0.1:%s"]\n' "$1"
+    fi
     cat
   } >"$DIR/config.toml"
 }
