@@ -25,8 +25,6 @@ use crate::config::TurnConfig;
 /// 20 (STUN header) + 24 (XOR-PEER-ADDRESS, IPv6) + 4 (DATA header).
 const HEAD: usize = 48;
 const MAX_PAYLOAD: usize = 65_535;
-/// Datagrams relayed in a row before the task yields to the others on its thread.
-const BATCH: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
@@ -162,33 +160,17 @@ thread_local! {
 /// [`HEAD`] spare bytes of the thread's buffer and the header written in front of it.
 pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
     let mut counter: u64 = 0;
-    let stop = alloc.cancel.clone();
-    let stop = stop.cancelled();
-    tokio::pin!(stop);
     let stream = alloc.five.proto == Proto::Tcp;
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut stop => return,
-            r = alloc.relay.readable() => if r.is_err() { continue },
-        }
-        let drained = BUF.with_borrow_mut(|buf| {
-            for _ in 0..BATCH {
-                match alloc
-                    .relay
-                    .try_recv_from(&mut buf[HEAD..HEAD + MAX_PAYLOAD])
-                {
-                    Ok((n, peer)) => forward(&alloc, &stats, buf, n, peer, stream, &mut counter),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-                    Err(_) => continue,
+    super::udp::serve_readable(&alloc.relay, &alloc.cancel, || {
+        BUF.with_borrow_mut(|buf| {
+            super::udp::recv_batch(&alloc.relay, buf, HEAD..HEAD + MAX_PAYLOAD, |buf, r| {
+                if let Ok((n, peer)) = r {
+                    forward(&alloc, &stats, buf, n, peer, stream, &mut counter);
                 }
-            }
-            false
-        });
-        if !drained {
-            tokio::task::yield_now().await;
-        }
-    }
+            })
+        })
+    })
+    .await;
 }
 
 /// Sends the `n` bytes received at `buf[HEAD..]` from `peer` to the client, when the peer

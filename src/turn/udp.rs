@@ -69,8 +69,49 @@ pub fn send_now(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> std::io::Res
     socket2::SockRef::from(socket).send_to(data, &to.into())
 }
 
-/// Datagrams handled in a row before the loop yields to the relay tasks on its thread.
+/// Datagrams received in a row before a loop yields to the other tasks on its thread.
 const BATCH: usize = 64;
+
+/// Runs until `stop`: whenever `socket` is readable, calls `batch` (which receives with
+/// [`recv_batch`]) and yields to the thread's other tasks when it did not run the socket dry.
+/// The listening sockets and every relay socket are served this way.
+pub async fn serve_readable(
+    socket: &UdpSocket,
+    stop: &CancellationToken,
+    mut batch: impl FnMut() -> bool,
+) {
+    let stop = stop.cancelled();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            r = socket.readable() => if r.is_err() { continue },
+        }
+        if !batch() {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Receives up to [`BATCH`] datagrams into `buf[into]` without waiting and hands each result
+/// (length and sender, or an error such as an ICMP report of an earlier send) to `each`, with
+/// the whole buffer. `true` when the socket ran dry.
+pub fn recv_batch(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    into: std::ops::Range<usize>,
+    mut each: impl FnMut(&mut [u8], std::io::Result<(usize, SocketAddr)>),
+) -> bool {
+    for _ in 0..BATCH {
+        let r = socket.try_recv_from(&mut buf[into.clone()]);
+        if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+            return true;
+        }
+        each(buf, r);
+    }
+    false
+}
 
 /// Serves one UDP socket on a thread of its own (a current-thread runtime) until `shutdown`.
 /// Allocations made through it get their relay socket and task on that thread too, so a
@@ -106,8 +147,8 @@ pub fn spawn(
     Ok(())
 }
 
-/// Serves one UDP socket until `shutdown`: waits for readability, then drains the socket
-/// with non-blocking receives (up to [`BATCH`] before yielding).
+/// Serves one UDP socket until `shutdown`: every request is handled and answered where it
+/// was received.
 pub async fn run(turn: Arc<Turn>, socket: UdpSocket, shutdown: CancellationToken) {
     let socket = Arc::new(socket);
     let Ok(local) = socket.local_addr() else {
@@ -116,43 +157,28 @@ pub async fn run(turn: Arc<Turn>, socket: UdpSocket, shutdown: CancellationToken
     let sink = ClientSink::Udp(socket.clone());
     let mut buf = vec![0u8; 65_536];
     let mut out = Vec::with_capacity(1500);
-    let stop = shutdown.cancelled();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut stop => return,
-            r = socket.readable() => if r.is_err() { continue },
-        }
-        let mut drained = false;
-        for _ in 0..BATCH {
-            let (n, client) = match socket.try_recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    drained = true;
-                    break;
+    let whole = 0..buf.len();
+    serve_readable(&socket, &shutdown, || {
+        recv_batch(&socket, &mut buf, whole.clone(), |buf, r| match r {
+            Ok((n, client)) => {
+                let five = FiveTuple {
+                    client,
+                    server: local,
+                    proto: Proto::Udp,
+                };
+                if turn.process(&buf[..n], five, &sink, &mut out) {
+                    sink.send(&out, client);
                 }
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here; the next read goes on.
-                    if turn.may_log() {
-                        tracing::debug!(error = %e, "udp receive failed");
-                    }
-                    continue;
-                }
-            };
-            let five = FiveTuple {
-                client,
-                server: local,
-                proto: Proto::Udp,
-            };
-            if turn.process(&buf[..n], five, &sink, &mut out) {
-                let _ = send_now(&socket, &out, client);
             }
-        }
-        if !drained {
-            tokio::task::yield_now().await;
-        }
-    }
+            // ICMP errors from earlier sends surface here; the next read goes on.
+            Err(e) => {
+                if turn.may_log() {
+                    tracing::debug!(error = %e, "udp receive failed");
+                }
+            }
+        })
+    })
+    .await;
 }
 
 #[cfg(test)]
