@@ -124,17 +124,24 @@ async fn cert_pem_with_chain_pem_is_sent_as_a_chain() {
     );
 }
 
+/// Runs an openssl command; its stdout, after asserting it succeeded.
+fn openssl(name: &str, configure: impl FnOnce(&mut std::process::Command)) -> Vec<u8> {
+    let mut cmd = std::process::Command::new("openssl");
+    configure(&mut cmd);
+    let out = cmd
+        .output()
+        .expect("openssl is needed to make PKCS#1 and SEC1 keys");
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[test]
 fn key_formats_pkcs1_pkcs8_sec1_are_accepted() {
     // RSA PKCS#1 and SEC1 EC keys made by openssl (PKCS#8 is what rcgen writes, tested above).
-    let have_openssl = std::process::Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok();
-    assert!(
-        have_openssl,
-        "openssl is needed to make PKCS#1 and SEC1 keys"
-    );
     for (name, args) in [
         ("rsa-pkcs1", vec!["genrsa", "-traditional", "2048"]),
         (
@@ -143,42 +150,30 @@ fn key_formats_pkcs1_pkcs8_sec1_are_accepted() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("openssl")
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pem = String::from_utf8(out.stdout).unwrap();
+        let pem = String::from_utf8(openssl(name, |c| {
+            c.args(&args);
+        }))
+        .unwrap();
         assert!(
             pem.contains("RSA PRIVATE KEY") || pem.contains("EC PRIVATE KEY"),
             "{name}"
         );
         let key_path = dir.path().join("privkey.pem");
         std::fs::write(&key_path, &pem).unwrap();
-        let cert = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-key"])
-            .arg(&key_path)
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost",
-                "-days",
-                "2",
-                "-out",
-            ])
-            .arg(dir.path().join("cert.pem"))
-            .output()
-            .unwrap();
-        assert!(
-            cert.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&cert.stderr)
-        );
+        openssl(name, |c| {
+            c.args(["req", "-x509", "-key"])
+                .arg(&key_path)
+                .args([
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost",
+                    "-days",
+                    "2",
+                    "-out",
+                ])
+                .arg(dir.path().join("cert.pem"));
+        });
         peerbox::tls::CertStore::load_or_generate(dir.path(), "localhost")
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
