@@ -42,34 +42,26 @@ export const PHONE = {
 };
 
 /**
- * Test-only instrumentation installed before the app loads: keeps every RTCPeerConnection
+ * Test-only instrumentation installed before the app loads: keeps every WebSocket in
+ * window.__sockets (goOffline() drops the signalling connection) and every RTCPeerConnection
  * in window.__pcs (the client exposes none), and remembers whether a file-progress element
  * was ever shown (a 1 MiB transfer on loopback may finish between two polls).
  */
 function instrument() {
-  // Sockets the page opens, so that goOffline() can drop the signalling connection.
-  const OrigWs = window.WebSocket;
-  window.__sockets = [];
-  if (OrigWs) {
-    class RecordedWs extends OrigWs {
+  // Inside instrument(): addInitScript sends only this function's source to the page.
+  const record = (ctor, list) => {
+    window[list] = [];
+    const Orig = window[ctor];
+    if (!Orig) return;
+    window[ctor] = class extends Orig {
       constructor(...args) {
         super(...args);
-        window.__sockets.push(this);
+        window[list].push(this);
       }
-    }
-    window.WebSocket = RecordedWs;
-  }
-  const Orig = window.RTCPeerConnection;
-  window.__pcs = [];
-  if (Orig) {
-    class Recorded extends Orig {
-      constructor(...args) {
-        super(...args);
-        window.__pcs.push(this);
-      }
-    }
-    window.RTCPeerConnection = Recorded;
-  }
+    };
+  };
+  record('WebSocket', '__sockets');
+  record('RTCPeerConnection', '__pcs');
   window.__seenProgress = false;
   const check = () => {
     if (!window.__seenProgress && document.querySelector('[data-testid="file-progress"]')) {
