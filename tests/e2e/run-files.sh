@@ -6,18 +6,18 @@ set -u
 passed=0
 failed=0
 flaky=""
-run() {
-    name=$(basename "$1" .test.mjs)
+run() { # run FILE [REPORT_SUFFIX]: the retry keeps the first run's report beside its own
+    name=$(basename "$1" .test.mjs)$2
     node --test --test-concurrency=1 \
         --test-reporter=spec --test-reporter-destination="out/report-$name.txt" \
         --test-reporter=tap --test-reporter-destination=stdout "$1"
 }
 for f in tests/*.test.mjs; do
-    if run "$f"; then
+    if run "$f" ""; then
         passed=$((passed + 1))
     else
         echo "# $f failed; running it once more"
-        if run "$f"; then
+        if run "$f" .retry; then
             passed=$((passed + 1))
             flaky="$flaky $f"
         else
