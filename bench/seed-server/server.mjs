@@ -23,7 +23,7 @@ const arg = (name, dflt) => {
 const port = Number(arg('port', '8443'));
 const logging = !process.argv.includes('--no-log');
 const logger = winston.createLogger({
-  level: logging ? 'info' : 'error',
+  level: 'info',
   format: winston.format.combine(
     winston.format.colorize(),
     winston.format.timestamp({ format: 'HH:mm' }),
@@ -48,7 +48,6 @@ wss.on('connection', (ws) => {
   const sessionId = randomUUID();
   let username;
   let myRoom; // as the seed kept `ws.room`
-  const findRoomOf = () => myRoom;
 
   ws.on('message', (raw) => {
     if (logging) logger.info(`MESG : ${raw}`);
@@ -88,7 +87,7 @@ wss.on('connection', (ws) => {
       case 'answer':
       case 'candidate': {
         if (logging) logger.info('sendMessageToOne : ' + JSON.stringify(msg));
-        const room = findRoomOf();
+        const room = myRoom;
         if (!room) return;
         const target = room.members.find((m) => m.sessionId === msg.to);
         if (target) target.ws.send(JSON.stringify(msg));
@@ -108,7 +107,7 @@ wss.on('connection', (ws) => {
   });
 
   ws.on('close', () => {
-    const room = findRoomOf();
+    const room = myRoom;
     if (!room) return;
     room.members = room.members.filter((m) => m.sessionId !== sessionId);
     room.members.forEach((m) =>
