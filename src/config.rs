@@ -84,6 +84,7 @@ impl Default for RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawHttps {
     listen: Vec<String>,
+    turn: bool,
     handshake_timeout_secs: u64,
     well_known_dir: String,
     hsts_max_age_secs: u64,
@@ -93,6 +94,7 @@ impl Default for RawHttps {
     fn default() -> Self {
         RawHttps {
             listen: vec!["0.0.0.0:443".into()],
+            turn: true,
             handshake_timeout_secs: 10,
             well_known_dir: ".well-known".into(),
             hsts_max_age_secs: 63_072_000,
@@ -166,6 +168,7 @@ impl Default for RawRooms {
 #[serde(deny_unknown_fields, default)]
 struct RawTurn {
     listen: Vec<String>,
+    udp_listen: Vec<String>,
     realm: String,
     external_ip: String,
     relay_ports: String,
@@ -185,6 +188,7 @@ impl Default for RawTurn {
     fn default() -> Self {
         RawTurn {
             listen: vec!["0.0.0.0:3478".into()],
+            udp_listen: Vec::new(),
             realm: String::new(),
             external_ip: String::new(),
             relay_ports: "49152-65535".into(),
@@ -219,6 +223,9 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct HttpsConfig {
     pub listen: Vec<SocketAddr>,
+    /// TURN over TLS and over plain TCP on the HTTPS listeners (told apart from HTTPS by
+    /// their first bytes).
+    pub turn: bool,
     pub handshake_timeout: Duration,
     pub well_known_dir: PathBuf,
     pub hsts_max_age: Duration,
@@ -252,8 +259,10 @@ pub struct RoomsConfig {
 
 #[derive(Debug, Clone)]
 pub struct TurnConfig {
-    /// Empty turns STUN/TURN off.
+    /// UDP and TCP listeners; with `udp_listen` and `https.turn` all empty/off, TURN is off.
     pub listen: Vec<SocketAddr>,
+    /// UDP-only listeners (e.g. 443/udp, which firewalls open for QUIC).
+    pub udp_listen: Vec<SocketAddr>,
     pub realm: String,
     pub external_ip: Option<IpAddr>,
     pub relay_ports: RangeInclusive<u16>,
@@ -355,6 +364,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_secs.clamp(1, 3600)),
         https: HttpsConfig {
             listen: addrs("https.listen", &raw.https.listen)?,
+            turn: raw.https.turn,
             handshake_timeout: Duration::from_secs(raw.https.handshake_timeout_secs.max(1)),
             well_known_dir: base.join(&raw.https.well_known_dir),
             hsts_max_age: Duration::from_secs(raw.https.hsts_max_age_secs),
@@ -421,6 +431,7 @@ fn validate_turn(raw: RawTurn) -> Result<TurnConfig, ConfigError> {
     positive("turn.total_quota", raw.total_quota)?;
     Ok(TurnConfig {
         listen: addrs("turn.listen", &raw.listen)?,
+        udp_listen: addrs("turn.udp_listen", &raw.udp_listen)?,
         realm: raw.realm.trim().to_owned(),
         external_ip,
         relay_ports,

@@ -67,7 +67,7 @@ async fn forged_nonce_gets_438_with_a_fresh_one() {
 #[tokio::test]
 async fn ice_servers_carry_working_credentials() {
     let server = common::spawn_with_turn(&format!("secret = \"{SECRET}\"")).await;
-    let ice = credentials(&server).ice_servers("session-1");
+    let ice = credentials(&server).ice_servers("session-1", None);
     let port = server.turn.port();
     assert_eq!(ice[0]["urls"][0], format!("stun:localhost:{port}"));
     assert_eq!(
@@ -94,7 +94,7 @@ async fn an_allocation_outlives_its_credential() {
         "secret = \"{SECRET}\"\ncredential_ttl_secs = 2\nallow_loopback_peers = true"
     ))
     .await;
-    let ice = credentials(&server).ice_servers("short");
+    let ice = credentials(&server).ice_servers("short", None);
     let user = ice[1]["username"].as_str().unwrap().to_owned();
     let pass = ice[1]["credential"].as_str().unwrap().to_owned();
     let mut c = Client::udp(server.turn, &user, &pass).await;

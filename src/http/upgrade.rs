@@ -59,6 +59,7 @@ pub fn handle(
         return status(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
     let accept = derive_accept_key(key.as_bytes());
+    let host = request_host(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max = app.config.rooms.max_message_bytes;
     let mut config = WebSocketConfig::default();
@@ -78,7 +79,7 @@ pub fn handle(
                     Some(config),
                 )
                 .await;
-                crate::signal::session::run(ws, peer, hub, shutdown).await;
+                crate::signal::session::run(ws, peer, host, hub, shutdown).await;
             }
             Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         }
@@ -90,4 +91,63 @@ pub fn handle(
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(Full::new(Bytes::new()))
         .unwrap_or_default()
+}
+
+/// The host the client asked for (`:authority` on HTTP/2, `Host` on HTTP/1.1), without the
+/// port, when it is a plausible DNS name or IP literal; the client's own choice, so it is
+/// only ever used in answers to that client.
+pub fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })?;
+    let host = match authority.rsplit_once(':') {
+        // An IPv6 literal keeps its brackets: "[::1]:443" -> "[::1]".
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => authority.as_str(),
+    };
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    ok.then(|| host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_host_table() {
+        let cases = [
+            ("https://peerbox.test/ws", None, Some("peerbox.test")),
+            ("https://peerbox.test:8443/ws", None, Some("peerbox.test")),
+            (
+                "/ws",
+                Some("Rooms.Example.org:443"),
+                Some("rooms.example.org"),
+            ),
+            ("/ws", Some("[2001:db8::1]:443"), Some("[2001:db8::1]")),
+            ("/ws", Some("[2001:db8::1]"), Some("[2001:db8::1]")),
+            ("/ws", Some("203.0.113.5"), Some("203.0.113.5")),
+            ("/ws", Some("evil host"), None),
+            ("/ws", Some("a\\b"), None),
+            ("/ws", None, None),
+        ];
+        for (uri, host, want) in cases {
+            let mut b = Request::builder().uri(uri);
+            if let Some(h) = host {
+                b = b.header(header::HOST, h);
+            }
+            let req = b.body(()).expect("request");
+            assert_eq!(request_host(&req).as_deref(), want, "{uri} {host:?}");
+        }
+    }
 }

@@ -26,8 +26,14 @@ use room::{Member, Outbox, Rooms};
 
 /// Gives each joining member the `iceServers` for its `joined` message.
 pub trait IceProvider: Send + Sync {
-    /// An `RTCIceServer[]` JSON array with credentials for this session.
-    fn ice_servers(&self, session: &str) -> serde_json::Value;
+    /// An `RTCIceServer[]` JSON array with credentials for this session. `host` is the host
+    /// name the client reached this server by (the upgrade request's `Host` or
+    /// `:authority`, without the port), used when no `hostname` is configured.
+    fn ice_servers(&self, session: &str, host: Option<&str>) -> serde_json::Value;
+
+    /// The session has ended for good (closed, timed out, kicked): its relay allocations may
+    /// end after a grace period for reconnects.
+    fn session_ended(&self, _session: &str) {}
 }
 
 /// Every room and every connected session.

@@ -37,6 +37,7 @@ type Stream<S> = SplitStream<WebSocketStream<S>>;
 pub async fn run<S>(
     ws: WebSocketStream<S>,
     peer: SocketAddr,
+    host: Option<String>,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
 ) where
@@ -49,7 +50,9 @@ pub async fn run<S>(
         session = %id,
         room = tracing::field::Empty
     );
-    serve(ws, peer, hub, shutdown, id).instrument(span).await
+    serve(ws, peer, host, hub, shutdown, id)
+        .instrument(span)
+        .await
 }
 
 /// Why a session ended.
@@ -96,6 +99,7 @@ impl End {
 async fn serve<S>(
     ws: WebSocketStream<S>,
     addr: SocketAddr,
+    host: Option<String>,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
     id: String,
@@ -133,6 +137,7 @@ async fn serve<S>(
         last_notice: None,
         hub: hub.clone(),
         id,
+        host,
     };
     let (idle, ping) = (hub.config.idle_timeout, hub.config.ping_interval);
     let end = {
@@ -148,6 +153,7 @@ async fn serve<S>(
     if let Some(room) = hub.leave(&session.id) {
         tracing::info!(room = %room, reason = end.as_str(), "left room");
     }
+    hub.ice.session_ended(&session.id);
     tracing::debug!(reason = end.as_str(), "disconnected");
     drop(session);
     finish(&mut sink, &mut stream, end.close_frame()).await;
@@ -276,6 +282,8 @@ struct Session {
     resume_token: String,
     bucket: Bucket,
     last_notice: Option<Instant>,
+    /// The host name the client reached us by, for `iceServers`.
+    host: Option<String>,
 }
 
 impl Session {
@@ -340,7 +348,7 @@ impl Session {
             resume_token: self.resume_token.clone(),
             peer: self.me.clone(),
         };
-        let ice_servers = self.hub.ice.ice_servers(id);
+        let ice_servers = self.hub.ice.ice_servers(id, self.host.as_deref());
         let capacity = self.hub.config.capacity;
         let was_in_room = self.hub.in_room(id);
         let outcome = self.hub.login(member, &room, resume.as_ref(), |members| {

@@ -116,7 +116,7 @@ impl Credentials {
 }
 
 impl crate::signal::IceProvider for Credentials {
-    fn ice_servers(&self, session: &str) -> serde_json::Value {
+    fn ice_servers(&self, session: &str, _host: Option<&str>) -> serde_json::Value {
         let Some(hp) = &self.host_port else {
             return json!([]);
         };
@@ -187,7 +187,7 @@ mod tests {
             ("[2001:db8::1]", "[2001:db8::1]:3478"),
         ] {
             let c = creds(&format!("hostname = \"{host}\""));
-            let v = c.ice_servers("sess");
+            let v = c.ice_servers("sess", None);
             assert_eq!(v[0]["urls"][0], format!("stun:{want}"));
             assert_eq!(v[1]["urls"][0], format!("turn:{want}?transport=udp"));
             assert_eq!(v[1]["urls"][1], format!("turn:{want}?transport=tcp"));
@@ -197,6 +197,9 @@ mod tests {
             assert_eq!(v[1]["credential"], p.password);
             assert!(p.expires.unwrap() > unix_now());
         }
-        assert_eq!(creds("[turn]\nlisten = []").ice_servers("s"), json!([]));
+        assert_eq!(
+            creds("[turn]\nlisten = []").ice_servers("s", None),
+            json!([])
+        );
     }
 }
