@@ -179,6 +179,7 @@ struct RawTurn {
     allowed_peers: Vec<String>,
     denied_peers: Vec<String>,
     user_quota: usize,
+    address_quota: usize,
     total_quota: usize,
     max_allocation_age_secs: u64,
     bandwidth_bytes_per_sec: u64,
@@ -198,7 +199,8 @@ impl Default for RawTurn {
             allow_loopback_peers: false,
             allowed_peers: Vec::new(),
             denied_peers: Vec::new(),
-            user_quota: 10,
+            user_quota: 0,
+            address_quota: 0,
             total_quota: 1000,
             max_allocation_age_secs: 86_400,
             bandwidth_bytes_per_sec: 0,
@@ -273,7 +275,10 @@ pub struct TurnConfig {
     pub allow_loopback_peers: bool,
     pub allowed_peers: Vec<IpNet>,
     pub denied_peers: Vec<IpNet>,
+    /// Allocations per credential owner (a signalling session, or a static user).
     pub user_quota: usize,
+    /// Allocations per client address (IPv6: per /64), across usernames.
+    pub address_quota: usize,
     pub total_quota: usize,
     pub max_allocation_age: Duration,
     /// 0 means no cap.
@@ -358,7 +363,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             "must be longer than rooms.ping_interval_secs",
         ));
     }
-    let turn = validate_turn(raw.turn)?;
+    let https_turn = raw.https.turn && !raw.https.listen.is_empty();
+    let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
     Ok(Config {
         hostname,
         shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_secs.clamp(1, 3600)),
@@ -396,7 +402,34 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-fn validate_turn(raw: RawTurn) -> Result<TurnConfig, ConfigError> {
+/// The TURN URLs `joined` advertises, each of which costs one allocation per peer connection:
+/// UDP and TCP on `turn.listen`, UDP on `turn.udp_listen`, TLS on the HTTPS port.
+fn advertised_turn_urls(raw: &RawTurn, https_turn: bool) -> usize {
+    let mut n = 0;
+    if !raw.listen.is_empty() {
+        n += 2;
+    }
+    if !raw.udp_listen.is_empty() {
+        n += 1;
+    }
+    if https_turn {
+        n += 1;
+    }
+    n
+}
+
+/// The default allocations per session: a member of a full mesh room relays to each of the
+/// others over every URL peerbox advertises, from an IPv4 and an IPv6 network, with as much
+/// again for the allocations an ICE restart makes before the old ones are released.
+pub fn auto_user_quota(capacity: usize, urls: usize) -> usize {
+    (capacity.saturating_sub(1).max(1) * urls.max(1) * 2 * 2).max(10)
+}
+
+fn validate_turn(
+    raw: RawTurn,
+    capacity: usize,
+    https_turn: bool,
+) -> Result<TurnConfig, ConfigError> {
     let external_ip = match raw.external_ip.trim() {
         "" => None,
         s => Some(
@@ -427,8 +460,19 @@ fn validate_turn(raw: RawTurn) -> Result<TurnConfig, ConfigError> {
             }
         }
     }
-    positive("turn.user_quota", raw.user_quota)?;
     positive("turn.total_quota", raw.total_quota)?;
+    let user_quota = match raw.user_quota {
+        0 => auto_user_quota(capacity, advertised_turn_urls(&raw, https_turn)),
+        n => n,
+    };
+    // Enough for a household or an office behind one address (several members, each with a
+    // full room), never the whole relay.
+    let address_quota = match raw.address_quota {
+        0 => (user_quota * 4)
+            .min(raw.total_quota / 4)
+            .max(user_quota.min(raw.total_quota)),
+        n => n,
+    };
     Ok(TurnConfig {
         listen: addrs("turn.listen", &raw.listen)?,
         udp_listen: addrs("turn.udp_listen", &raw.udp_listen)?,
@@ -441,7 +485,8 @@ fn validate_turn(raw: RawTurn) -> Result<TurnConfig, ConfigError> {
         allow_loopback_peers: raw.allow_loopback_peers,
         allowed_peers: cidrs("turn.allowed_peers", &raw.allowed_peers)?,
         denied_peers: cidrs("turn.denied_peers", &raw.denied_peers)?,
-        user_quota: raw.user_quota,
+        user_quota,
+        address_quota,
         total_quota: raw.total_quota,
         max_allocation_age: Duration::from_secs(raw.max_allocation_age_secs.max(60)),
         bandwidth_bytes_per_sec: raw.bandwidth_bytes_per_sec,

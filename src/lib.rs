@@ -3,17 +3,21 @@
 //! Module map:
 //! - [`config`]: the admin's `config.toml`, parsed once and validated into typed values.
 //! - [`tls`]: certificates from the ssl dir (or a generated self-signed one), hot reload.
-//! - [`http`]: the HTTPS accept loop (TLS, ALPN h2/http1.1), the router, the embedded web app,
-//!   security headers, the WebSocket upgrade, and the port-80 redirect.
+//! - [`gate`]: admission by client address (IPv6 per /64), for connection caps.
+//! - [`http`]: the HTTPS accept loop (TLS, ALPN h2/http1.1, TURN over TLS/TCP told apart by
+//!   the first bytes), the router, the embedded web app, security headers, the WebSocket
+//!   upgrade, and the port-80 redirect.
 //! - [`signal`]: the room signalling protocol: message parsing, room state (plain data), and
 //!   the per-connection session that talks to it through bounded queues.
-//! - [`turn`]: the STUN/TURN server (UDP and TCP) and the credentials handed out in `joined`.
+//! - [`turn`]: the STUN/TURN server (UDP, TCP, and TLS through the HTTPS port) and the
+//!   credentials handed out in `joined`.
 //! - [`shutdown`]: OS signals to one cancellation token.
 //!
 //! Every long-running part is `run(listener, deps, shutdown)`; only `main` (or a test) binds
 //! ports, so tests bind port 0 and pass their own shutdown token.
 
 pub mod config;
+pub mod gate;
 pub mod http;
 pub mod shutdown;
 pub mod signal;
@@ -21,6 +25,7 @@ pub mod tls;
 pub mod turn;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::{TcpListener, UdpSocket};
@@ -34,8 +39,19 @@ pub use config::Config;
 pub struct Listeners {
     pub https: Vec<TcpListener>,
     pub http: Vec<TcpListener>,
+    /// `turn.listen`'s UDP sockets and `turn.udp_listen`'s.
     pub turn_udp: Vec<UdpSocket>,
     pub turn_tcp: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Every bound address: TURN counts them all as its own (no peer may be one).
+    fn addresses(&self) -> Vec<std::net::SocketAddr> {
+        let tcp = self.https.iter().chain(&self.http).chain(&self.turn_tcp);
+        let mut out: Vec<_> = tcp.filter_map(|l| l.local_addr().ok()).collect();
+        out.extend(self.turn_udp.iter().filter_map(|s| s.local_addr().ok()));
+        out
+    }
 }
 
 /// What the running server hands back to its owner: a way to reload certificates.
@@ -80,22 +96,31 @@ impl Server {
             certs,
             credentials,
         } = self;
-        let hub = signal::Hub::new(&config.rooms, credentials.clone());
+        let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
+        let hub = signal::Hub::new(&config.rooms, turn.clone());
         let sessions = TaskTracker::new();
         let tasks = TaskTracker::new();
         let http_stop = CancellationToken::new();
+        let turn_stop = CancellationToken::new();
+        let turn_streams = TaskTracker::new();
+        let turn_port = config.https.turn.then(|| http::TurnPort {
+            turn: turn.clone(),
+            stop: turn_stop.clone(),
+            tasks: turn_streams.clone(),
+        });
 
         let app = Arc::new(http::App::new(
             config.clone(),
             hub.clone(),
             sessions.clone(),
             shutdown.clone(),
+            turn_port,
         ));
+        let acceptor = certs.acceptor(config.https.turn);
         for listener in listeners.https {
-            let acceptor = certs.acceptor();
             tasks.spawn(http::run_https(
                 listener,
-                acceptor,
+                acceptor.clone(),
                 app.clone(),
                 http_stop.clone(),
             ));
@@ -113,18 +138,13 @@ impl Server {
             config.tls.watch_interval,
             http_stop.clone(),
         ));
-        let turn_stop = CancellationToken::new();
-        let turn_task = if listeners.turn_udp.is_empty() && listeners.turn_tcp.is_empty() {
-            None
-        } else {
-            Some(tokio::spawn(turn::run(
-                listeners.turn_udp,
-                listeners.turn_tcp,
-                config.clone(),
-                credentials,
-                turn_stop.clone(),
-            )))
-        };
+        // Always running, for the sweeper, even when TURN lives only on the HTTPS port.
+        let turn_task = tokio::spawn(turn::run(
+            turn,
+            listeners.turn_udp,
+            listeners.turn_tcp,
+            turn_stop.clone(),
+        ));
         tracing::info!("peerbox is serving");
 
         shutdown.cancelled().await;
@@ -137,16 +157,25 @@ impl Server {
         let drain = async {
             sessions.wait().await;
             tasks.wait().await;
-            turn_stop.cancel();
-            if let Some(t) = turn_task {
-                let _ = t.await;
-            }
         };
         if tokio::time::timeout(config.shutdown_timeout, drain)
             .await
             .is_err()
         {
             tracing::warn!("graceful shutdown timed out; closing the remaining connections");
+        }
+        // TURN goes last, whether or not the rest drained in time.
+        turn_stop.cancel();
+        turn_streams.close();
+        let turn_drain = async {
+            let _ = turn_task.await;
+            turn_streams.wait().await;
+        };
+        if tokio::time::timeout(Duration::from_secs(2), turn_drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("turn did not stop in time");
         }
         tracing::info!("stopped");
         Ok(())

@@ -88,8 +88,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .turn_tcp
             .push(bind_tcp(*addr, "turn.listen").await?);
     }
+    for addr in &config.turn.udp_listen {
+        listeners.turn_udp.extend(
+            peerbox::turn::bind_udp(*addr).map_err(|e| bind_error(e, *addr, "turn.udp_listen"))?,
+        );
+    }
     for l in listeners.https.iter() {
-        tracing::info!(addr = %l.local_addr()?, "listening for https and wss");
+        if config.https.turn {
+            tracing::info!(addr = %l.local_addr()?, "listening for https and wss, turn over tls and tcp");
+        } else {
+            tracing::info!(addr = %l.local_addr()?, "listening for https and wss");
+        }
+    }
+    for addr in &config.turn.udp_listen {
+        tracing::info!(%addr, "listening for stun/turn (udp only)");
     }
     for l in listeners.http.iter() {
         tracing::info!(addr = %l.local_addr()?, "listening for http (redirect, acme)");
@@ -114,10 +126,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     result
 }
 
+/// Binds a TCP listener; an IPv6 one is IPv6 only, so that `0.0.0.0:P` and `[::]:P` can
+/// both be listed (as the UDP sockets are).
 async fn bind_tcp(addr: SocketAddr, key: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| bind_error(e, addr, key))
+    let bind = || -> std::io::Result<tokio::net::TcpListener> {
+        let s = if addr.is_ipv6() {
+            let s = tokio::net::TcpSocket::new_v6()?;
+            socket2::SockRef::from(&s).set_only_v6(true)?;
+            s
+        } else {
+            tokio::net::TcpSocket::new_v4()?
+        };
+        s.set_reuseaddr(true)?;
+        s.bind(addr)?;
+        s.listen(1024)
+    };
+    bind().map_err(|e| bind_error(e, addr, key))
 }
 
 fn bind_error(e: std::io::Error, addr: SocketAddr, key: &str) -> anyhow::Error {

@@ -107,17 +107,25 @@ impl CertStore {
             .unwrap_or_default()
     }
 
-    /// A TLS acceptor offering HTTP/2 and HTTP/1.1 by ALPN, using the current certificate.
-    pub fn acceptor(&self) -> TlsAcceptor {
+    /// A TLS acceptor offering HTTP/2 and HTTP/1.1 by ALPN (and with `turn`, first, TURN's
+    /// `stun.turn` of RFC 7443: rustls picks the server's first protocol the client offers,
+    /// and coturn's client offers `http/1.1` before it), using the current certificate.
+    pub fn acceptor(&self, turn: bool) -> TlsAcceptor {
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
             .with_no_client_auth()
             .with_cert_resolver(self.inner.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if turn {
+            config.alpn_protocols.insert(0, ALPN_TURN.to_vec());
+        }
         TlsAcceptor::from(Arc::new(config))
     }
 }
+
+/// The ALPN id of TURN over TLS (RFC 7443).
+pub const ALPN_TURN: &[u8] = b"stun.turn";
 
 /// Polls the certificate files every `interval` and reloads when they change.
 pub async fn watch(

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use peerbox::signal::IceProvider;
 use peerbox::turn::Credentials;
 use turn_client::{Client, Incoming, Peer};
 
@@ -69,12 +68,14 @@ async fn ice_servers_carry_working_credentials() {
     let server = common::spawn_with_turn(&format!("secret = \"{SECRET}\"")).await;
     let ice = credentials(&server).ice_servers("session-1", None);
     let port = server.turn.port();
+    let tls = server.https.port();
     assert_eq!(ice[0]["urls"][0], format!("stun:localhost:{port}"));
     assert_eq!(
         ice[1]["urls"],
         serde_json::json!([
             format!("turn:localhost:{port}?transport=udp"),
-            format!("turn:localhost:{port}?transport=tcp")
+            format!("turn:localhost:{port}?transport=tcp"),
+            format!("turns:localhost:{tls}?transport=tcp"),
         ])
     );
     let user = ice[1]["username"].as_str().unwrap();

@@ -26,11 +26,15 @@ async fn joined_ice_servers_allocate_over_udp_and_tcp() {
         .and_then(|a| a.iter().find(|s| s["username"].is_string()))
         .expect("a TURN entry with credentials");
     let port = server.turn.port();
+    let tls = server.https.port();
+    // No `hostname` configured: the host the client connected to (the test's TLS client
+    // asks for "localhost").
     assert_eq!(
         turn["urls"],
         json!([
             format!("turn:localhost:{port}?transport=udp"),
-            format!("turn:localhost:{port}?transport=tcp")
+            format!("turn:localhost:{port}?transport=tcp"),
+            format!("turns:localhost:{tls}?transport=tcp"),
         ])
     );
     let user = turn["username"].as_str().unwrap();

@@ -76,7 +76,7 @@ async fn allowed_peers_win_over_the_deny_list() {
 #[tokio::test]
 async fn user_and_total_quotas_give_486() {
     let server = common::spawn_with_turn(
-        "users = [\"a:p\", \"b:p\", \"c:p\"]\nuser_quota = 2\ntotal_quota = 3",
+        "users = [\"a:p\", \"b:p\", \"c:p\"]\nuser_quota = 2\naddress_quota = 10\ntotal_quota = 3",
     )
     .await;
     let mut held = Vec::new();

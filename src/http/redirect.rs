@@ -25,17 +25,9 @@ pub async fn run(listener: TcpListener, config: Arc<Config>, stop: CancellationT
         let Some((tcp, peer)) = super::accept(&listener, &stop).await else {
             break;
         };
-        let config = config.clone();
         let watcher = graceful.watcher();
+        let conn = connection(tcp, config.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let config = config.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(req, &config).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(tcp), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "http connection error");
             }
@@ -43,6 +35,25 @@ pub async fn run(listener: TcpListener, config: Arc<Config>, stop: CancellationT
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One plain HTTP/1.1 connection: on port 80, or plain HTTP sent to an HTTPS port (answered
+/// with the same redirect instead of a hang).
+pub fn connection<I>(
+    io: I,
+    config: Arc<Config>,
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let config = config.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(req, &config).await) }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(io), service)
 }
 
 async fn handle(req: Request<Incoming>, config: &Config) -> Response<Full<Bytes>> {

@@ -19,10 +19,32 @@ pub enum BindError {
     Full,
 }
 
+/// A permission for one peer IP address (RFC 8656 9), with what the policy said about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Perm {
+    pub expires: Instant,
+    /// One of this server's own addresses: data to it goes to the allocation whose relay
+    /// address it is, if any.
+    pub own: bool,
+    /// Traffic with it may go through the kernel (a public address, or one allowed explicitly).
+    pub external: bool,
+}
+
+impl Perm {
+    /// A permission as the policy granted it, valid for [`PERMISSION_LIFETIME`] from `now`.
+    pub fn new(v: super::policy::Verdict, now: Instant) -> Perm {
+        Perm {
+            expires: now + PERMISSION_LIFETIME,
+            own: v.own,
+            external: v.external,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct State {
     pub expires: Instant,
-    permissions: HashMap<IpAddr, Instant>,
+    permissions: HashMap<IpAddr, Perm>,
     channels: HashMap<u16, (SocketAddr, Instant)>,
     by_peer: HashMap<SocketAddr, u16>,
     bucket: Option<Bucket>,
@@ -40,24 +62,38 @@ impl State {
     }
 
     /// Installs or refreshes a permission for `ip`.
-    pub fn permit(&mut self, ip: IpAddr, now: Instant) -> Result<(), BindError> {
+    pub fn permit(&mut self, ip: IpAddr, perm: Perm, now: Instant) -> Result<(), BindError> {
         if !self.permissions.contains_key(&ip) && self.permissions.len() >= MAX_PERMISSIONS {
             self.sweep(now);
             if self.permissions.len() >= MAX_PERMISSIONS {
                 return Err(BindError::Full);
             }
         }
-        self.permissions.insert(ip, now + PERMISSION_LIFETIME);
+        self.permissions.insert(ip, perm);
         Ok(())
     }
 
+    /// The live permission for `ip`, if any.
+    pub fn permission(&self, ip: IpAddr, now: Instant) -> Option<Perm> {
+        self.permissions
+            .get(&ip)
+            .filter(|p| p.expires > now)
+            .copied()
+    }
+
     pub fn permitted(&self, ip: IpAddr, now: Instant) -> bool {
-        self.permissions.get(&ip).is_some_and(|t| *t > now)
+        self.permission(ip, now).is_some()
     }
 
     /// Binds or refreshes `channel` to `peer` (RFC 8656 11.2 rebind rules), and refreshes the
     /// permission for the peer's address.
-    pub fn bind(&mut self, channel: u16, peer: SocketAddr, now: Instant) -> Result<(), BindError> {
+    pub fn bind(
+        &mut self,
+        channel: u16,
+        peer: SocketAddr,
+        perm: Perm,
+        now: Instant,
+    ) -> Result<(), BindError> {
         match self.channels.get(&channel) {
             Some((p, t)) if *p != peer && *t > now => return Err(BindError::Conflict),
             _ => {}
@@ -73,7 +109,7 @@ impl State {
                 return Err(BindError::Full);
             }
         }
-        self.permit(peer.ip(), now)?;
+        self.permit(peer.ip(), perm, now)?;
         if let Some((old, _)) = self
             .channels
             .insert(channel, (peer, now + CHANNEL_LIFETIME))
@@ -90,10 +126,13 @@ impl State {
         Ok(())
     }
 
-    /// The peer bound to `channel`, if the binding and the peer's permission are alive.
-    pub fn channel_peer(&self, channel: u16, now: Instant) -> Option<SocketAddr> {
+    /// The peer bound to `channel` and its permission, if both are alive.
+    pub fn channel_peer(&self, channel: u16, now: Instant) -> Option<(SocketAddr, Perm)> {
         let (peer, t) = self.channels.get(&channel)?;
-        (*t > now && self.permitted(peer.ip(), now)).then_some(*peer)
+        if *t <= now {
+            return None;
+        }
+        Some((*peer, self.permission(peer.ip(), now)?))
     }
 
     /// The live channel bound to `peer`, for peer->client relaying.
@@ -112,7 +151,7 @@ impl State {
 
     /// Forgets expired permissions and channels.
     pub fn sweep(&mut self, now: Instant) {
-        self.permissions.retain(|_, t| *t > now);
+        self.permissions.retain(|_, p| p.expires > now);
         self.channels.retain(|_, (_, t)| *t > now);
         let channels = &self.channels;
         self.by_peer.retain(|_, c| channels.contains_key(c));
@@ -161,25 +200,34 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn public(now: Instant) -> Perm {
+        Perm {
+            expires: now + PERMISSION_LIFETIME,
+            own: false,
+            external: true,
+        }
+    }
+
     #[test]
     fn permissions_expire_and_are_capped() {
         let now = Instant::now();
         let mut s = State::new(now + Duration::from_secs(600), 0, now);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert!(!s.permitted(ip, now));
-        s.permit(ip, now).unwrap();
+        s.permit(ip, public(now), now).unwrap();
         assert!(s.permitted(ip, now + Duration::from_secs(299)));
         assert!(!s.permitted(ip, now + PERMISSION_LIFETIME));
         for i in 1..MAX_PERMISSIONS {
-            s.permit(IpAddr::from([198, 51, 100, i as u8]), now)
+            s.permit(IpAddr::from([198, 51, 100, i as u8]), public(now), now)
                 .unwrap();
         }
         assert_eq!(
-            s.permit("203.0.113.1".parse().unwrap(), now),
+            s.permit("203.0.113.1".parse().unwrap(), public(now), now),
             Err(BindError::Full)
         );
         // Expired ones make room again.
-        s.permit("203.0.113.1".parse().unwrap(), now + PERMISSION_LIFETIME)
+        let later = now + PERMISSION_LIFETIME;
+        s.permit("203.0.113.1".parse().unwrap(), public(later), later)
             .unwrap();
     }
 
@@ -196,15 +244,15 @@ mod tests {
             (0x4001, b, Ok(())),
         ];
         for (c, p, want) in cases {
-            assert_eq!(&s.bind(*c, *p, now), want, "{c:#x} {p}");
+            assert_eq!(&s.bind(*c, *p, public(now), now), want, "{c:#x} {p}");
         }
-        assert_eq!(s.channel_peer(0x4000, now), Some(a));
+        assert_eq!(s.channel_peer(0x4000, now).map(|x| x.0), Some(a));
         assert_eq!(s.channel_for(b, now), Some(0x4001));
         assert!(s.permitted(a.ip(), now));
         let later = now + CHANNEL_LIFETIME;
         assert_eq!(s.channel_peer(0x4000, later), None);
         // After expiry the channel may go to another peer.
-        s.bind(0x4000, b, later).unwrap();
+        s.bind(0x4000, b, public(later), later).unwrap();
         assert_eq!(s.channel_for(b, later), Some(0x4000));
         assert_eq!(s.channel_for(a, later), None);
     }

@@ -21,8 +21,33 @@ pub struct Credentials {
     ttl: Duration,
     users: Vec<(String, Secret)>,
     realm: String,
-    /// `stun:`/`turn:` host and port for `iceServers`; None when TURN is off.
-    host_port: Option<String>,
+    urls: Urls,
+}
+
+/// What `iceServers` advertises: the host (None: the one the client reached us by) and the
+/// port of each TURN transport that is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Urls {
+    host: Option<String>,
+    /// UDP and TCP (`turn.listen`).
+    both: Option<u16>,
+    /// UDP only (`turn.udp_listen`).
+    udp: Option<u16>,
+    /// TLS on the HTTPS port (`https.turn`).
+    tls: Option<u16>,
+}
+
+/// `hostname` as it goes into a URL: IPv6 literals in brackets; `localhost` (the shipped
+/// default) means "not configured".
+fn url_host(hostname: &str) -> Option<String> {
+    let bare = hostname.trim_start_matches('[').trim_end_matches(']');
+    if bare.eq_ignore_ascii_case("localhost") {
+        return None;
+    }
+    Some(match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) => format!("[{bare}]"),
+        _ => bare.to_owned(),
+    })
 }
 
 /// A password looked up for a username, and until when it may open new allocations.
@@ -46,23 +71,23 @@ impl Credentials {
         } else {
             config.turn.secret.expose().to_owned()
         };
-        let host_port = config.turn.listen.first().map(|a| {
-            let host = config
-                .hostname
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let host = match host.parse::<IpAddr>() {
-                Ok(IpAddr::V6(_)) => format!("[{host}]"),
-                _ => host.to_owned(),
-            };
-            format!("{host}:{}", a.port())
-        });
+        let urls = Urls {
+            host: url_host(&config.hostname),
+            both: config.turn.listen.first().map(|a| a.port()),
+            udp: config.turn.udp_listen.first().map(|a| a.port()),
+            tls: config
+                .https
+                .listen
+                .first()
+                .filter(|_| config.https.turn)
+                .map(|a| a.port()),
+        };
         Arc::new(Credentials {
             key: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes()),
             ttl: config.turn.credential_ttl,
             users: config.turn.users.clone(),
             realm: config.turn_realm().to_owned(),
-            host_port,
+            urls,
         })
     }
 
@@ -100,6 +125,22 @@ impl Credentials {
         })
     }
 
+    /// Whose quota an allocation made with `username` counts against: the session id of a
+    /// REST credential (`<expiry>:<session>`, or `<name>:<expiry>`), so fresh credentials for
+    /// the same session share one quota; a static user's own name.
+    pub fn owner<'a>(&self, username: &'a str) -> &'a str {
+        if self.users.iter().any(|(u, _)| u == username) {
+            return username;
+        }
+        match username.split_once(':') {
+            Some((ts, rest)) if ts.parse::<u64>().is_ok() && !rest.is_empty() => rest,
+            _ => match username.rsplit_once(':') {
+                Some((name, ts)) if ts.parse::<u64>().is_ok() && !name.is_empty() => name,
+                _ => username,
+            },
+        }
+    }
+
     /// The long-term credential key `MD5(username:realm:password)`.
     pub fn key(&self, username: &str, password: &str) -> Vec<u8> {
         stun::integrity::MessageIntegrity::new_long_term_integrity(
@@ -115,19 +156,38 @@ impl Credentials {
     }
 }
 
-impl crate::signal::IceProvider for Credentials {
-    fn ice_servers(&self, session: &str, _host: Option<&str>) -> serde_json::Value {
-        let Some(hp) = &self.host_port else {
-            return json!([]);
+impl Credentials {
+    /// The `RTCIceServer[]` for a session: STUN, then one TURN entry with every transport that
+    /// is on, in the order browsers should try them (UDP, TCP, TLS on 443). `host` is the
+    /// host the client reached us by, used when no `hostname` is configured (and `localhost`
+    /// when there is neither: only a browser on this machine can use that).
+    pub fn ice_servers(&self, session: &str, host: Option<&str>) -> serde_json::Value {
+        let u = &self.urls;
+        let host = u.host.as_deref().or(host).unwrap_or("localhost");
+        let mut turn = Vec::new();
+        if let Some(p) = u.both {
+            turn.push(format!("turn:{host}:{p}?transport=udp"));
+        }
+        if let Some(p) = u.udp {
+            turn.push(format!("turn:{host}:{p}?transport=udp"));
+        }
+        if let Some(p) = u.both {
+            turn.push(format!("turn:{host}:{p}?transport=tcp"));
+        }
+        if let Some(p) = u.tls {
+            turn.push(format!("turns:{host}:{p}?transport=tcp"));
+        }
+        let Some(stun_port) = u.both.or(u.udp) else {
+            if turn.is_empty() {
+                return json!([]);
+            }
+            let (username, credential) = self.issue(session);
+            return json!([{"urls": turn, "username": username, "credential": credential}]);
         };
         let (username, credential) = self.issue(session);
         json!([
-            {"urls": [format!("stun:{hp}")]},
-            {
-                "urls": [format!("turn:{hp}?transport=udp"), format!("turn:{hp}?transport=tcp")],
-                "username": username,
-                "credential": credential,
-            }
+            {"urls": [format!("stun:{host}:{stun_port}")]},
+            {"urls": turn, "username": username, "credential": credential},
         ])
     }
 }
@@ -139,7 +199,7 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn now_nanos() -> u128 {
+pub(crate) fn now_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -150,7 +210,6 @@ fn now_nanos() -> u128 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::signal::IceProvider;
 
     fn creds(extra: &str) -> Arc<Credentials> {
         let c = Config::parse(extra, std::path::Path::new("/")).expect("config");
@@ -182,24 +241,80 @@ mod tests {
     #[test]
     fn ice_servers_shape() {
         for (host, want) in [
-            ("example.org", "example.org:3478"),
-            ("::1", "[::1]:3478"),
-            ("[2001:db8::1]", "[2001:db8::1]:3478"),
+            ("example.org", "example.org"),
+            ("::1", "[::1]"),
+            ("[2001:db8::1]", "[2001:db8::1]"),
         ] {
             let c = creds(&format!("hostname = \"{host}\""));
-            let v = c.ice_servers("sess", None);
-            assert_eq!(v[0]["urls"][0], format!("stun:{want}"));
-            assert_eq!(v[1]["urls"][0], format!("turn:{want}?transport=udp"));
-            assert_eq!(v[1]["urls"][1], format!("turn:{want}?transport=tcp"));
+            let v = c.ice_servers("sess", Some("ignored.example"));
+            assert_eq!(v[0]["urls"], json!([format!("stun:{want}:3478")]));
+            assert_eq!(
+                v[1]["urls"],
+                json!([
+                    format!("turn:{want}:3478?transport=udp"),
+                    format!("turn:{want}:3478?transport=tcp"),
+                    format!("turns:{want}:443?transport=tcp"),
+                ])
+            );
             let user = v[1]["username"].as_str().unwrap();
             assert!(user.ends_with(":sess"));
+            assert_eq!(c.owner(user), "sess");
             let p = c.password(user).unwrap();
             assert_eq!(v[1]["credential"], p.password);
             assert!(p.expires.unwrap() > unix_now());
         }
         assert_eq!(
-            creds("[turn]\nlisten = []").ice_servers("s", None),
+            creds("[turn]\nlisten = []\n[https]\nturn = false").ice_servers("s", None),
             json!([])
         );
+    }
+
+    /// `hostname` left at `localhost`: the URLs name the host the browser reached us by, so a
+    /// fresh install relays for people on other machines.
+    #[test]
+    fn default_hostname_uses_the_request_host() {
+        let c = creds("");
+        let v = c.ice_servers("s", Some("rooms.example.org"));
+        assert_eq!(v[0]["urls"][0], "stun:rooms.example.org:3478");
+        assert_eq!(v[1]["urls"][2], "turns:rooms.example.org:443?transport=tcp");
+        let v = c.ice_servers("s", None);
+        assert_eq!(v[0]["urls"][0], "stun:localhost:3478");
+    }
+
+    #[test]
+    fn transports_follow_the_config() {
+        let c = creds(
+            "hostname = \"h.test\"\n[https]\nlisten = [\"0.0.0.0:8443\"]\n\
+             [turn]\nudp_listen = [\"0.0.0.0:443\"]",
+        );
+        let v = c.ice_servers("s", None);
+        assert_eq!(
+            v[1]["urls"],
+            json!([
+                "turn:h.test:3478?transport=udp",
+                "turn:h.test:443?transport=udp",
+                "turn:h.test:3478?transport=tcp",
+                "turns:h.test:8443?transport=tcp",
+            ])
+        );
+        // TURN only on 443 (TLS): no STUN entry, the TURN entry alone.
+        let v = creds("hostname = \"h.test\"\n[turn]\nlisten = []").ice_servers("s", None);
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["urls"], json!(["turns:h.test:443?transport=tcp"]));
+    }
+
+    #[test]
+    fn owners() {
+        // A static user named like a REST username is still its own owner.
+        let c = creds("[turn]\nusers = [\"1700000000:pw\"]");
+        for (user, owner) in [
+            ("1700000000:sess-1", "sess-1"),
+            ("alice:1700000000", "alice"),
+            ("1700000000", "1700000000"),
+            ("plain", "plain"),
+            ("1700000000:", "1700000000:"),
+        ] {
+            assert_eq!(c.owner(user), owner, "{user}");
+        }
     }
 }

@@ -8,17 +8,34 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::allocation::{BindError, State};
+use super::allocation::{BindError, Perm, State};
 use super::auth::{Authed, Reject};
 use super::channel_data::{self, MAX_CHANNEL, MIN_CHANNEL};
 use super::codec::*;
 use super::relay::{self, Family};
-use super::server::{AddError, Allocation, ClientSink, FiveTuple, Turn, lock};
+use super::server::{AddError, Allocation, ClientSink, FiveTuple, PeerKind, Turn, lock};
 use super::stats::Stats;
 
 pub const SOFTWARE_NAME: &[u8] = concat!("peerbox ", env!("CARGO_PKG_VERSION")).as_bytes();
 const DEFAULT_LIFETIME: u32 = 600;
 const MAX_LIFETIME: u32 = 3600;
+
+/// STUN/TURN error codes (RFC 8489 14.8, RFC 8656 18).
+pub mod code {
+    pub const BAD_REQUEST: u16 = 400;
+    pub const UNAUTHORIZED: u16 = 401;
+    pub const FORBIDDEN: u16 = 403;
+    pub const UNKNOWN_ATTRIBUTE: u16 = 420;
+    pub const ALLOCATION_MISMATCH: u16 = 437;
+    pub const STALE_NONCE: u16 = 438;
+    pub const ADDRESS_FAMILY_NOT_SUPPORTED: u16 = 440;
+    pub const WRONG_CREDENTIALS: u16 = 441;
+    pub const UNSUPPORTED_TRANSPORT: u16 = 442;
+    pub const PEER_ADDRESS_FAMILY_MISMATCH: u16 = 443;
+    pub const ALLOCATION_QUOTA_REACHED: u16 = 486;
+    pub const INSUFFICIENT_CAPACITY: u16 = 508;
+}
+use code::*;
 
 /// What to do with a packet once handled.
 #[derive(Debug)]
@@ -27,28 +44,30 @@ pub enum Action<'p> {
     None,
     /// Send the bytes written into `out` back to the client.
     Reply,
-    /// Send `data` from the allocation's relay socket to `peer`.
+    /// Send `data` from the allocation's relay address to `peer`.
     Relay {
         alloc: Arc<Allocation>,
         peer: SocketAddr,
         data: &'p [u8],
+        /// Out through the relay socket, or straight to another allocation of this server.
+        kind: PeerKind,
     },
 }
 
 fn reason(code: u16) -> &'static str {
     match code {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        420 => "Unknown Attribute",
-        437 => "Allocation Mismatch",
-        438 => "Stale Nonce",
-        440 => "Address Family not Supported",
-        441 => "Wrong Credentials",
-        442 => "Unsupported Transport Protocol",
-        443 => "Peer Address Family Mismatch",
-        486 => "Allocation Quota Reached",
-        508 => "Insufficient Capacity",
+        BAD_REQUEST => "Bad Request",
+        UNAUTHORIZED => "Unauthorized",
+        FORBIDDEN => "Forbidden",
+        UNKNOWN_ATTRIBUTE => "Unknown Attribute",
+        ALLOCATION_MISMATCH => "Allocation Mismatch",
+        STALE_NONCE => "Stale Nonce",
+        ADDRESS_FAMILY_NOT_SUPPORTED => "Address Family not Supported",
+        WRONG_CREDENTIALS => "Wrong Credentials",
+        UNSUPPORTED_TRANSPORT => "Unsupported Transport Protocol",
+        PEER_ADDRESS_FAMILY_MISMATCH => "Peer Address Family Mismatch",
+        ALLOCATION_QUOTA_REACHED => "Allocation Quota Reached",
+        INSUFFICIENT_CAPACITY => "Insufficient Capacity",
         _ => "Server Error",
     }
 }
@@ -100,8 +119,16 @@ impl Turn {
         match self.handle(pkt, five, sink, out) {
             Action::None => false,
             Action::Reply => true,
-            Action::Relay { alloc, peer, data } => {
-                relay::to_peer(&alloc, &self.stats, peer, data);
+            Action::Relay {
+                alloc,
+                peer,
+                data,
+                kind,
+            } => {
+                match kind {
+                    PeerKind::External => relay::to_peer(&alloc, &self.stats, peer, data),
+                    PeerKind::Internal(to) => relay::to_allocation(&alloc, &to, &self.stats, data),
+                }
                 false
             }
         }
@@ -116,9 +143,9 @@ impl Turn {
             return Action::None;
         };
         let now = Instant::now();
-        let peer = {
+        let (peer, perm) = {
             let mut s = lock(&alloc.state);
-            let Some(peer) = s.channel_peer(channel, now) else {
+            let Some(found) = s.channel_peer(channel, now) else {
                 Stats::inc(&self.stats.denied_no_permission);
                 return Action::None;
             };
@@ -126,9 +153,34 @@ impl Turn {
                 Stats::inc(&self.stats.dropped_bandwidth);
                 return Action::None;
             }
-            peer
+            found
         };
-        Action::Relay { alloc, peer, data }
+        self.relay_action(alloc, peer, perm, data)
+    }
+
+    /// Where data for `peer` goes under its permission: to the allocation whose relay address
+    /// it is (one of ours), else out through the kernel if the policy allowed that.
+    fn relay_action<'p>(
+        &self,
+        alloc: Arc<Allocation>,
+        peer: SocketAddr,
+        perm: Perm,
+        data: &'p [u8],
+    ) -> Action<'p> {
+        let kind = match perm.own.then(|| self.by_relayed(peer)).flatten() {
+            Some(to) => PeerKind::Internal(to),
+            None if perm.external => PeerKind::External,
+            None => {
+                Stats::inc(&self.stats.denied_peer);
+                return Action::None;
+            }
+        };
+        Action::Relay {
+            alloc,
+            peer,
+            data,
+            kind,
+        }
     }
 
     fn send_indication<'p>(&self, msg: &Msg<'p>, five: &FiveTuple) -> Action<'p> {
@@ -142,19 +194,21 @@ impl Turn {
         ) else {
             return Action::None;
         };
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let now = Instant::now();
-        {
+        let perm = {
             let mut s = lock(&alloc.state);
-            if !s.permitted(peer.ip(), now) {
+            let Some(perm) = s.permission(peer.ip(), now) else {
                 Stats::inc(&self.stats.denied_no_permission);
                 return Action::None;
-            }
+            };
             if !s.spend(data.len(), now) {
                 Stats::inc(&self.stats.dropped_bandwidth);
                 return Action::None;
             }
-        }
-        Action::Relay { alloc, peer, data }
+            perm
+        };
+        self.relay_action(alloc, peer, perm, data)
     }
 
     fn request(&self, msg: &Msg<'_>, five: &FiveTuple, sink: &ClientSink, out: &mut Vec<u8>) {
@@ -162,7 +216,8 @@ impl Turn {
         if !unknown.is_empty() {
             let list: Vec<u8> = unknown.iter().flat_map(|t| t.to_be_bytes()).collect();
             let mut w = Writer::new(out, msg.method(), ERROR, msg.tid);
-            w.error(420, reason(420)).attr(UNKNOWN_ATTRIBUTES, &list);
+            w.error(UNKNOWN_ATTRIBUTE, reason(UNKNOWN_ATTRIBUTE))
+                .attr(UNKNOWN_ATTRIBUTES, &list);
             finish(&mut w, msg, None);
             return;
         }
@@ -179,14 +234,19 @@ impl Turn {
             method,
             ALLOCATE | REFRESH | CREATE_PERMISSION | CHANNEL_BIND
         ) {
-            return self.error(out, msg, five, 400, None);
+            return self.error(out, msg, five, BAD_REQUEST, None);
         }
         let authed = match self.authenticate(msg, five) {
             Ok(a) => a,
-            Err(Reject::Unauthorized) => return self.error(out, msg, five, 401, None),
-            Err(Reject::StaleNonce) => return self.error(out, msg, five, 438, None),
-            Err(Reject::WrongCredentials) => return self.error(out, msg, five, 441, None),
-            Err(Reject::BadRequest) => return self.error(out, msg, five, 400, None),
+            Err(r) => {
+                let code = match r {
+                    Reject::Unauthorized => UNAUTHORIZED,
+                    Reject::StaleNonce => STALE_NONCE,
+                    Reject::WrongCredentials => WRONG_CREDENTIALS,
+                    Reject::BadRequest => BAD_REQUEST,
+                };
+                return self.error(out, msg, five, code, None);
+            }
         };
         let result = match method {
             ALLOCATE => self.allocate(msg, five, sink, out, &authed),
@@ -209,7 +269,7 @@ impl Turn {
     ) {
         let mut w = Writer::new(out, msg.method(), ERROR, msg.tid);
         w.error(code, reason(code));
-        if matches!(code, 401 | 438) {
+        if matches!(code, UNAUTHORIZED | STALE_NONCE) {
             let nonce = self
                 .nonces
                 .issue(five.client, super::credentials::unix_now());
@@ -230,7 +290,7 @@ impl Turn {
         if let Some(a) = &authed.alloc {
             // A retransmitted Allocate gets the same answer; any other is a mismatch.
             if a.tid != msg.tid {
-                return Err(437);
+                return Err(ALLOCATION_MISMATCH);
             }
             let left = lock(&a.state)
                 .expires
@@ -240,95 +300,105 @@ impl Turn {
         }
         match msg.get(REQUESTED_TRANSPORT) {
             Some([17, _, _, _]) => {}
-            Some([_, _, _, _]) => return Err(442),
-            _ => return Err(400),
+            Some([_, _, _, _]) => return Err(UNSUPPORTED_TRANSPORT),
+            _ => return Err(BAD_REQUEST),
         }
         let even = msg.get(EVEN_PORT);
         let family = msg.get(REQUESTED_ADDRESS_FAMILY);
         let token = msg.get(RESERVATION_TOKEN);
         if token.is_some() && (even.is_some() || family.is_some()) {
-            return Err(400);
+            return Err(BAD_REQUEST);
         }
         let family = match family {
             None | Some([1, _, _, _]) => Family::V4,
             Some([2, _, _, _]) => Family::V6,
-            Some([_, _, _, _]) => return Err(440),
-            Some(_) => return Err(400),
+            Some([_, _, _, _]) => return Err(ADDRESS_FAMILY_NOT_SUPPORTED),
+            Some(_) => return Err(BAD_REQUEST),
         };
         let reserve_next = match even {
             None => false,
             Some([b, ..]) => b & 0x80 != 0,
-            Some([]) => return Err(400),
+            Some([]) => return Err(BAD_REQUEST),
         };
         let lifetime = match lifetime_attr(msg)? {
             Some(l) => l.clamp(DEFAULT_LIFETIME, MAX_LIFETIME),
             None => DEFAULT_LIFETIME,
         };
-        self.check_room(five, &authed.username)
-            .map_err(|e| self.add_error(e))?;
+        let owner = self.credentials.owner(&authed.username).to_owned();
+        self.check_room(five, &owner)
+            .map_err(|e| self.add_error(e, five))?;
         let turn = &self.config.turn;
         let (socket, advertised, reserved) = match token {
             Some(t) => {
                 // The reserved socket was bound for the address family of the first one.
-                let s = self.take_reservation(t).ok_or(508u16)?;
-                let fam = Family::of(s.local_addr().map_err(|_| 508u16)?.ip());
-                let (_, advertised) = relay::addresses(turn, fam, five).ok_or(440u16)?;
+                let s = self.take_reservation(t).ok_or(INSUFFICIENT_CAPACITY)?;
+                let fam = Family::of(s.local_addr().map_err(|_| INSUFFICIENT_CAPACITY)?.ip());
+                let (_, advertised) =
+                    relay::addresses(turn, fam, five).ok_or(ADDRESS_FAMILY_NOT_SUPPORTED)?;
                 (
-                    tokio::net::UdpSocket::from_std(s).map_err(|_| 508u16)?,
+                    tokio::net::UdpSocket::from_std(s).map_err(|_| INSUFFICIENT_CAPACITY)?,
                     advertised,
                     None,
                 )
             }
             None => {
-                let (bind, advertised) = relay::addresses(turn, family, five).ok_or(440u16)?;
+                let (bind, advertised) =
+                    relay::addresses(turn, family, five).ok_or(ADDRESS_FAMILY_NOT_SUPPORTED)?;
                 let (s, next) = relay::open(bind, &turn.relay_ports, even.is_some(), reserve_next)
                     .map_err(|e| {
                         tracing::warn!(error = %e, "cannot open a relay socket");
-                        508u16
+                        INSUFFICIENT_CAPACITY
                     })?;
                 (s, advertised, next)
             }
         };
         let now = Instant::now();
         let token = match reserved {
-            Some(next) => Some(self.reserve(next, now).ok_or(508u16)?),
+            Some(next) => Some(self.reserve(next, now).ok_or(INSUFFICIENT_CAPACITY)?),
             None => None,
         };
-        let port = socket.local_addr().map_err(|_| 508u16)?.port();
+        let port = socket
+            .local_addr()
+            .map_err(|_| INSUFFICIENT_CAPACITY)?
+            .port();
         let now = Instant::now();
-        let expires =
-            (now + Duration::from_secs(lifetime as u64)).min(now + turn.max_allocation_age);
+        // The answer says what the allocation really gets: `max_allocation_age` caps it.
+        let granted = Duration::from_secs(lifetime as u64).min(turn.max_allocation_age);
         let alloc = Arc::new(Allocation {
             five: *five,
             relay: Arc::new(socket),
-            relayed: SocketAddr::new(advertised, port),
+            relayed: SocketAddr::new(advertised.to_canonical(), port),
             username: authed.username.clone(),
+            owner,
             key: authed.key.clone(),
             created: now,
             tid: msg.tid,
-            state: Mutex::new(State::new(expires, turn.bandwidth_bytes_per_sec, now)),
+            state: Mutex::new(State::new(now + granted, turn.bandwidth_bytes_per_sec, now)),
             cancel: CancellationToken::new(),
             sink: sink.clone(),
+            indications: Default::default(),
         });
-        self.add(alloc.clone()).map_err(|e| self.add_error(e))?;
+        self.add(alloc.clone())
+            .map_err(|e| self.add_error(e, five))?;
         tracing::debug!(client = %five.client, relayed = %alloc.relayed, "allocation created");
         tokio::spawn(relay::run(alloc.clone(), self.stats.clone()));
-        allocate_success(out, msg, &alloc, five, lifetime, token);
+        allocate_success(out, msg, &alloc, five, granted.as_secs() as u32, token);
         Ok(())
     }
 
-    fn add_error(&self, e: AddError) -> u16 {
-        match e {
-            AddError::Exists => 437,
-            AddError::Quota => {
-                Stats::inc(&self.stats.denied_quota);
-                486
-            }
+    fn add_error(&self, e: AddError, five: &FiveTuple) -> u16 {
+        if e == AddError::Exists {
+            return ALLOCATION_MISMATCH;
         }
+        Stats::inc(&self.stats.denied_quota);
+        if self.may_log() {
+            tracing::info!(client = %five.client, quota = ?e, "allocation refused: quota reached");
+        }
+        ALLOCATION_QUOTA_REACHED
     }
 
     fn refresh(&self, msg: &Msg<'_>, out: &mut Vec<u8>, authed: &Authed) -> Result<(), u16> {
-        let alloc = authed.alloc.as_ref().ok_or(437u16)?;
+        let alloc = authed.alloc.as_ref().ok_or(ALLOCATION_MISMATCH)?;
         let requested = lifetime_attr(msg)?;
         let granted = if requested == Some(0) {
             self.remove(&alloc.five);
@@ -353,30 +423,31 @@ impl Turn {
         out: &mut Vec<u8>,
         authed: &Authed,
     ) -> Result<(), u16> {
-        let alloc = authed.alloc.as_ref().ok_or(437u16)?;
+        let alloc = authed.alloc.as_ref().ok_or(ALLOCATION_MISMATCH)?;
         let mut peers = Vec::new();
         for a in msg.attrs().map_while(Result::ok) {
             if a.typ == MESSAGE_INTEGRITY {
                 break;
             }
             if a.typ == XOR_PEER_ADDRESS {
-                peers.push(xor_addr(a.value, &msg.tid).ok_or(400u16)?);
+                peers.push(xor_addr(a.value, &msg.tid).ok_or(BAD_REQUEST)?);
                 if peers.len() > 64 {
-                    return Err(508);
+                    return Err(INSUFFICIENT_CAPACITY);
                 }
             }
         }
         if peers.is_empty() {
-            return Err(400);
-        }
-        for p in &peers {
-            self.check_peer(alloc, *p)?;
+            return Err(BAD_REQUEST);
         }
         let now = Instant::now();
+        let mut perms = Vec::with_capacity(peers.len());
+        for p in &peers {
+            perms.push((p.ip().to_canonical(), self.check_peer(alloc, *p, now)?));
+        }
         {
             let mut s = lock(&alloc.state);
-            for p in &peers {
-                s.permit(p.ip(), now).map_err(|_| 508u16)?;
+            for (ip, perm) in perms {
+                s.permit(ip, perm, now).map_err(|_| INSUFFICIENT_CAPACITY)?;
             }
         }
         let mut w = Writer::new(out, CREATE_PERMISSION, SUCCESS, msg.tid);
@@ -385,44 +456,49 @@ impl Turn {
     }
 
     fn channel_bind(&self, msg: &Msg<'_>, out: &mut Vec<u8>, authed: &Authed) -> Result<(), u16> {
-        let alloc = authed.alloc.as_ref().ok_or(437u16)?;
+        let alloc = authed.alloc.as_ref().ok_or(ALLOCATION_MISMATCH)?;
         let channel = match msg.get(CHANNEL_NUMBER) {
             Some([a, b, _, _]) => u16::from_be_bytes([*a, *b]),
-            _ => return Err(400),
+            _ => return Err(BAD_REQUEST),
         };
         if !(MIN_CHANNEL..=MAX_CHANNEL).contains(&channel) {
-            return Err(400);
+            return Err(BAD_REQUEST);
         }
         let peer = msg
             .get(XOR_PEER_ADDRESS)
             .and_then(|v| xor_addr(v, &msg.tid))
-            .ok_or(400u16)?;
-        self.check_peer(alloc, peer)?;
+            .ok_or(BAD_REQUEST)?;
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let now = Instant::now();
+        let perm = self.check_peer(alloc, peer, now)?;
         lock(&alloc.state)
-            .bind(channel, peer, Instant::now())
+            .bind(channel, peer, perm, now)
             .map_err(|e| match e {
-                BindError::Conflict => 400u16,
-                BindError::Full => 508,
+                BindError::Conflict => BAD_REQUEST,
+                BindError::Full => INSUFFICIENT_CAPACITY,
             })?;
         let mut w = Writer::new(out, CHANNEL_BIND, SUCCESS, msg.tid);
         finish(&mut w, msg, Some(&authed.key));
         Ok(())
     }
 
-    /// 403 for a peer the policy refuses (whatever its family), 443 for one of the other
-    /// family than the relay.
-    fn check_peer(&self, alloc: &Allocation, peer: SocketAddr) -> Result<(), u16> {
-        if !self.policy.permits(peer.ip()) {
+    /// The permission a peer gets, or 403 for a peer the policy refuses (whatever its
+    /// family; on one of our own addresses, a port that is no live allocation's relay port),
+    /// 443 for one of the other family than the relay.
+    fn check_peer(&self, alloc: &Allocation, peer: SocketAddr, now: Instant) -> Result<Perm, u16> {
+        let v = self.policy.check(peer.ip());
+        let internal = v.own && self.by_relayed(peer).is_some();
+        if !(internal || v.external) {
             Stats::inc(&self.stats.denied_peer);
             if self.may_log() {
-                tracing::debug!(client = %alloc.five.client, peer = %peer.ip(), "peer address refused");
+                tracing::debug!(client = %alloc.five.client, peer = %peer, "peer address refused");
             }
-            return Err(403);
+            return Err(FORBIDDEN);
         }
-        if Family::of(peer.ip()) != Family::of(alloc.relayed.ip()) {
-            return Err(443);
+        if Family::of(peer.ip().to_canonical()) != Family::of(alloc.relayed.ip()) {
+            return Err(PEER_ADDRESS_FAMILY_MISMATCH);
         }
-        Ok(())
+        Ok(Perm::new(v, now))
     }
 }
 
@@ -447,7 +523,9 @@ fn allocate_success(
 fn lifetime_attr(msg: &Msg<'_>) -> Result<Option<u32>, u16> {
     match msg.get(LIFETIME) {
         None => Ok(None),
-        Some(v) => Ok(Some(u32::from_be_bytes(v.try_into().map_err(|_| 400u16)?))),
+        Some(v) => Ok(Some(u32::from_be_bytes(
+            v.try_into().map_err(|_| BAD_REQUEST)?,
+        ))),
     }
 }
 
@@ -455,11 +533,12 @@ fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
-/// SOFTWARE, then MESSAGE-INTEGRITY when the request was authenticated, then FINGERPRINT
-/// when the request carried one.
+/// For an authenticated request SOFTWARE and MESSAGE-INTEGRITY; then FINGERPRINT when the
+/// request carried one. Answers to unauthenticated requests stay minimal (no SOFTWARE): a
+/// spoofed request must not get much more back than it sent.
 fn finish(w: &mut Writer<'_>, msg: &Msg<'_>, key: Option<&[u8]>) {
-    w.attr(SOFTWARE, SOFTWARE_NAME);
     if let Some(k) = key {
+        w.attr(SOFTWARE, SOFTWARE_NAME);
         w.integrity(k);
     }
     if msg.has(FINGERPRINT) {

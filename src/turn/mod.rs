@@ -26,8 +26,8 @@ pub mod stats;
 pub mod tcp;
 pub mod udp;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -38,38 +38,20 @@ pub use handler::Action;
 pub use server::{ClientSink, FiveTuple, Proto, Turn};
 pub use stats::Stats;
 
-use crate::Config;
-
 /// Binds the UDP listening socket(s) for one configured address.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<Vec<UdpSocket>> {
+pub fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<Vec<UdpSocket>> {
     udp::bind(addr)
 }
 
-/// Serves STUN/TURN until `shutdown` is cancelled, then drops every allocation.
+/// Serves STUN/TURN on the given sockets until `shutdown` is cancelled, then drops every
+/// allocation. `turn` is built by the caller (the composition root), which also hands it to
+/// the HTTPS listeners for TURN over TLS and to the signalling hub for credentials.
 pub async fn run(
+    turn: Arc<Turn>,
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
-    config: Arc<Config>,
-    credentials: Arc<Credentials>,
     shutdown: CancellationToken,
 ) {
-    let turn = start(udp, tcp, config, credentials, shutdown.clone());
-    shutdown.cancelled().await;
-    turn.remove_all();
-}
-
-/// Spawns the listeners and the sweeper; returns the shared state (for stats) right away.
-pub fn start(
-    udp: Vec<UdpSocket>,
-    tcp: Vec<TcpListener>,
-    config: Arc<Config>,
-    credentials: Arc<Credentials>,
-    shutdown: CancellationToken,
-) -> Arc<Turn> {
-    let mut listening: Vec<SocketAddr> = udp.iter().filter_map(|s| s.local_addr().ok()).collect();
-    listening.extend(tcp.iter().filter_map(|l| l.local_addr().ok()));
-    let max_tcp = config.turn.total_quota.saturating_mul(2).saturating_add(64);
-    let turn = Turn::new(config, credentials, &listening);
     let tasks = TaskTracker::new();
     for s in udp {
         if let Err(e) = udp::spawn(turn.clone(), s, shutdown.clone()) {
@@ -77,9 +59,24 @@ pub fn start(
         }
     }
     for l in tcp {
-        tasks.spawn(tcp::run(turn.clone(), l, max_tcp, shutdown.clone()));
+        tasks.spawn(tcp::run(turn.clone(), l, shutdown.clone()));
     }
     tasks.spawn(server::sweeper(turn.clone(), shutdown.clone()));
     tasks.close();
-    turn
+    shutdown.cancelled().await;
+    turn.remove_all();
+    tasks.wait().await;
+}
+
+/// The signalling hub asks TURN for each session's `iceServers`, and says when a session is
+/// gone, so that its allocations end after a grace period instead of counting for an hour.
+impl crate::signal::IceProvider for Turn {
+    fn ice_servers(&self, session: &str, host: Option<&str>) -> serde_json::Value {
+        self.session_alive(session);
+        self.credentials.ice_servers(session, host)
+    }
+
+    fn session_ended(&self, session: &str) {
+        self.session_ended_at(session, Instant::now());
+    }
 }

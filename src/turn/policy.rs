@@ -1,9 +1,14 @@
 //! Which peer addresses a client may relay to. By default nothing inside the appliance's own
-//! network: loopback, private, CGNAT, link-local, multicast, reserved, and their IPv4-mapped
-//! and NAT64 forms, plus peerbox's own addresses. `allowed_peers` wins over every deny (as
-//! coturn's allowed-peer-ip); `allow_loopback_peers` lets 127/8 and ::1 through (tests).
+//! network: loopback, private, CGNAT, link-local, multicast, reserved, and their IPv4-mapped,
+//! IPv4-compatible, NAT64 and 6to4 forms. peerbox's own addresses (every listening address,
+//! `external_ip`, and every address of every local interface, refreshed while running) are
+//! refused too, except where the caller finds a live allocation's relay address there: that is
+//! how two people who both relay reach each other (see `Turn::peer_kind`). `allowed_peers` wins
+//! over every deny (as coturn's allowed-peer-ip); `allow_loopback_peers` lets 127/8 and ::1
+//! through (tests).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 
@@ -29,60 +34,121 @@ const DENIED: &[&str] = &[
     "ff00::/8",
 ];
 
+/// What the policy says about one peer IP address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// One of this server's own addresses (in any of its forms).
+    pub own: bool,
+    /// Relaying to it through the kernel is allowed: a public address that is not ours, or
+    /// one the admin allowed explicitly.
+    pub external: bool,
+}
+
 pub struct Policy {
     allowed: Vec<IpNet>,
     denied: Vec<IpNet>,
-    own: Vec<IpAddr>,
+    /// Configured own addresses (listeners, external_ip), kept across refreshes.
+    fixed: Vec<IpAddr>,
+    /// `fixed` plus every interface address, replaced as a whole on refresh.
+    own: RwLock<Arc<Vec<IpAddr>>>,
     allow_loopback: bool,
 }
 
 impl Policy {
-    /// `own` are the server's listening and relay addresses (unspecified ones are skipped).
+    /// `own` are the server's listening and relay addresses (unspecified ones are skipped);
+    /// the local interfaces' addresses are added now and on every [`Policy::refresh`].
     pub fn new(config: &TurnConfig, own: Vec<IpAddr>) -> Policy {
         let mut denied: Vec<IpNet> = DENIED.iter().filter_map(|s| s.parse().ok()).collect();
         denied.extend(config.denied_peers.iter().copied());
-        Policy {
+        let fixed: Vec<IpAddr> = own
+            .into_iter()
+            .filter(|ip| !ip.is_unspecified())
+            .map(|ip| ip.to_canonical())
+            .collect();
+        let p = Policy {
             allowed: config.allowed_peers.clone(),
             denied,
-            own: own.into_iter().filter(|ip| !ip.is_unspecified()).collect(),
+            own: RwLock::new(Arc::new(fixed.clone())),
+            fixed,
             allow_loopback: config.allow_loopback_peers,
+        };
+        p.refresh();
+        p
+    }
+
+    /// Re-reads the local interfaces' addresses (they change: DHCP, a new IPv6 prefix, a VPN).
+    pub fn refresh(&self) {
+        let mut own = self.fixed.clone();
+        match if_addrs::get_if_addrs() {
+            Ok(ifs) => own.extend(ifs.iter().map(|i| i.ip().to_canonical())),
+            Err(e) => tracing::warn!(error = %e, "cannot list the local interface addresses"),
+        }
+        own.sort();
+        own.dedup();
+        let mut slot = self.own.write().unwrap_or_else(|e| e.into_inner());
+        if **slot != own {
+            *slot = Arc::new(own);
         }
     }
 
-    pub fn permits(&self, ip: IpAddr) -> bool {
+    /// The addresses counted as this server's own right now.
+    pub fn own_addresses(&self) -> Arc<Vec<IpAddr>> {
+        self.own.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn check(&self, ip: IpAddr) -> Verdict {
         let forms = forms(ip);
-        let forms = forms.iter().flatten();
-        if forms
-            .clone()
-            .any(|f| self.allowed.iter().any(|n| n.contains(f)))
-        {
-            return true;
+        let forms = || forms.iter().flatten();
+        let own_list = self.own_addresses();
+        let own = forms().any(|f| own_list.contains(f));
+        let allowed = forms().any(|f| self.allowed.iter().any(|n| n.contains(f)))
+            || (self.allow_loopback && forms().any(|f| f.is_loopback()));
+        let denied = forms().any(|f| {
+            self.denied.iter().any(|n| n.contains(f)) || *f == IpAddr::V4(Ipv4Addr::BROADCAST)
+        });
+        Verdict {
+            own,
+            external: allowed || !(own || denied),
         }
-        if self.allow_loopback && forms.clone().any(|f| f.is_loopback()) {
-            return true;
-        }
-        !forms.clone().any(|f| {
-            self.denied.iter().any(|n| n.contains(f))
-                || self.own.contains(f)
-                || *f == IpAddr::V4(Ipv4Addr::BROADCAST)
-        })
+    }
+
+    /// Whether a peer at `ip` may be relayed to through the kernel (not counting live
+    /// allocations on own addresses, which the caller checks).
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.check(ip).external
     }
 }
 
-/// The address itself and, for IPv4-mapped (::ffff:0:0/96) or NAT64 (64:ff9b::/96) IPv6,
-/// the IPv4 address inside.
+/// The address itself and, for IPv6 forms that carry an IPv4 address, that address:
+/// IPv4-mapped (::ffff:0:0/96), IPv4-compatible (::/96, deprecated but routed by some
+/// stacks), NAT64 well-known (64:ff9b::/96) and local-use (64:ff9b:1::/48, RFC 8215, the
+/// IPv4 address in the last 32 bits as operators configure it), and 6to4 (2002::/16, the IPv4
+/// address in bits 16-47).
 fn forms(ip: IpAddr) -> [Option<IpAddr>; 2] {
     let inner = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).or_else(|| {
-            let s = v6.segments();
-            (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
-                let o = v6.octets();
-                IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
-            })
-        }),
+        IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
         IpAddr::V4(_) => None,
     };
     [Some(ip), inner]
+}
+
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if s[..6] == [0, 0, 0, 0, 0, 0] && !matches!(s[6..], [0, 0] | [0, 1]) {
+        return Some(last);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1] {
+        return Some(last);
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    None
 }
 
 /// One address from each denied range and form, for tests here and in `tests/`.
@@ -107,16 +173,21 @@ pub fn denied_examples() -> Vec<IpAddr> {
         if let Ok(ip) = s.parse::<Ipv4Addr>() {
             out.push(IpAddr::V6(ip.to_ipv6_mapped()));
             let o = ip.octets();
-            out.push(IpAddr::V6(Ipv6Addr::new(
-                0x64,
-                0xff9b,
-                0,
-                0,
-                0,
-                0,
+            let (hi, lo) = (
                 u16::from_be_bytes([o[0], o[1]]),
                 u16::from_be_bytes([o[2], o[3]]),
-            )));
+            );
+            for v6 in [
+                Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+                Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, hi, lo),
+                Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
+            ] {
+                out.push(IpAddr::V6(v6));
+            }
+            // IPv4-compatible (::a.b.c.d); ::0.0.0.1 is ::1, covered below.
+            if u32::from(ip) > 1 {
+                out.push(IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, hi, lo)));
+            }
         }
     }
     for s in ["::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1"] {
@@ -156,6 +227,10 @@ mod tests {
             ("", "64:ff9b::808:808", true),
             ("", "203.0.113.7", false),
             ("", "::ffff:203.0.113.7", false),
+            ("", "2002:cb00:7107::1", false),
+            ("", "2002:808:808::1", true),
+            ("", "::8.8.8.8", true),
+            ("", "64:ff9b:1::808:808", true),
             ("", "100.63.255.255", true),
             ("", "100.128.0.0", true),
             ("", "172.32.0.1", true),
@@ -182,5 +257,36 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(policy(cfg).permits(ip), *want, "{cfg:?} {ip}");
         }
+    }
+
+    /// Own addresses are marked as such (the caller then looks for a live relay there), and
+    /// refused for the kernel path unless allowed explicitly; every local interface address
+    /// counts, not only the configured ones.
+    #[test]
+    fn own_addresses() {
+        let v = policy("").check("203.0.113.7".parse().unwrap());
+        assert_eq!(
+            v,
+            Verdict {
+                own: true,
+                external: false
+            }
+        );
+        let v =
+            policy("allowed_peers = [\"203.0.113.0/24\"]").check("203.0.113.7".parse().unwrap());
+        assert_eq!(
+            v,
+            Verdict {
+                own: true,
+                external: true
+            }
+        );
+        let p = policy("");
+        assert!(
+            p.check("127.0.0.1".parse().unwrap()).own,
+            "lo's address is ours"
+        );
+        assert!(p.own_addresses().len() >= 2);
+        assert!(!p.check("8.8.8.8".parse().unwrap()).own);
     }
 }

@@ -17,7 +17,9 @@ use tokio::net::UdpSocket;
 
 use super::channel_data;
 use super::codec::{self, DATA, INDICATION};
-use super::server::{Allocation, FiveTuple, Proto, lock};
+#[cfg(test)]
+use super::server::Proto;
+use super::server::{Allocation, FiveTuple, lock};
 use super::stats::Stats;
 use crate::config::TurnConfig;
 
@@ -150,6 +152,31 @@ pub fn to_peer(alloc: &Allocation, stats: &Stats, peer: SocketAddr, data: &[u8])
     }
 }
 
+/// Client of `from` -> client of `to`, both allocations of this server: the packet is handed
+/// over in-process, as if it had left `from`'s relay socket and arrived at `to`'s (the same
+/// permission and bandwidth checks on both sides). No kernel round trip, and no reliance on
+/// the network routing the server's own external address back to it (a 1:1 NAT often does
+/// not hairpin).
+pub fn to_allocation(from: &Allocation, to: &Allocation, stats: &Stats, data: &[u8]) {
+    Stats::relayed(
+        &stats.client_to_peer_packets,
+        &stats.client_to_peer_bytes,
+        data.len(),
+    );
+    Stats::inc(&stats.relayed_internally);
+    let n = data.len().min(MAX_PAYLOAD);
+    let deliver = |buf: &mut Vec<u8>| {
+        buf[HEAD..HEAD + n].copy_from_slice(&data[..n]);
+        forward(to, stats, buf, n, from.relayed, Via::Server);
+    };
+    // The thread's buffer is free here (this runs from a listener's receive path, never
+    // inside a relay task's use of it); a fresh one is the fallback all the same.
+    BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => deliver(&mut buf),
+        Err(_) => deliver(&mut vec![0u8; HEAD + MAX_PAYLOAD + 4]),
+    });
+}
+
 thread_local! {
     /// One receive buffer per thread, shared by the relay tasks running there: a task only
     /// uses it between two awaits, so an allocation does not hold 64 KiB of its own.
@@ -159,13 +186,11 @@ thread_local! {
 /// Peer -> client, until the allocation is cancelled. The payload is received after
 /// [`HEAD`] spare bytes of the thread's buffer and the header written in front of it.
 pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
-    let mut counter: u64 = 0;
-    let stream = alloc.five.proto == Proto::Tcp;
     super::udp::serve_readable(&alloc.relay, &alloc.cancel, || {
         BUF.with_borrow_mut(|buf| {
             super::udp::recv_batch(&alloc.relay, buf, HEAD..HEAD + MAX_PAYLOAD, |buf, r| {
                 if let Ok((n, peer)) = r {
-                    forward(&alloc, &stats, buf, n, peer, stream, &mut counter);
+                    forward(&alloc, &stats, buf, n, peer, Via::Kernel);
                 }
             })
         })
@@ -173,22 +198,38 @@ pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
     .await;
 }
 
+/// How a packet for the client arrived.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// On the relay socket, from the network.
+    Kernel,
+    /// From another allocation of this server.
+    Server,
+}
+
 /// Sends the `n` bytes received at `buf[HEAD..]` from `peer` to the client, when the peer
 /// has a permission: as ChannelData when a channel is bound, else as a Data indication.
+/// From the network, a permission that allows only in-server traffic (one of our own
+/// addresses) does not count: nothing on this machine but another allocation may talk to a
+/// client, and those hand their packets over in-process.
 fn forward(
     alloc: &Allocation,
     stats: &Stats,
     buf: &mut [u8],
     n: usize,
     peer: SocketAddr,
-    stream: bool,
-    counter: &mut u64,
+    via: Via,
 ) {
     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let now = Instant::now();
+    let stream = alloc.five.proto.is_stream();
     let channel = {
         let mut s = lock(&alloc.state);
-        if !s.permitted(peer.ip(), now) {
+        let allowed = match s.permission(peer.ip(), now) {
+            Some(p) => via == Via::Server || p.external,
+            None => false,
+        };
+        if !allowed {
             Stats::inc(&stats.denied_no_permission);
             return;
         }
@@ -210,8 +251,10 @@ fn forward(
             &buf[HEAD - 4..end]
         }
         None => {
-            *counter = counter.wrapping_add(1);
-            match data_indication(buf, n, peer, *counter) {
+            let counter = alloc
+                .indications
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match data_indication(buf, n, peer, counter) {
                 Some(r) => &buf[r],
                 None => return,
             }

@@ -16,6 +16,8 @@ pub struct Stats {
     pub client_to_peer_bytes: AtomicU64,
     pub peer_to_client_packets: AtomicU64,
     pub peer_to_client_bytes: AtomicU64,
+    /// Packets handed from one allocation straight to another (both people relaying).
+    pub relayed_internally: AtomicU64,
 }
 
 impl Stats {

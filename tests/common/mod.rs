@@ -177,6 +177,16 @@ impl TestServer {
             .expect("tls handshake")
     }
 
+    /// A TLS connection to the HTTPS port offering `alpn` (none when empty), as a browser's
+    /// `turns:` socket (no ALPN) or coturn's client (`stun.turn` among others) connects.
+    pub async fn tls_stream_alpn(&self, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(self.https).await.expect("connect");
+        tls_trusting(&self.ssl_dir().join("cert.pem"), alpn)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("tls handshake")
+    }
+
     pub async fn ws(&self) -> Ws {
         self.ws_path("/ws").await
     }

@@ -1,6 +1,6 @@
 //! A minimal TURN client for the tests, built on the `stun` crate (an implementation other
 //! than the server's own codec): long-term auth with nonce retry, Allocate, Refresh,
-//! CreatePermission, ChannelBind, Send indications and ChannelData, over UDP or TCP.
+//! CreatePermission, ChannelBind, Send indications and ChannelData, over UDP, TCP or TLS.
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
@@ -13,14 +13,18 @@ use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
 use stun::message::*;
 use stun::xoraddr::XorMappedAddress;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 pub const ATTR_REQUESTED_ADDRESS_FAMILY: AttrType = AttrType(0x0017);
 
+/// A byte stream to the server: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 enum Transport {
     Udp(UdpSocket),
-    Tcp(TcpStream, Vec<u8>),
+    Stream(Box<dyn Stream>, SocketAddr, Vec<u8>),
 }
 
 /// What arrived from the server that is not a response.
@@ -68,13 +72,41 @@ fn xor_value(addr: SocketAddr, tid_msg: &Message, t: AttrType) -> Vec<u8> {
 
 impl Client {
     pub async fn udp(server: SocketAddr, username: &str, password: &str) -> Client {
-        let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        Client::udp_from("127.0.0.1:0".parse().unwrap(), server, username, password).await
+    }
+
+    /// Over UDP from a chosen local address (another 127/8 address is another client).
+    pub async fn udp_from(
+        local: SocketAddr,
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+    ) -> Client {
+        let s = UdpSocket::bind(local).await.expect("bind");
         Client::new(Transport::Udp(s), server, username, password)
     }
 
     pub async fn tcp(server: SocketAddr, username: &str, password: &str) -> Client {
         let s = TcpStream::connect(server).await.expect("connect");
-        Client::new(Transport::Tcp(s, Vec::new()), server, username, password)
+        let local = s.local_addr().unwrap();
+        Client::stream(Box::new(s), local, server, username, password)
+    }
+
+    /// Over an already connected stream (e.g. TLS to the HTTPS port) whose local address is
+    /// `local`.
+    pub fn stream(
+        s: Box<dyn Stream>,
+        local: SocketAddr,
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+    ) -> Client {
+        Client::new(
+            Transport::Stream(s, local, Vec::new()),
+            server,
+            username,
+            password,
+        )
     }
 
     fn new(t: Transport, server: SocketAddr, username: &str, password: &str) -> Client {
@@ -92,7 +124,7 @@ impl Client {
     pub fn local_addr(&self) -> SocketAddr {
         match &self.t {
             Transport::Udp(s) => s.local_addr().unwrap(),
-            Transport::Tcp(s, _) => s.local_addr().unwrap(),
+            Transport::Stream(_, local, _) => *local,
         }
     }
 
@@ -101,10 +133,11 @@ impl Client {
             Transport::Udp(s) => {
                 s.send_to(b, self.server).await.expect("send");
             }
-            Transport::Tcp(s, _) => {
+            Transport::Stream(s, _, _) => {
                 s.write_all(b).await.expect("send");
                 let pad = (4 - b.len() % 4) % 4;
                 s.write_all(&[0u8; 3][..pad]).await.expect("send");
+                s.flush().await.expect("flush");
             }
         }
     }
@@ -121,7 +154,7 @@ impl Client {
                 buf.truncate(n);
                 Some(buf)
             }
-            Transport::Tcp(s, buf) => {
+            Transport::Stream(s, _, buf) => {
                 let deadline = tokio::time::Instant::now() + wait;
                 loop {
                     if buf.len() >= 4 {
