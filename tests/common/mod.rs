@@ -321,3 +321,19 @@ pub async fn expect_silence(ws: &mut Ws, wait: Duration) {
         }
     }
 }
+
+/// Writes a self-signed certificate for localhost (cert.pem + privkey.pem) into `dir`, valid
+/// from `from_days` to `to_days` days from now (negative: in the past).
+pub fn write_dated_cert(dir: &Path, from_days: i64, to_days: i64) {
+    let at = |days: i64| {
+        x509_parser::time::ASN1Time::from_timestamp(peerbox::tls::now() + days * 86_400)
+            .unwrap()
+            .to_datetime()
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    (params.not_before, params.not_after) = (at(from_days), at(to_days));
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("privkey.pem"), key.serialize_pem()).unwrap();
+}
