@@ -1,23 +1,24 @@
-//! Certificates from the ssl dir: loading (several layouts and key formats), a self-signed
-//! fallback, and hot reload (SIGHUP or file changes) that never drops the working certificate,
-//! neither for a broken one nor for an expired or not-yet-valid one; warnings as the served
-//! one nears its end ([`validity`]).
+//! Certificates from the ssl dir ([`files`]: layouts, key formats, the self-signed fallback)
+//! and hot reload (SIGHUP or file changes) that never drops the working certificate, neither
+//! for a broken one nor for an expired or not-yet-valid one; warnings as the served one nears
+//! its end ([`validity`]).
 
+mod files;
 mod validity;
 
 pub use validity::{State, Validity, date, now};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::crypto::ring::default_provider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use files::{Loaded, generate, load, stamp};
 
 /// Why a certificate could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +66,6 @@ pub struct CertStore {
 struct Resolver {
     dir: PathBuf,
     current: RwLock<Loaded>,
-}
-
-/// A certificate with its key, as loaded from the ssl dir.
-#[derive(Debug, Clone)]
-struct Loaded {
-    key: Arc<CertifiedKey>,
-    validity: Validity,
 }
 
 /// What `check-config` reports about the ssl dir.
@@ -254,128 +248,6 @@ fn log_expiry(v: &Validity, now: i64) {
     }
 }
 
-const FILES: [&str; 4] = ["fullchain.pem", "cert.pem", "chain.pem", "privkey.pem"];
-
-fn stamp(dir: &Path) -> Vec<Option<(SystemTime, u64)>> {
-    FILES
-        .iter()
-        .map(|f| {
-            std::fs::metadata(dir.join(f))
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-        .collect()
-}
-
-/// Loads `fullchain.pem` or `cert.pem` (+ `chain.pem`) with `privkey.pem`. `Ok(None)`: no cert there.
-fn load(dir: &Path) -> Result<Option<Loaded>, TlsError> {
-    let fullchain = dir.join("fullchain.pem");
-    let cert = dir.join("cert.pem");
-    let key_path = dir.join("privkey.pem");
-    let mut chain = if fullchain.exists() {
-        read_certs(&fullchain)?
-    } else if cert.exists() {
-        let mut chain = read_certs(&cert)?;
-        let extra = dir.join("chain.pem");
-        if extra.exists() {
-            chain.extend(read_certs(&extra)?);
-        }
-        chain
-    } else if key_path.exists() {
-        return Err(TlsError::LoneKey { key: key_path });
-    } else {
-        return Ok(None);
-    };
-    if !key_path.exists() {
-        let found = if fullchain.exists() { fullchain } else { cert };
-        return Err(TlsError::MissingKey { found });
-    }
-    chain.dedup();
-    let leaf_path = if fullchain.exists() {
-        &fullchain
-    } else {
-        &cert
-    };
-    let validity = chain
-        .first()
-        .ok_or_else(|| TlsError::NoCertificate {
-            path: leaf_path.clone(),
-        })
-        .and_then(|leaf| {
-            Validity::of(leaf).map_err(|reason| TlsError::Unparsable {
-                path: leaf_path.clone(),
-                reason,
-            })
-        })?;
-    let bytes = read(&key_path)?;
-    let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::NoKey {
-        path: key_path.clone(),
-    })?;
-    let key =
-        CertifiedKey::from_der(chain, key, &default_provider()).map_err(TlsError::Mismatch)?;
-    Ok(Some(Loaded {
-        key: Arc::new(key),
-        validity,
-    }))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|error| TlsError::Read {
-        path: path.to_owned(),
-        error,
-    })
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(path)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: path.to_owned(),
-        });
-    }
-    Ok(certs)
-}
-
-/// Writes a self-signed certificate for `hostname`, localhost, 127.0.0.1 and ::1 into `dir`.
-fn generate(dir: &Path, hostname: &str) -> Result<(), TlsError> {
-    let mut names = vec![
-        hostname.to_owned(),
-        "localhost".into(),
-        "127.0.0.1".into(),
-        "::1".into(),
-    ];
-    names.dedup();
-    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names)?;
-    let write = |name: &str, text: &str, mode: u32| -> Result<(), TlsError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join(name);
-        let err = |error| TlsError::Write {
-            path: path.clone(),
-            error,
-        };
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&path)
-            .map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)
-    };
-    write("privkey.pem", &signing_key.serialize_pem(), 0o600)?;
-    write("cert.pem", &cert.pem(), 0o644)?;
-    tracing::warn!(
-        dir = %dir.display(),
-        "no certificate found: wrote a self-signed one (browsers will warn; put a real one in place)"
-    );
-    Ok(())
-}
-
 fn fingerprint(key: &CertifiedKey) -> String {
     let Some(leaf) = key.cert.first() else {
         return String::new();
@@ -439,14 +311,5 @@ mod tests {
             .unwrap();
         let text = format!("{:#}", anyhow::Error::new(err));
         assert_eq!(text.matches("Is a directory").count(), 1, "{text}");
-    }
-
-    #[test]
-    fn a_key_that_does_not_fit_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        CertStore::load_or_generate(dir.path(), "localhost").unwrap();
-        let other = rcgen::KeyPair::generate().unwrap();
-        std::fs::write(dir.path().join("privkey.pem"), other.serialize_pem()).unwrap();
-        assert!(matches!(load(dir.path()), Err(TlsError::Mismatch(_))));
     }
 }
