@@ -1,5 +1,11 @@
 //! The admin's `config.toml`: parsed once with serde (unknown keys refused), then validated
-//! into typed values that the rest of the server receives by reference.
+//! into typed values that the rest of the server receives by reference. Out-of-range values
+//! are refused with the range, never clamped; what needs several keys at once (listeners that
+//! clash, legal but harmful values) is in [`check`].
+
+mod check;
+
+pub use check::Warning;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -323,6 +329,12 @@ impl Config {
             &self.turn.realm
         }
     }
+
+    /// What is legal but probably not what the admin wants; logged at start and printed by
+    /// `check-config`.
+    pub fn warnings(&self) -> Vec<Warning> {
+        check::warnings(self)
+    }
 }
 
 fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
@@ -354,7 +366,16 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             "must be between 1024 and 16777216",
         ));
     }
-    let burst = rooms.message_burst.max(rooms.messages_per_second);
+    if rooms.message_burst < rooms.messages_per_second {
+        return Err(invalid(
+            "rooms.message_burst",
+            format!(
+                "is {} but must be at least rooms.messages_per_second ({}): a connection may \
+                 send one second's worth at once",
+                rooms.message_burst, rooms.messages_per_second
+            ),
+        ));
+    }
     let ping_interval = seconds("rooms.ping_interval_secs", rooms.ping_interval_secs)?;
     let idle_timeout = seconds("rooms.idle_timeout_secs", rooms.idle_timeout_secs)?;
     if idle_timeout <= ping_interval {
@@ -365,13 +386,21 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     }
     let https_turn = raw.https.turn && !raw.https.listen.is_empty();
     let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
-    Ok(Config {
+    let config = Config {
         hostname,
-        shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_secs.clamp(1, 3600)),
+        shutdown_timeout: whole_seconds(
+            "shutdown_timeout_secs",
+            raw.shutdown_timeout_secs,
+            1..=3600,
+        )?,
         https: HttpsConfig {
             listen: addrs("https.listen", &raw.https.listen)?,
             turn: raw.https.turn,
-            handshake_timeout: Duration::from_secs(raw.https.handshake_timeout_secs.max(1)),
+            handshake_timeout: whole_seconds(
+                "https.handshake_timeout_secs",
+                raw.https.handshake_timeout_secs,
+                1..=3600,
+            )?,
             well_known_dir: base.join(&raw.https.well_known_dir),
             hsts_max_age: Duration::from_secs(raw.https.hsts_max_age_secs),
         },
@@ -383,7 +412,13 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             watch_interval: if raw.tls.watch_interval_secs == 0.0 {
                 Duration::ZERO
             } else {
-                seconds("tls.watch_interval_secs", raw.tls.watch_interval_secs)?
+                seconds("tls.watch_interval_secs", raw.tls.watch_interval_secs).map_err(|_| {
+                    invalid(
+                        "tls.watch_interval_secs",
+                        "must be 0 (only on SIGHUP) or a number of seconds above 0 and at most \
+                         86400",
+                    )
+                })?
             },
         },
         rooms: RoomsConfig {
@@ -393,13 +428,15 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             max_connections: rooms.max_connections,
             max_connections_per_ip: rooms.max_connections_per_ip,
             messages_per_second: rooms.messages_per_second,
-            message_burst: burst,
+            message_burst: rooms.message_burst,
             ping_interval,
             idle_timeout,
             outbound_queue: rooms.outbound_queue,
         },
         turn,
-    })
+    };
+    check::listeners(&config)?;
+    Ok(config)
 }
 
 /// The TURN URLs `joined` advertises, each of which costs one allocation per peer connection:
@@ -443,9 +480,17 @@ fn validate_turn(
             "expected \"LOW-HIGH\" with 1024 <= LOW <= HIGH <= 65535",
         )
     })?;
-    if raw.credential_ttl_secs == 0 {
-        return Err(invalid("turn.credential_ttl_secs", "must be at least 1"));
-    }
+    // Both end up added to clocks (`now + ttl`): a bound keeps that from overflowing.
+    let credential_ttl = whole_seconds(
+        "turn.credential_ttl_secs",
+        raw.credential_ttl_secs,
+        1..=THIRTY_DAYS,
+    )?;
+    let max_allocation_age = whole_seconds(
+        "turn.max_allocation_age_secs",
+        raw.max_allocation_age_secs,
+        60..=THIRTY_DAYS,
+    )?;
     let mut users = Vec::new();
     for u in &raw.users {
         match u.split_once(':') {
@@ -480,7 +525,7 @@ fn validate_turn(
         external_ip,
         relay_ports,
         secret: Secret::new(raw.secret),
-        credential_ttl: Duration::from_secs(raw.credential_ttl_secs),
+        credential_ttl,
         users,
         allow_loopback_peers: raw.allow_loopback_peers,
         allowed_peers: cidrs("turn.allowed_peers", &raw.allowed_peers)?,
@@ -488,7 +533,7 @@ fn validate_turn(
         user_quota,
         address_quota,
         total_quota: raw.total_quota,
-        max_allocation_age: Duration::from_secs(raw.max_allocation_age_secs.max(60)),
+        max_allocation_age,
         bandwidth_bytes_per_sec: raw.bandwidth_bytes_per_sec,
     })
 }
@@ -501,13 +546,36 @@ fn positive(key: &'static str, v: usize) -> Result<(), ConfigError> {
     }
 }
 
+const THIRTY_DAYS: u64 = 30 * 86_400;
+
+/// A fractional number of seconds, above 0 and at most a day.
 fn seconds(key: &'static str, v: f64) -> Result<Duration, ConfigError> {
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Ok(Duration::from_secs_f64(v))
     } else {
         Err(invalid(
             key,
-            "must be a number of seconds between 0 and 86400",
+            format!("is {v} but must be a number of seconds above 0 and at most 86400"),
+        ))
+    }
+}
+
+/// Whole seconds within `range` (both ends allowed).
+fn whole_seconds(
+    key: &'static str,
+    v: u64,
+    range: RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    if range.contains(&v) {
+        Ok(Duration::from_secs(v))
+    } else {
+        Err(invalid(
+            key,
+            format!(
+                "is {v} but must be between {} and {} seconds",
+                range.start(),
+                range.end()
+            ),
         ))
     }
 }
@@ -515,12 +583,23 @@ fn seconds(key: &'static str, v: f64) -> Result<Duration, ConfigError> {
 fn addrs(key: &'static str, list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
     list.iter()
         .map(|s| {
-            s.trim().parse::<SocketAddr>().map_err(|_| {
+            let addr = s.trim().parse::<SocketAddr>().map_err(|_| {
                 invalid(
                     key,
                     format!("{s:?} is not an address:port (e.g. \"0.0.0.0:443\" or \"[::]:443\")"),
                 )
-            })
+            })?;
+            // IPv6 sockets are bound IPv6-only (so that 0.0.0.0 and [::] can both be listed),
+            // and such a socket cannot take an IPv4-mapped address.
+            if let SocketAddr::V6(v6) = addr {
+                if let Some(v4) = v6.ip().to_ipv4_mapped() {
+                    return Err(invalid(
+                        key,
+                        format!("write {s:?} as \"{v4}:{}\"", v6.port()),
+                    ));
+                }
+            }
+            Ok(addr)
         })
         .collect()
 }
@@ -601,6 +680,86 @@ mod tests {
                 "{text:?} gave {err:?}, expected it to name {key}"
             );
         }
+    }
+
+    /// What used to be clamped silently is refused, with the range it must be in.
+    #[test]
+    fn out_of_range_values_are_refused_not_clamped() {
+        let cases = [
+            (
+                "shutdown_timeout_secs = 0",
+                "shutdown_timeout_secs",
+                "between 1 and 3600",
+            ),
+            (
+                "shutdown_timeout_secs = 7200",
+                "shutdown_timeout_secs",
+                "is 7200",
+            ),
+            (
+                "[https]\nhandshake_timeout_secs = 0",
+                "https.handshake_timeout_secs",
+                "between 1 and 3600",
+            ),
+            (
+                "[turn]\nmax_allocation_age_secs = 30",
+                "turn.max_allocation_age_secs",
+                "between 60 and 2592000",
+            ),
+            (
+                "[turn]\nmax_allocation_age_secs = 9000000000000",
+                "turn.max_allocation_age_secs",
+                "is 9000000000000",
+            ),
+            (
+                "[turn]\ncredential_ttl_secs = 0",
+                "turn.credential_ttl_secs",
+                "between 1",
+            ),
+            (
+                "[turn]\ncredential_ttl_secs = 9000000000000",
+                "turn.credential_ttl_secs",
+                "2592000",
+            ),
+            (
+                "[rooms]\nmessage_burst = 10",
+                "rooms.message_burst",
+                "at least rooms.messages_per_second (50)",
+            ),
+            ("[rooms]\nmessage_burst = 0", "rooms.message_burst", "is 0"),
+            (
+                "[rooms]\nping_interval_secs = 0",
+                "rooms.ping_interval_secs",
+                "above 0",
+            ),
+            (
+                "[rooms]\nidle_timeout_secs = -1",
+                "rooms.idle_timeout_secs",
+                "above 0",
+            ),
+            (
+                "[tls]\nwatch_interval_secs = -1",
+                "tls.watch_interval_secs",
+                "0 (only on SIGHUP)",
+            ),
+        ];
+        for (text, key, says) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(
+                err.contains(&format!("`{key}`")) && err.contains(says),
+                "{text:?} gave {err:?}, expected {key} and {says:?}"
+            );
+            assert!(!err.contains("between 0"), "{err}");
+        }
+        let edges = parse(
+            "shutdown_timeout_secs = 3600\n[https]\nhandshake_timeout_secs = 1\n\
+             [rooms]\nmessages_per_second = 7\nmessage_burst = 7\n\
+             [turn]\nmax_allocation_age_secs = 60\ncredential_ttl_secs = 1",
+        )
+        .expect("the ends of each range are allowed");
+        assert_eq!(edges.shutdown_timeout, Duration::from_secs(3600));
+        assert_eq!(edges.turn.max_allocation_age, Duration::from_secs(60));
+        assert_eq!(edges.rooms.message_burst, 7);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The `peerbox` command: parse arguments, load the config, bind every port, serve.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use peerbox::{Config, Listeners, Server};
+use peerbox::{Config, Listeners, Server, tls};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc: the relay allocates a few small buffers per message, and glibc's malloc was ~5 % of
@@ -52,8 +54,15 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::CheckConfig) = cli.command {
-        println!("{}: configuration is valid", cli.config.display());
-        return ExitCode::SUCCESS;
+        return check_config(&cli.config, &config);
+    }
+    tracing::info!(
+        version = %env!("CARGO_PKG_VERSION"),
+        config = %cli.config.display(),
+        "peerbox starting"
+    );
+    for w in config.warnings() {
+        tracing::warn!(key = w.key, problem = %w.message, "config needs attention");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -71,34 +80,63 @@ fn main() -> ExitCode {
     }
 }
 
+/// `check-config`: what start would refuse is an error (exit 2), what would hurt a warning.
+fn check_config(path: &Path, config: &Config) -> ExitCode {
+    let dir = config.tls.dir.display();
+    match tls::inspect(&config.tls.dir) {
+        Ok(tls::Found::Certificate {
+            fingerprint,
+            validity,
+        }) => {
+            println!(
+                "certificate in {dir}: sha256 {fingerprint}, valid until {}",
+                tls::date(validity.not_after)
+            );
+            if let Some(problem) = validity.problem(tls::now()) {
+                eprintln!("warning: the certificate in {dir} {problem}");
+            }
+        }
+        Ok(tls::Found::Nothing) => println!(
+            "no certificate in {dir}: start writes a self-signed one for {} there",
+            config.hostname
+        ),
+        Err(e) => {
+            eprintln!("peerbox: TLS certificates in {dir}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    for w in config.warnings() {
+        eprintln!("warning: {w}");
+    }
+    println!("{}: configuration is valid", path.display());
+    ExitCode::SUCCESS
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::new(config.clone())?;
     let mut listeners = Listeners::default();
     for addr in &config.https.listen {
-        listeners.https.push(bind_tcp(*addr, "https.listen").await?);
+        listeners.https.push(bind_tcp(*addr, "https.listen")?);
     }
     for addr in &config.http.listen {
-        listeners.http.push(bind_tcp(*addr, "http.listen").await?);
+        listeners.http.push(bind_tcp(*addr, "http.listen")?);
     }
     for addr in &config.turn.listen {
         listeners.turn_udp.extend(
-            peerbox::turn::bind_udp(*addr).map_err(|e| bind_error(e, *addr, "turn.listen"))?,
+            peerbox::turn::bind_udp(*addr)
+                .map_err(|e| bind_error(e, *addr, "turn.listen", "udp"))?,
         );
-        listeners
-            .turn_tcp
-            .push(bind_tcp(*addr, "turn.listen").await?);
+        listeners.turn_tcp.push(bind_tcp(*addr, "turn.listen")?);
     }
     for addr in &config.turn.udp_listen {
         listeners.turn_udp.extend(
-            peerbox::turn::bind_udp(*addr).map_err(|e| bind_error(e, *addr, "turn.udp_listen"))?,
+            peerbox::turn::bind_udp(*addr)
+                .map_err(|e| bind_error(e, *addr, "turn.udp_listen", "udp"))?,
         );
     }
     for l in listeners.https.iter() {
-        if config.https.turn {
-            tracing::info!(addr = %l.local_addr()?, "listening for https and wss, turn over tls and tcp");
-        } else {
-            tracing::info!(addr = %l.local_addr()?, "listening for https and wss");
-        }
+        // turn=true: TURN over TLS and over TCP on this port too.
+        tracing::info!(addr = %l.local_addr()?, turn = config.https.turn, "listening for https and wss");
     }
     for addr in &config.turn.udp_listen {
         tracing::info!(%addr, "listening for stun/turn (udp only)");
@@ -108,6 +146,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     for l in listeners.turn_tcp.iter() {
         tracing::info!(addr = %l.local_addr()?, "listening for stun/turn (udp and tcp)");
+    }
+    if let Some(url) = url(&config.hostname, &listeners.https) {
+        tracing::info!(%url, "open this address in a browser");
     }
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(peerbox::shutdown::watch_signals(
@@ -126,25 +167,41 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     result
 }
 
-/// Binds a TCP listener; an IPv6 one is IPv6 only, so that `0.0.0.0:P` and `[::]:P` can
-/// both be listed (as the UDP sockets are).
-async fn bind_tcp(addr: SocketAddr, key: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    let bind = || -> std::io::Result<tokio::net::TcpListener> {
-        let s = if addr.is_ipv6() {
-            let s = tokio::net::TcpSocket::new_v6()?;
-            socket2::SockRef::from(&s).set_only_v6(true)?;
-            s
-        } else {
-            tokio::net::TcpSocket::new_v4()?
-        };
-        s.set_reuseaddr(true)?;
-        s.bind(addr)?;
-        s.listen(1024)
+/// The address people open: the hostname, with the first HTTPS port unless it is 443.
+fn url(hostname: &str, https: &[TcpListener]) -> Option<String> {
+    let port = https.first()?.local_addr().ok()?.port();
+    let host = match hostname.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) => format!("[{hostname}]"),
+        _ => hostname.to_owned(),
     };
-    bind().map_err(|e| bind_error(e, addr, key))
+    Some(match port {
+        443 => format!("https://{host}/"),
+        _ => format!("https://{host}:{port}/"),
+    })
 }
 
-fn bind_error(e: std::io::Error, addr: SocketAddr, key: &str) -> anyhow::Error {
+/// A listening TCP socket; `[::]` is bound IPv6-only (as UDP's is), so that `0.0.0.0:P` and
+/// `[::]:P` can be listed side by side instead of the second failing with "address in use".
+fn bind_tcp(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    let bind = || -> std::io::Result<TcpListener> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        // As tokio's own bind does: a restart can take the port while old connections linger
+        // in TIME_WAIT.
+        s.set_reuse_address(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        TcpListener::from_std(s.into())
+    };
+    bind().map_err(|e| bind_error(e, addr, key, "tcp"))
+}
+
+/// A sentence for a port peerbox could not take. Clashes between peerbox's own listeners are
+/// refused by the config check before anything is bound, so "in use" here is someone else.
+fn bind_error(e: std::io::Error, addr: SocketAddr, key: &str, proto: &str) -> anyhow::Error {
     match e.kind() {
         std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
             "cannot listen on {addr} ({key}): permission denied. Ports below 1024 need the \
@@ -153,8 +210,11 @@ fn bind_error(e: std::io::Error, addr: SocketAddr, key: &str) -> anyhow::Error {
              $(command -v peerbox)`, or choose ports above 1024 in the config"
         ),
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
-            "cannot listen on {addr} ({key}): the address is already in use by another program \
-             (see `ss -ltnup`), or choose another port in the config"
+            "cannot listen on {addr}/{proto} ({key}): another process holds that port (another \
+             peerbox, or a web server); `ss -{}lnp 'sport = :{}'` shows which. Stop it, or \
+             choose another port in the config",
+            if proto == "udp" { "u" } else { "t" },
+            addr.port()
         ),
         _ => anyhow::anyhow!("cannot listen on {addr} ({key}): {e}"),
     }

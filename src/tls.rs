@@ -1,28 +1,43 @@
-//! Certificates from the ssl dir: loading (several layouts and key formats), a self-signed
-//! fallback, and hot reload (SIGHUP or file changes) that never drops the working certificate.
+//! Certificates from the ssl dir ([`files`]: layouts, key formats, the self-signed fallback)
+//! and hot reload (SIGHUP or file changes) that never drops the working certificate, neither
+//! for a broken one nor for an expired or not-yet-valid one; warnings as the served one nears
+//! its end ([`validity`]).
+
+mod files;
+mod validity;
+
+pub use validity::{State, Validity, date, now};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::crypto::ring::default_provider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use files::{Loaded, generate, load, stamp};
 
 /// Why a certificate could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {source}")]
+    // The io errors are part of the sentence, not a `source`: `{:#}` would print them twice.
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} holds no PEM certificate")]
     NoCertificate { path: PathBuf },
+    #[error("{path}: the certificate cannot be parsed: {reason}")]
+    Unparsable { path: PathBuf, reason: String },
+    #[error(
+        "found {key} but neither cert.pem nor fullchain.pem beside it (peerbox would \
+         overwrite the key with a self-signed certificate's: remove it, or add its certificate)"
+    )]
+    LoneKey { key: PathBuf },
     #[error("{path} holds no usable private key (PKCS#1, PKCS#8 or SEC1 PEM expected)")]
     NoKey { path: PathBuf },
     #[error("found {found} but not privkey.pem beside it")]
@@ -31,10 +46,13 @@ pub enum TlsError {
     Mismatch(rustls::Error),
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(#[from] rcgen::Error),
-    #[error("cannot write the self-signed certificate to {path}: {source}")]
+    #[error(
+        "cannot write the self-signed certificate to {path}: {error} (the directory must be \
+         writable by the user peerbox runs as, or hold a certificate)"
+    )]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -47,20 +65,42 @@ pub struct CertStore {
 #[derive(Debug)]
 struct Resolver {
     dir: PathBuf,
-    current: RwLock<Arc<CertifiedKey>>,
+    current: RwLock<Loaded>,
+}
+
+/// What `check-config` reports about the ssl dir.
+#[derive(Debug)]
+pub enum Found {
+    Certificate {
+        fingerprint: String,
+        validity: Validity,
+    },
+    /// Nothing there: start writes a self-signed certificate.
+    Nothing,
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.read().ok().map(|c| c.clone())
+        self.current.read().ok().map(|c| c.key.clone())
     }
+}
+
+/// Reads the ssl dir as start would, without writing anything.
+pub fn inspect(dir: &Path) -> Result<Found, TlsError> {
+    Ok(match load(dir)? {
+        Some(l) => Found::Certificate {
+            fingerprint: fingerprint(&l.key),
+            validity: l.validity,
+        },
+        None => Found::Nothing,
+    })
 }
 
 impl CertStore {
     /// Loads the certificate in `dir`, or generates a self-signed one there when it holds none.
     pub fn load_or_generate(dir: &Path, hostname: &str) -> Result<CertStore, TlsError> {
-        let key = match load(dir)? {
-            Some(key) => key,
+        let loaded = match load(dir)? {
+            Some(l) => l,
             None => {
                 generate(dir, hostname)?;
                 load(dir)?.ok_or_else(|| TlsError::NoCertificate {
@@ -68,22 +108,46 @@ impl CertStore {
                 })?
             }
         };
-        tracing::info!(dir = %dir.display(), sha256 = %fingerprint(&key), "certificate loaded");
+        tracing::info!(
+            dir = %dir.display(),
+            sha256 = %fingerprint(&loaded.key),
+            not_after = %validity::date(loaded.validity.not_after),
+            "certificate loaded"
+        );
+        log_expiry(&loaded.validity, validity::now());
         Ok(CertStore {
             inner: Arc::new(Resolver {
                 dir: dir.to_owned(),
-                current: RwLock::new(Arc::new(key)),
+                current: RwLock::new(loaded),
             }),
         })
     }
 
-    /// Re-reads the files; a broken new certificate is refused and the old one stays.
+    /// Re-reads the files. A broken new certificate is refused and the old one stays; so is an
+    /// expired or not-yet-valid one while the one in use is still valid (browsers would refuse
+    /// every connection at once).
     pub fn reload(&self) -> bool {
+        let now = validity::now();
         match load(&self.inner.dir) {
-            Ok(Some(key)) => {
-                tracing::info!(sha256 = %fingerprint(&key), "certificate reloaded");
+            Ok(Some(new)) => {
+                let current = self.current().validity;
+                if let (None, Some(why)) = (current.refusal(now), new.validity.refusal(now)) {
+                    tracing::warn!(
+                        sha256 = %fingerprint(&new.key),
+                        reason = %why,
+                        current_not_after = %validity::date(current.not_after),
+                        "new certificate refused: keeping the one in use, which is still valid"
+                    );
+                    return false;
+                }
+                tracing::info!(
+                    sha256 = %fingerprint(&new.key),
+                    not_after = %validity::date(new.validity.not_after),
+                    "certificate reloaded"
+                );
+                log_expiry(&new.validity, now);
                 if let Ok(mut cur) = self.inner.current.write() {
-                    *cur = Arc::new(key);
+                    *cur = new;
                 }
                 true
             }
@@ -100,11 +164,20 @@ impl CertStore {
 
     /// SHA-256 fingerprint of the leaf certificate in use, as `AA:BB:...`.
     pub fn fingerprint(&self) -> String {
-        self.inner
-            .current
-            .read()
-            .map(|c| fingerprint(&c))
-            .unwrap_or_default()
+        fingerprint(&self.current().key)
+    }
+
+    /// The validity dates of the certificate in use.
+    pub fn validity(&self) -> Validity {
+        self.current().validity
+    }
+
+    fn current(&self) -> Loaded {
+        // Only an assignment happens under the write lock, so it cannot be poisoned midway.
+        match self.inner.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// A TLS acceptor offering HTTP/2 and HTTP/1.1 by ALPN (and with `turn`, first, TURN's
@@ -127,130 +200,60 @@ impl CertStore {
 /// The ALPN id of TURN over TLS (RFC 7443).
 pub const ALPN_TURN: &[u8] = b"stun.turn";
 
-/// Polls the certificate files every `interval` and reloads when they change.
+/// How often the served certificate's dates are looked at again.
+pub const EXPIRY_CHECK: Duration = Duration::from_secs(86_400);
+
+/// Polls the certificate files every `interval` (0: never) and reloads when they change;
+/// warns daily while the served certificate is near its end or past it.
 pub async fn watch(
     store: CertStore,
     dir: PathBuf,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    if interval.is_zero() {
-        return;
-    }
+    let start = tokio::time::Instant::now();
+    let (mut next_poll, mut next_check) = (start + interval, start + EXPIRY_CHECK);
     let mut last = stamp(&dir);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        let now = stamp(&dir);
-        if now != last {
-            tracing::info!(dir = %dir.display(), "certificate files changed");
-            store.reload();
-            last = now;
+            _ = tokio::time::sleep_until(next_check) => {
+                next_check += EXPIRY_CHECK;
+                log_expiry(&store.validity(), validity::now());
+            }
+            _ = tokio::time::sleep_until(next_poll), if !interval.is_zero() => {
+                next_poll = tokio::time::Instant::now() + interval;
+                let now = stamp(&dir);
+                if now != last {
+                    tracing::info!(dir = %dir.display(), "certificate files changed");
+                    store.reload();
+                    last = now;
+                }
+            }
         }
     }
 }
 
-const FILES: [&str; 4] = ["fullchain.pem", "cert.pem", "chain.pem", "privkey.pem"];
-
-fn stamp(dir: &Path) -> Vec<Option<(SystemTime, u64)>> {
-    FILES
-        .iter()
-        .map(|f| {
-            std::fs::metadata(dir.join(f))
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-        .collect()
-}
-
-/// Loads `fullchain.pem` or `cert.pem` (+ `chain.pem`) with `privkey.pem`. `Ok(None)`: no cert there.
-fn load(dir: &Path) -> Result<Option<CertifiedKey>, TlsError> {
-    let fullchain = dir.join("fullchain.pem");
-    let cert = dir.join("cert.pem");
-    let key_path = dir.join("privkey.pem");
-    let mut chain = if fullchain.exists() {
-        read_certs(&fullchain)?
-    } else if cert.exists() {
-        let mut chain = read_certs(&cert)?;
-        let extra = dir.join("chain.pem");
-        if extra.exists() {
-            chain.extend(read_certs(&extra)?);
-        }
-        chain
-    } else {
-        return Ok(None);
-    };
-    if !key_path.exists() {
-        let found = if fullchain.exists() { fullchain } else { cert };
-        return Err(TlsError::MissingKey { found });
+/// Logs loudly when the served certificate is near its end, past it, or not valid yet.
+fn log_expiry(v: &Validity, now: i64) {
+    let not_after = validity::date(v.not_after);
+    match v.state(now) {
+        State::Valid => {}
+        State::ExpiresSoon { days_left } => tracing::warn!(
+            days_left,
+            %not_after,
+            "certificate expires soon: renew it (is certbot's timer running?)"
+        ),
+        State::Expired => tracing::error!(
+            %not_after,
+            "certificate has expired: browsers refuse every connection; put a renewed one in \
+             the ssl dir"
+        ),
+        State::NotYetValid => tracing::error!(
+            not_before = %validity::date(v.not_before),
+            "certificate is not valid yet: browsers refuse it until then (is the clock right?)"
+        ),
     }
-    chain.dedup();
-    let bytes = read(&key_path)?;
-    let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::NoKey {
-        path: key_path.clone(),
-    })?;
-    let key =
-        CertifiedKey::from_der(chain, key, &default_provider()).map_err(TlsError::Mismatch)?;
-    Ok(Some(key))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(path)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: path.to_owned(),
-        });
-    }
-    Ok(certs)
-}
-
-/// Writes a self-signed certificate for `hostname`, localhost, 127.0.0.1 and ::1 into `dir`.
-fn generate(dir: &Path, hostname: &str) -> Result<(), TlsError> {
-    let mut names = vec![
-        hostname.to_owned(),
-        "localhost".into(),
-        "127.0.0.1".into(),
-        "::1".into(),
-    ];
-    names.dedup();
-    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names)?;
-    let write = |name: &str, text: &str, mode: u32| -> Result<(), TlsError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join(name);
-        let err = |source| TlsError::Write {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&path)
-            .map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)
-    };
-    write("privkey.pem", &signing_key.serialize_pem(), 0o600)?;
-    write("cert.pem", &cert.pem(), 0o644)?;
-    tracing::warn!(
-        dir = %dir.display(),
-        "no certificate found: wrote a self-signed one (browsers will warn; put a real one in place)"
-    );
-    Ok(())
 }
 
 fn fingerprint(key: &CertifiedKey) -> String {
@@ -291,11 +294,30 @@ mod tests {
     }
 
     #[test]
-    fn a_key_that_does_not_fit_is_refused() {
+    fn a_lone_private_key_is_refused_and_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
-        CertStore::load_or_generate(dir.path(), "localhost").unwrap();
-        let other = rcgen::KeyPair::generate().unwrap();
-        std::fs::write(dir.path().join("privkey.pem"), other.serialize_pem()).unwrap();
-        assert!(matches!(load(dir.path()), Err(TlsError::Mismatch(_))));
+        let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        std::fs::write(dir.path().join("privkey.pem"), &key).unwrap();
+        let err = CertStore::load_or_generate(dir.path(), "localhost")
+            .err()
+            .unwrap();
+        assert!(matches!(err, TlsError::LoneKey { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("privkey.pem")).unwrap(),
+            key
+        );
+        assert!(!dir.path().join("cert.pem").exists());
+    }
+
+    #[test]
+    fn io_errors_are_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cert.pem")).unwrap();
+        std::fs::write(dir.path().join("privkey.pem"), "x").unwrap();
+        let err = CertStore::load_or_generate(dir.path(), "localhost")
+            .err()
+            .unwrap();
+        let text = format!("{:#}", anyhow::Error::new(err));
+        assert_eq!(text.matches("Is a directory").count(), 1, "{text}");
     }
 }

@@ -1,11 +1,16 @@
 //! Certificates: the layouts admins drop into ssl/, hot reload with open connections
-//! surviving, and a broken new certificate being refused.
+//! surviving, a broken, expired or not-yet-valid new certificate being refused, and the
+//! warnings as the served one nears its end.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use peerbox::tls::CertStore;
+use tokio_util::sync::CancellationToken;
 
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -90,20 +95,40 @@ async fn reload_on_file_change_keeps_open_connections() {
 }
 
 #[tokio::test]
-async fn a_broken_new_certificate_is_refused_and_the_old_stays() {
+async fn a_broken_expired_or_future_replacement_is_refused_and_the_old_stays() {
     let server = common::spawn("").await;
     let root = server.dir.path().join("root.pem");
     std::fs::copy(server.ssl_dir().join("cert.pem"), &root).unwrap();
-    let before = server.handle.certs.fingerprint();
-    std::fs::write(
-        server.ssl_dir().join("cert.pem"),
-        "-----BEGIN CERTIFICATE-----\nbroken\n",
-    )
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(!server.handle.certs.reload());
-    assert_eq!(server.handle.certs.fingerprint(), before);
-    assert!(handshake_ok(&server, &root).await);
+    let served = server.handle.certs.fingerprint();
+    let ssl = server.ssl_dir();
+    let broken = |ssl: &Path| {
+        std::fs::write(
+            ssl.join("cert.pem"),
+            "-----BEGIN CERTIFICATE-----\nbroken\n",
+        )
+        .unwrap()
+    };
+    let expired = |ssl: &Path| common::write_dated_cert(ssl, -90, -1);
+    let future = |ssl: &Path| common::write_dated_cert(ssl, 2, 90);
+    type Replace<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Replace); 3] = [
+        ("broken", &broken),
+        ("expired", &expired),
+        ("not yet valid", &future),
+    ];
+    for (what, replace) in cases {
+        replace(&ssl);
+        // Past a few polls (every 0.2 s here), then once more by hand.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(!server.handle.certs.reload(), "{what}");
+        assert_eq!(server.handle.certs.fingerprint(), served, "{what}");
+        assert!(
+            handshake_ok(&server, &root).await,
+            "{what}: the old one is still served"
+        );
+    }
+    common::write_dated_cert(&ssl, -1, 89);
+    wait_for_fingerprint_change(&server, &served).await;
 }
 
 #[tokio::test]
@@ -177,4 +202,95 @@ fn key_formats_pkcs1_pkcs8_sec1_are_accepted() {
         peerbox::tls::CertStore::load_or_generate(dir.path(), "localhost")
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+#[test]
+fn when_the_served_one_is_dead_too_the_replacement_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dated_cert(dir.path(), -90, -1);
+    let store = CertStore::load_or_generate(dir.path(), "localhost").unwrap();
+    let expired = store.fingerprint();
+    common::write_dated_cert(dir.path(), 1, 90);
+    assert!(store.reload(), "nothing better to keep");
+    assert_ne!(store.fingerprint(), expired);
+}
+
+/// Log lines written while `f` runs on a current-thread runtime with paused time.
+fn logs_of<F: std::future::Future>(f: F) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(f);
+    String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned()
+}
+
+#[test]
+fn nearing_expiry_is_logged_at_start_and_every_day() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dated_cert(dir.path(), -80, 10);
+    let logs = logs_of(async {
+        let store = CertStore::load_or_generate(dir.path(), "localhost").unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(peerbox::tls::watch(
+            store,
+            dir.path().into(),
+            Duration::ZERO,
+            stop.clone(),
+        ));
+        let day = peerbox::tls::EXPIRY_CHECK;
+        tokio::time::sleep(day * 2 + Duration::from_secs(1)).await;
+        stop.cancel();
+        task.await.unwrap();
+    });
+    assert_eq!(
+        logs.matches("certificate expires soon").count(),
+        3,
+        "at start and after each of two days:\n{logs}"
+    );
+    // (paused tokio time moves the timers, not the wall clock the dates are read against)
+    assert!(
+        logs.contains("WARN") && logs.contains("days_left="),
+        "{logs}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_logged_as_an_error_and_a_fresh_one_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dated_cert(dir.path(), -90, -1);
+    let logs = logs_of(async {
+        CertStore::load_or_generate(dir.path(), "localhost").unwrap();
+    });
+    assert!(
+        logs.contains("ERROR") && logs.contains("certificate has expired"),
+        "{logs}"
+    );
+    common::write_dated_cert(dir.path(), -1, 60);
+    let logs = logs_of(async {
+        CertStore::load_or_generate(dir.path(), "localhost").unwrap();
+    });
+    assert!(
+        logs.contains("certificate loaded") && !logs.contains("WARN"),
+        "{logs}"
+    );
 }

@@ -1,6 +1,9 @@
-//! The `peerbox` binary as an admin runs it: --version, check-config, a privileged port
-//! without the right, SIGHUP reload and SIGTERM shutdown.
+//! The `peerbox` binary as an admin runs it: --version, check-config (refusing what start
+//! would refuse, warning about what would hurt), bind and permission errors, the start-up
+//! log, `0.0.0.0` beside `[::]`, SIGHUP reload and SIGTERM shutdown.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -67,6 +70,27 @@ fn the_shipped_config_passes_check_config() {
     assert_ok(&out);
 }
 
+/// Runs the server as nobody (no capabilities) on `config`, after making `dir` readable to all.
+fn run_as_nobody(dir: &Path, config: &Path) -> std::process::Output {
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BIN,
+            "--config",
+        ])
+        .arg(config)
+        .output()
+        .expect("setpriv (util-linux) runs the server as nobody")
+}
+
 #[test]
 fn privileged_port_without_the_right_says_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,23 +100,7 @@ fn privileged_port_without_the_right_says_how_to_fix_it() {
     let out = check_config(&config);
     assert!(out.status.success());
     peerbox::tls::CertStore::load_or_generate(&dir.path().join("ssl"), "localhost").unwrap();
-    Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            BIN,
-            "--config",
-        ])
-        .arg(&config)
-        .output()
-        .expect("setpriv (util-linux) runs the server as nobody");
+    let out = run_as_nobody(dir.path(), &config);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("permission denied"), "{err}");
@@ -110,9 +118,13 @@ struct Running {
 
 impl Running {
     fn start(config: &Path) -> Running {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(config);
+        Running::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
             .env("PEERBOX_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -225,4 +237,210 @@ fn sha(line: &str) -> String {
         .next()
         .unwrap_or("")
         .to_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs the server itself on `config`; it must fail at start. What it printed.
+fn start_fails(config: &Path) -> String {
+    let mut server = Running::start(config);
+    assert!(!server.wait_exit(Duration::from_secs(10)).success());
+    // The readers end (and the channel with them) at the pipes' EOF.
+    server.lines.iter().collect::<Vec<_>>().join("\n")
+}
+
+const CLASH_HTTPS_HTTP: &str = "[https]\nlisten = [\"127.0.0.1:18443\"]\n[http]\nlisten = [\"127.0.0.1:18443\"]\n[turn]\nlisten = []\n";
+const CLASH_HTTPS_TURN: &str = "[https]\nlisten = [\"127.0.0.1:18443\"]\n[http]\nlisten = []\n\
+    [turn]\nlisten = [\"127.0.0.1:18443\"]\n";
+
+#[test]
+fn check_config_refuses_what_start_would_refuse() {
+    let broken = "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n";
+    let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    // (config, files in ssl/, what both check-config and start say)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
+        (
+            CLASH_HTTPS_HTTP,
+            &[],
+            "`http.listen`: 127.0.0.1:18443 clashes with 127.0.0.1:18443 in https.listen",
+        ),
+        (CLASH_HTTPS_TURN, &[], "[https] turn = true"),
+        (
+            LOCAL,
+            &[("cert.pem", "garbage"), ("privkey.pem", &key)],
+            "cert.pem holds no PEM certificate",
+        ),
+        (
+            LOCAL,
+            &[("cert.pem", broken), ("privkey.pem", &key)],
+            "cert.pem: the certificate cannot be parsed",
+        ),
+        (
+            LOCAL,
+            &[("fullchain.pem", broken)],
+            "fullchain.pem but not privkey.pem",
+        ),
+        (
+            LOCAL,
+            &[("privkey.pem", &key)],
+            "neither cert.pem nor fullchain.pem",
+        ),
+    ];
+    for (config, files, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), config);
+        std::fs::create_dir(dir.path().join("ssl")).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join("ssl").join(name), text).unwrap();
+        }
+        let out = check_config(&path);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{config} {files:?}: {err}");
+        assert!(err.contains(says), "{config} {files:?}: {err}");
+        let started = start_fails(&path);
+        assert!(started.contains(says), "start: {started}");
+        assert!(
+            !started.contains("another"),
+            "peerbox's own clash blamed on another program: {started}"
+        );
+    }
+}
+
+#[test]
+fn check_config_reports_the_certificate_and_warns_about_what_hurts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), LOCAL);
+    let out = check_config(&path);
+    assert_ok(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("start writes a self-signed one"), "{said}");
+
+    let ssl = dir.path().join("ssl");
+    std::fs::create_dir(&ssl).unwrap();
+    common::write_dated_cert(&ssl, -90, -2);
+    let out = check_config(&path);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("is expired on") && stderr(&out).contains("browsers refuse it"),
+        "{}",
+        stderr(&out)
+    );
+
+    common::write_dated_cert(&ssl, -80, 5);
+    let out = check_config(&path);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("warning: the certificate in")
+            && stderr(&out).contains("expires in "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sha256 "));
+
+    // The shipped config: hostname "localhost" while listening on 0.0.0.0.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let out = check_config(&shipped);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("warning: config key `hostname`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_unwritable_ssl_dir_is_said_once_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), LOCAL);
+    // nobody may read the config but not write beside it, so cannot create ssl/
+    let out = run_as_nobody(dir.path(), &config);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(
+        err.to_lowercase().matches("permission denied").count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("writable by the user peerbox runs as"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_port_another_process_holds_is_named_with_how_to_find_it() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[https]\nlisten = [\"127.0.0.1:{port}\"]\n[http]\nlisten = []\n[turn]\nlisten = []\n"
+        ),
+    );
+    let err = start_fails(&config);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}/tcp (https.listen)")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("ss -tlnp 'sport = :{port}'")),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_start_up_log_names_the_version_and_the_address_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("hostname = \"rooms.example.org\"\n{LOCAL}"),
+    );
+    let server = Running::start(&config);
+    let first = server.wait_for("peerbox starting");
+    assert!(
+        first.contains(concat!("version=", env!("CARGO_PKG_VERSION"))),
+        "{first}"
+    );
+    let line = server.wait_for("listening for https and wss");
+    let port = line.rsplit(':').next().unwrap().trim().to_owned();
+    let open = server.wait_for("open this address in a browser");
+    assert!(
+        open.contains(&format!("url=https://rooms.example.org:{port}/")),
+        "{open}"
+    );
+}
+
+/// `0.0.0.0:P` and `[::]:P` side by side, as config.toml suggests, in a network namespace of
+/// its own (so the wildcard addresses reach nothing but it).
+#[test]
+fn ipv4_and_ipv6_wildcards_on_one_port_both_listen() {
+    if !Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("skipped: `unshare -n` (root, util-linux) is not available here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "hostname = \"rooms.example.org\"\n[https]\nlisten = [\"0.0.0.0:443\", \"[::]:443\"]\n\
+         [http]\nlisten = [\"0.0.0.0:80\", \"[::]:80\"]\n\
+         [turn]\nlisten = [\"0.0.0.0:3478\", \"[::]:3478\"]\n",
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", BIN, "--config"]).arg(&config);
+    let mut server = Running::spawn(cmd);
+    for addr in ["0.0.0.0:443", "[::]:443"] {
+        server.wait_for(&format!("listening for https and wss addr={addr}"));
+    }
+    server.wait_for("listening for stun/turn (udp and tcp) addr=[::]:3478");
+    server.wait_for("peerbox is serving");
+    server.signal("-TERM");
+    assert!(server.wait_exit(Duration::from_secs(8)).success());
 }

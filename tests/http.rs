@@ -15,10 +15,11 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 fn header<'a>(r: &'a hyper::Response<Bytes>, name: &str) -> &'a str {
-    r.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+    header_of(r.headers(), name)
+}
+
+fn header_of<'a>(h: &'a hyper::HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 fn assert_security_headers(r: &hyper::Response<Bytes>) {
@@ -116,15 +117,15 @@ async fn spa_paths_fall_back_and_missing_files_are_404() {
         .await;
     assert_eq!(room.status(), 200);
     assert_eq!(room.body(), index.body());
-    for missing in [
-        "/missing.js",
-        "/assets/gone-1234.css",
-        "/icons/nope.png",
-        "/a/../../etc/passwd.txt",
-    ] {
+    for missing in ["/missing.js", "/assets/gone-1234.css", "/icons/nope.png"] {
         let r = server.get(missing).await;
         assert_eq!(r.status(), 404, "{missing}");
         assert_security_headers(&r);
+    }
+    // Browsers resolve dot segments before sending; a path that still has one is refused
+    // instead of falling back to the app (which an extension-less path would).
+    for dotted in ["/room/../settings", "/./settings", "/room/./x"] {
+        assert_eq!(server.get(dotted).await.status(), 404, "{dotted}");
     }
 }
 
@@ -163,13 +164,58 @@ async fn well_known_is_served_from_disk_and_cannot_escape() {
     assert_eq!(header(&r, "content-type"), "application/json");
     assert_eq!(r.body().as_ref(), br#"[{"relation":[]}]"#);
     assert_security_headers(&r);
+    // Each of these names a file that exists (the server's own config), outside the dir.
+    std::fs::create_dir_all(wk.join("acme-challenge")).unwrap();
+    let config = server.dir.path().join("config.toml");
+    assert!(config.is_file());
     for bad in [
-        "/.well-known/../config.toml",
-        "/.well-known/%2e%2e/config.toml",
-        "/.well-known/missing",
+        "/.well-known/../config.toml".to_owned(),
+        "/.well-known/acme-challenge/../../config.toml".to_owned(),
+        format!("/.well-known/{}", config.display()),
     ] {
-        assert_eq!(server.get(bad).await.status(), 404, "{bad}");
+        let r = server.get(&bad).await;
+        assert_eq!(r.status(), 404, "{bad}");
+        assert_security_headers(&r);
     }
+    assert_eq!(server.get("/.well-known/missing").await.status(), 404);
+}
+
+#[tokio::test]
+async fn websocket_upgrade_answers_carry_the_security_headers() {
+    let server = common::spawn("").await;
+    let up = [("upgrade", "websocket"), ("connection", "Upgrade")];
+    let key = ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    let cases = [
+        (
+            "POST",
+            vec![up[0], up[1], key, ("sec-websocket-version", "13")],
+            405,
+        ),
+        (
+            "GET",
+            vec![up[0], up[1], key, ("sec-websocket-version", "8")],
+            426,
+        ),
+        (
+            "GET",
+            vec![up[0], up[1], ("sec-websocket-version", "13")],
+            400,
+        ),
+    ];
+    for (method, headers, want) in cases {
+        let r = server.request(method, "/ws", &headers).await;
+        assert_eq!(r.status(), want, "{method} {headers:?}");
+        assert_security_headers(&r);
+    }
+    let tls = server.tls_stream().await;
+    let url = format!("wss://localhost:{}/ws", server.https.port());
+    let (_ws, resp) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    assert_eq!(
+        header_of(resp.headers(), "x-content-type-options"),
+        "nosniff"
+    );
+    assert!(header_of(resp.headers(), "strict-transport-security").starts_with("max-age="));
 }
 
 #[tokio::test]
@@ -232,9 +278,7 @@ async fn port_80_redirects_except_acme_challenges() {
 
 #[tokio::test]
 async fn silent_clients_do_not_stall_others_and_are_dropped() {
-    let server = common::spawn("[https]\nlisten = []\nhandshake_timeout_secs = 1").await;
-    // (the [https] table above replaces the helper's, so this server has no listen address
-    // in its config; the listener itself is still the one the helper bound)
+    let server = common::spawn("[https]\nhandshake_timeout_secs = 1").await;
     let mut silent = Vec::new();
     for _ in 0..20 {
         silent.push(TcpStream::connect(server.https).await.unwrap());

@@ -9,6 +9,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Response, StatusCode};
 use rust_embed::RustEmbed;
 
+use super::headers::{built, status};
+
 #[derive(RustEmbed)]
 #[folder = "pwa/"]
 #[exclude = "README.md"]
@@ -54,7 +56,7 @@ pub fn lookup(path: &str) -> Lookup {
 /// Serves `name` (which must exist) honouring If-None-Match and Accept-Encoding.
 pub fn serve(name: &str, req: &HeaderMap, head: bool) -> Response<Full<Bytes>> {
     let Some(file) = Pwa::get(name) else {
-        return super::router::status(StatusCode::NOT_FOUND, "not found");
+        return status(StatusCode::NOT_FOUND, "not found");
     };
     let hash = file.metadata.sha256_hash();
     let tag: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
@@ -75,10 +77,11 @@ pub fn serve(name: &str, req: &HeaderMap, head: bool) -> Response<Full<Bytes>> {
         .header(header::VARY, "Accept-Encoding")
         .header(header::ETAG, &etag);
     if not_modified(req, &etag, &tag) {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Full::new(Bytes::new()))
-            .unwrap_or_default();
+        return built(
+            builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Full::new(Bytes::new())),
+        );
     }
     if let Some(enc) = encoding {
         builder = builder.header(header::CONTENT_ENCODING, enc);
@@ -90,7 +93,7 @@ pub fn serve(name: &str, req: &HeaderMap, head: bool) -> Response<Full<Bytes>> {
         (false, Cow::Borrowed(b)) => Bytes::from_static(b),
         (false, Cow::Owned(v)) => Bytes::from(v),
     };
-    builder.body(Full::new(body)).unwrap_or_default()
+    built(builder.body(Full::new(body)))
 }
 
 fn not_modified(req: &HeaderMap, etag: &str, tag: &str) -> bool {
@@ -167,7 +170,10 @@ mod tests {
             ("/settings", Lookup::Fallback),
             ("/missing.js", Lookup::NotFound),
             ("/assets/nothing-here.css", Lookup::NotFound),
-            ("/../Cargo.toml", Lookup::NotFound),
+            // dot segments and backslashes: refused, not sent to the app's router
+            ("/room/../settings", Lookup::NotFound),
+            ("/./settings", Lookup::NotFound),
+            ("/room\\x", Lookup::NotFound),
             ("/README.md", Lookup::NotFound),
         ];
         for (path, want) in cases {

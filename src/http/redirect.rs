@@ -15,7 +15,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::router::status;
+use super::headers::status;
 use super::well_known;
 use crate::Config;
 

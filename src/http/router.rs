@@ -1,4 +1,5 @@
-//! Routes one HTTPS request: WebSocket upgrade, `.well-known`, or the embedded web app.
+//! Routes one HTTPS request: WebSocket upgrade, `.well-known`, or the embedded web app; and
+//! puts the security headers on whatever comes back, in this one place.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::assets::{self, Lookup};
+use super::headers::status;
 use super::{App, upgrade, well_known};
 
 pub async fn handle(
@@ -19,10 +21,11 @@ pub async fn handle(
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     tracing::debug!(%peer, method = %req.method(), %path, "request");
-    if upgrade::is_upgrade(req.headers()) {
-        return upgrade::handle(req, peer, app);
-    }
-    let mut resp = route(&req, &path, &app).await;
+    let mut resp = if upgrade::is_upgrade(req.headers()) {
+        upgrade::handle(req, peer, app.clone())
+    } else {
+        route(&req, &path, &app).await
+    };
     app.headers.apply(resp.headers_mut());
     resp
 }
@@ -49,14 +52,4 @@ async fn route(req: &Request<Incoming>, path: &str, app: &App) -> Response<Full<
         Lookup::Fallback => assets::serve("index.html", req.headers(), head),
         Lookup::NotFound => status(StatusCode::NOT_FOUND, "not found"),
     }
-}
-
-/// A short plain-text response.
-pub fn status(code: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(code)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Full::new(Bytes::from(format!("{text}\n"))))
-        .unwrap_or_default()
 }

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::App;
-use super::router::status;
+use super::headers::{built, status};
 
 /// Whether the request asks for a WebSocket upgrade (on any path, as the seed client does).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -84,13 +84,14 @@ pub fn handle(
             Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         }
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Full::new(Bytes::new()))
-        .unwrap_or_default()
+    built(
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+            .body(Full::new(Bytes::new())),
+    )
 }
 
 /// The host the client asked for (`:authority` on HTTP/2, `Host` on HTTP/1.1), without the

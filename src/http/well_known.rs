@@ -7,7 +7,7 @@ use http_body_util::Full;
 use hyper::header;
 use hyper::{Response, StatusCode};
 
-use super::router::status;
+use super::headers::{built, status};
 
 /// Resolves `rest` (the part after `/.well-known/`) inside `dir`, refusing any escape.
 pub fn resolve(dir: &Path, rest: &str) -> Option<PathBuf> {
@@ -39,16 +39,17 @@ pub async fn serve(dir: &Path, rest: &str, head: bool) -> Response<Full<Bytes>> 
         "text/plain; charset=utf-8"
     };
     let len = data.len();
-    Response::builder()
-        .header(header::CONTENT_TYPE, ctype)
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header(header::CONTENT_LENGTH, len)
-        .body(Full::new(if head {
-            Bytes::new()
-        } else {
-            Bytes::from(data)
-        }))
-        .unwrap_or_default()
+    built(
+        Response::builder()
+            .header(header::CONTENT_TYPE, ctype)
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header(header::CONTENT_LENGTH, len)
+            .body(Full::new(if head {
+                Bytes::new()
+            } else {
+                Bytes::from(data)
+            })),
+    )
 }
 
 #[cfg(test)]

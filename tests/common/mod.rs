@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use peerbox::{Config, Handle, Listeners, Server};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls_pki_types::pem::PemObject;
-use serde_json::Value;
+use serde_json::Value as Json;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
@@ -23,6 +23,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
+use toml::Value;
 
 pub type Ws = WebSocketStream<TlsStream<TcpStream>>;
 
@@ -38,14 +39,15 @@ pub struct TestServer {
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
-/// Starts peerbox with the default config plus `extra` TOML (top-level keys and/or tables;
-/// tables named here replace the ones the helper writes: https, http, tls, turn).
+/// Starts peerbox with the helper's config merged with `extra` (TOML): a key named there
+/// replaces the helper's, and tables merge key by key, so `"[turn]\nuser_quota = 2"` keeps
+/// the helper's `[turn] listen`.
 pub async fn spawn(extra: &str) -> TestServer {
     spawn_inner(extra, "").await
 }
 
-/// Like [`spawn`], with `turn_keys` (TOML lines) appended to the generated `[turn]` table,
-/// whose `listen` address is only known once bound.
+/// Like [`spawn`], with `turn_keys` (TOML keys) merged into the `[turn]` table, whose
+/// `listen` address is only known once bound.
 pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
     spawn_inner("", turn_keys).await
 }
@@ -68,34 +70,36 @@ async fn spawn_inner(extra: &str, turn_keys: &str) -> TestServer {
         http.local_addr().unwrap(),
         udp.local_addr().unwrap(),
     );
-    let mut toml = String::new();
-    if !extra.contains("hostname") {
-        toml.push_str("hostname = \"localhost\"\n");
-    }
-    toml.push_str(&format!(
-        "shutdown_timeout_secs = 5\n{}\n",
-        top_level(extra)
-    ));
-    for (table, default) in [
-        ("https", format!("[https]\nlisten = [\"{ha}\"]\n")),
-        ("http", format!("[http]\nlisten = [\"{pa}\"]\n")),
+    let listen = |a: SocketAddr| Value::Array(vec![Value::String(a.to_string())]);
+    let section = |pairs: &[(&str, Value)]| Value::Table(table(pairs));
+    let mut config = table(&[
+        ("hostname", "localhost".into()),
+        ("shutdown_timeout_secs", Value::Integer(5)),
+        ("https", section(&[("listen", listen(ha))])),
+        ("http", section(&[("listen", listen(pa))])),
         (
             "tls",
-            "[tls]\ndir = \"ssl\"\nwatch_interval_secs = 0.2\n".to_string(),
+            section(&[
+                ("dir", "ssl".into()),
+                ("watch_interval_secs", Value::Float(0.2)),
+            ]),
         ),
         (
             "turn",
-            format!("[turn]\nlisten = [\"{ta}\"]\nrelay_ports = \"40000-40999\"\n{turn_keys}\n"),
+            section(&[
+                ("listen", listen(ta)),
+                ("relay_ports", "40000-40999".into()),
+            ]),
         ),
-    ] {
-        if !extra.contains(&format!("[{table}]")) {
-            toml.push_str(&default);
-        }
-    }
-    toml.push_str(&tables(extra));
+    ]);
+    let mut turn = toml::Table::new();
+    turn.insert("turn".into(), Value::Table(parse_toml(turn_keys)));
+    merge(&mut config, turn);
+    merge(&mut config, parse_toml(extra));
+    let text = toml::to_string(&config).expect("config serializes");
     let path = dir.path().join("config.toml");
-    std::fs::write(&path, &toml).expect("write config");
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("test config invalid: {e}\n{toml}"));
+    std::fs::write(&path, &text).expect("write config");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
     let server = Server::new(config.clone()).expect("server starts");
     let handle = server.handle();
     let shutdown = CancellationToken::new();
@@ -118,23 +122,28 @@ async fn spawn_inner(extra: &str, turn_keys: &str) -> TestServer {
     }
 }
 
-/// The lines of `extra` before its first table header.
-fn top_level(extra: &str) -> String {
-    extra
-        .lines()
-        .take_while(|l| !l.trim_start().starts_with('['))
-        .collect::<Vec<_>>()
-        .join("\n")
+fn table(pairs: &[(&str, Value)]) -> toml::Table {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
-/// The lines of `extra` from its first table header on.
-fn tables(extra: &str) -> String {
-    extra
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with('['))
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
+fn parse_toml(text: &str) -> toml::Table {
+    text.parse()
+        .unwrap_or_else(|e| panic!("test TOML does not parse: {e}\n{text}"))
+}
+
+/// Puts `over` into `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 /// A UDP socket and a TCP listener on the same free loopback port.
@@ -291,12 +300,12 @@ pub fn get_root() -> Request<Empty<Bytes>> {
         .unwrap()
 }
 
-pub async fn send_json(ws: &mut Ws, v: Value) {
+pub async fn send_json(ws: &mut Ws, v: Json) {
     ws.send(Message::text(v.to_string())).await.expect("send");
 }
 
 /// The next text message as JSON (skipping pings), or panic after 5 s.
-pub async fn recv_json(ws: &mut Ws) -> Value {
+pub async fn recv_json(ws: &mut Ws) -> Json {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
@@ -321,4 +330,20 @@ pub async fn expect_silence(ws: &mut Ws, wait: Duration) {
             Ok(other) => panic!("expected silence, got {other:?}"),
         }
     }
+}
+
+/// Writes a self-signed certificate for localhost (cert.pem + privkey.pem) into `dir`, valid
+/// from `from_days` to `to_days` days from now (negative: in the past).
+pub fn write_dated_cert(dir: &Path, from_days: i64, to_days: i64) {
+    let at = |days: i64| {
+        x509_parser::time::ASN1Time::from_timestamp(peerbox::tls::now() + days * 86_400)
+            .unwrap()
+            .to_datetime()
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    (params.not_before, params.not_after) = (at(from_days), at(to_days));
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("privkey.pem"), key.serialize_pem()).unwrap();
 }
