@@ -406,7 +406,8 @@ fn the_start_up_log_names_the_version_and_the_address_to_open() {
         "{first}"
     );
     let line = server.wait_for("listening for https and wss");
-    let port = line.rsplit(':').next().unwrap().trim().to_owned();
+    let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next();
+    let port = addr.unwrap().rsplit(':').next().unwrap().to_owned();
     let open = server.wait_for("open this address in a browser");
     assert!(
         open.contains(&format!("url=https://rooms.example.org:{port}/")),
