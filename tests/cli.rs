@@ -196,7 +196,14 @@ fn sighup_reloads_and_sigterm_stops_promptly() {
     let mut server = Running::start(&config);
     let first = sha(&server.wait_for("certificate loaded"));
     let line = server.wait_for("listening for https and wss");
-    let addr = line.rsplit("addr=").next().unwrap().trim().to_owned();
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     server.wait_for("peerbox is serving");
 
     // Replace the certificate (watching is off): only SIGHUP makes it take effect.
@@ -406,7 +413,12 @@ fn the_start_up_log_names_the_version_and_the_address_to_open() {
         "{first}"
     );
     let line = server.wait_for("listening for https and wss");
-    let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next();
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next();
     let port = addr.unwrap().rsplit(':').next().unwrap().to_owned();
     let open = server.wait_for("open this address in a browser");
     assert!(
