@@ -8,7 +8,11 @@
 # the load minus before) / (messages uclient sent + messages it received back). Each of those
 # crossed the server once: client -> peer, then the echo peer -> client.
 #
+# With TRANSPORT=tls the loads run over TLS (uclient -t -S): against peerbox's HTTPS port (TURN
+# over TLS shares it) and coturn's own TLS listener, both with the same certificate.
+#
 # Usage: bash bench/turn.sh            (ROUNDS=3 by default; LOADS="1 2 3 4" picks loads)
+#        TRANSPORT=tls HOLD=0 FLOOD_REQUESTS=0 bash bench/turn.sh
 # Needs coturn's turnserver, turnutils_uclient and turnutils_peer, and python3.
 set -u
 cd "$(dirname "$0")/.."
@@ -22,6 +26,13 @@ USER=bench
 PASS=benchpass
 SECRET=bench-secret
 REALM=peerbox.bench
+
+TRANSPORT=${TRANSPORT:-udp}
+case "$TRANSPORT" in
+  udp) TARGS="" ;;
+  tls) TARGS="-t -S" ;;
+  *) echo "bench/turn.sh: TRANSPORT is udp or tls" >&2; exit 2 ;;
+esac
 
 load_args() {
   case "$1" in
@@ -65,14 +76,30 @@ TOML
 PEERBOX_LOG=warn "$BIN" -c "$DIR/config.toml" >"$DIR/peerbox.log" 2>&1 &
 PB_PID=$!
 PIDS+=("$PB_PID")
+# The certificate peerbox writes at start (self-signed) is coturn's too.
+for _ in $(seq 100); do [ -s "$DIR/ssl/privkey.pem" ] && break; sleep 0.1; done
+if [ "$TRANSPORT" = tls ]; then
+  CT_TLS_PORT=$(free_port)
+  TLS_ARGS=(--tls-listening-port="$CT_TLS_PORT" --cert="$DIR/ssl/cert.pem" --pkey="$DIR/ssl/privkey.pem" --no-dtls)
+else
+  TLS_ARGS=(--no-tls --no-dtls)
+fi
 # coturn with the settings above; relay threads left at the default (one per CPU).
 turnserver -n --listening-ip=127.0.0.1 --listening-port="$CT_PORT" --relay-ip=127.0.0.1 \
   --min-port=50000 --max-port=59999 --allow-loopback-peers --lt-cred-mech \
   --user="$USER:$PASS" --realm="$REALM" --user-quota=5000 --total-quota=5000 \
-  --no-tls --no-dtls --no-cli --pidfile="$DIR/turnserver.pid" \
+  "${TLS_ARGS[@]}" --no-cli --pidfile="$DIR/turnserver.pid" \
   --log-file="$DIR/coturn.log" --simple-log >/dev/null 2>&1 &
 CT_PID=$!
 PIDS+=("$CT_PID")
+# The ports the loads go to: TURN's own port over UDP; peerbox's HTTPS port and coturn's TLS
+# port over TLS.
+PB_LOAD_PORT=$PB_PORT
+CT_LOAD_PORT=$CT_PORT
+if [ "$TRANSPORT" = tls ]; then
+  PB_LOAD_PORT=$(grep -A1 '^\[https\]' "$DIR/config.toml" | grep -oE ':[0-9]+"' | tr -d ':"')
+  CT_LOAD_PORT=$CT_TLS_PORT
+fi
 turnutils_peer -p "$PEER_PORT" -L 127.0.0.1 >/dev/null 2>&1 &
 PIDS+=($!)
 
@@ -92,10 +119,10 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # run_load SERVER LOAD: prints "loss_percent us_per_packet relayed"
 run_load() {
   local pid port out before after sent recv lost pct
-  if [ "$1" = peerbox ]; then pid=$PB_PID; port=$PB_PORT; else pid=$CT_PID; port=$CT_PORT; fi
+  if [ "$1" = peerbox ]; then pid=$PB_PID; port=$PB_LOAD_PORT; else pid=$CT_PID; port=$CT_LOAD_PORT; fi
   before=$(cpu_ticks "$pid")
   # shellcheck disable=SC2046
-  out=$(timeout 120 turnutils_uclient $(load_args "$2") -u "$USER" -w "$PASS" \
+  out=$(timeout 120 turnutils_uclient $TARGS $(load_args "$2") -u "$USER" -w "$PASS" \
     -e 127.0.0.1 -r "$PEER_PORT" -p "$port" 127.0.0.1 2>&1)
   after=$(cpu_ticks "$pid")
   sent=$(grep -oE "tot_send_msgs=[0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
@@ -115,7 +142,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) 
 
 RES="$DIR/results"
 : >"$RES"
-echo "peerbox pid $PB_PID port $PB_PORT, coturn pid $CT_PID port $CT_PORT, $ROUNDS rounds"
+echo "peerbox pid $PB_PID port $PB_LOAD_PORT, coturn pid $CT_PID port $CT_LOAD_PORT, $TRANSPORT, $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
   for l in $LOADS; do
     for s in peerbox coturn; do

@@ -1,15 +1,17 @@
-//! STUN/TURN server (RFC 8656, 8489, 6156) over UDP and TCP, and the ephemeral credentials
-//! handed out in `joined`.
+//! STUN/TURN server (RFC 8656, 8489, 6156) over UDP, TCP, and TLS or TCP on the HTTPS port,
+//! and the ephemeral credentials handed out in `joined`.
 //!
 //! - [`credentials`] — TURN REST API credentials (`<expiry>:<session>`, HMAC-SHA1) and static users.
 //! - [`nonce`] — stateless nonces (timestamp + HMAC over the client address).
 //! - [`auth`] — the long-term credential check.
 //! - [`codec`], [`channel_data`] — STUN and ChannelData framing.
 //! - [`allocation`] — one allocation's permissions, channels, lifetime (plain data).
-//! - [`policy`] — which peer addresses may be relayed to.
-//! - [`server`] — the allocation table, quotas, sweeping.
+//! - [`policy`] — which peer addresses may be relayed to (own addresses only as live relays).
+//! - [`server`] — the allocation table (by 5-tuple and by relay address), quotas per session,
+//!   per client address and in total, sessions that ended, sweeping.
 //! - [`handler`] — request dispatch; [`Turn::handle`] is the socket-free entry point.
-//! - [`relay`], [`udp`], [`tcp`] — the sockets.
+//! - [`relay`], [`udp`], [`tcp`] — the sockets; [`relay::to_allocation`] hands a packet from
+//!   one allocation straight to another; [`tcp::serve`] is TURN over any stream (TCP, TLS).
 //! - [`stats`] — counters.
 
 pub mod allocation;

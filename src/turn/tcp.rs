@@ -1,9 +1,9 @@
 //! TURN over a stream (RFC 8656 over TCP, and over TLS on the HTTPS port): STUN messages and
 //! ChannelData (padded to 4 bytes) back to back. One task per connection reads frames; a writer
 //! task drains a bounded queue, so reading never waits on writing (a client that stops reading
-//! loses packets, not its requests' answers' ordering or the server's time). A connection
-//! admitted through the [`Gate`] must start with a STUN message and hold an allocation soon,
-//! or it is closed; the allocation it made dies with it, and it with the allocation.
+//! loses its packets and answers, and costs the server nothing more). A connection admitted
+//! through a [`crate::gate::Gate`] must start with a STUN message and hold an allocation soon
+//! (and again soon after one ended), or it is closed; the allocation it made dies with it.
 
 use std::sync::Arc;
 use std::time::Duration;
