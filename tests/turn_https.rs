@@ -316,3 +316,70 @@ fn binding() -> Vec<u8> {
     b.extend_from_slice(&[9; 12]);
     b
 }
+
+/// A TCP connection from `local` (another 127/8 address is another client) to `to`.
+async fn connect_from(local: &str, to: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(local.parse().unwrap()).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+/// Bad input on 443 costs its sender: half-open connections, a slow handshake flood and junk
+/// after a handshake, all from one address, while another person loads the page and relays
+/// over TLS on the same port; then the stalled connections are closed by their deadlines.
+#[tokio::test]
+async fn a_slow_handshake_flood_on_443_does_not_stop_others() {
+    let server =
+        common::spawn("[https]\nhandshake_timeout_secs = 2\n[turn]\nusers = [\"a:p\", \"b:p\"]")
+            .await;
+    let mut stalled = Vec::new();
+    for i in 0..150 {
+        let mut s = connect_from("127.0.0.2:0", server.https).await;
+        match i % 3 {
+            // Half open: nothing at all.
+            0 => {}
+            // The first byte of a TLS record, then nothing.
+            1 => s.write_all(&[0x16]).await.unwrap(),
+            // A STUN header's first bytes, then nothing.
+            _ => s.write_all(&[0x00, 0x03, 0x00]).await.unwrap(),
+        }
+        stalled.push(s);
+    }
+    let resp = server.get("/").await;
+    assert_eq!(resp.status(), 200, "a page load beside the flood");
+    let mut a = tls_client(&server, &[], "a").await;
+    let mut b = Client::udp(server.turn, "b", "p").await;
+    let ra = a.allocate().await.expect("turn over tls beside the flood");
+    let rb = b.allocate().await.unwrap();
+    assert_eq!(a.create_permission(&[rb]).await, Ok(()));
+    assert_eq!(b.create_permission(&[ra]).await, Ok(()));
+    b.send_indication(ra, b"still here").await;
+    assert_eq!(
+        a.recv(WAIT).await,
+        Some(Incoming::Data(rb, b"still here".to_vec()))
+    );
+    // The handshake deadline (2 s) closes every stalled one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for s in &mut stalled {
+        assert_closed(s).await;
+    }
+    server.stop(Duration::from_secs(5)).await;
+}
+
+/// A connection that completes the TLS handshake and then sends nothing is closed by the
+/// handshake deadline, which covers the first request too (such a connection held a
+/// descriptor and memory for the whole of a 330 s test).
+#[tokio::test]
+async fn a_handshake_only_connection_is_closed() {
+    let server = common::spawn("[https]\nhandshake_timeout_secs = 2").await;
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let mut silent = server.tls_stream_alpn(&[alpn]).await;
+        let mut buf = [0u8; 64];
+        let r = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "expected a close, got {r:?}"
+        );
+    }
+    server.stop(Duration::from_secs(5)).await;
+}

@@ -94,8 +94,9 @@ pub(super) fn warnings(c: &Config) -> Vec<Warning> {
                 "hostname",
                 format!(
                     "is {:?} while peerbox listens on {addr}: set it to the DNS name or address \
-                     people open (the self-signed certificate, the TURN realm and TURN URLs use \
-                     it; browsers on other machines resolve \"localhost\" to themselves)",
+                     people open. Until then TURN URLs name the host each browser connected \
+                     by, which fails for anyone who opened peerbox through another name; the \
+                     self-signed certificate and the TURN realm are made for \"localhost\"",
                     c.hostname
                 ),
             );

@@ -1,5 +1,6 @@
-//! HTTPS ports: the accept loop, per-connection classification and TLS (with a handshake
-//! timeout), HTTP/1.1 + HTTP/2 by ALPN with request and idle deadlines, TURN over TLS and over
+//! HTTPS ports: the accept loop, per-connection classification, TLS and the first bytes of the
+//! first request under one deadline (`https.handshake_timeout_secs`), HTTP/1.1 + HTTP/2 by ALPN
+//! closed when idle, TURN over TLS and over
 //! plain TCP on the same port ([`demux`]), and the drain on shutdown. Routing lives in
 //! [`router`].
 
@@ -32,9 +33,6 @@ use crate::signal::Hub;
 use crate::turn::{FiveTuple, Proto, Turn};
 use demux::{Decrypted, Plain, Prefixed};
 
-/// A connection must send its first request within this after the TLS handshake (a browser's
-/// preconnected socket is used within seconds).
-const FIRST_REQUEST: Duration = Duration::from_secs(20);
 /// An HTTP connection with no request in flight for this long is closed (nginx's keepalive).
 const IDLE: Duration = Duration::from_secs(75);
 
@@ -176,7 +174,7 @@ async fn connection(
                 return;
             }
             Err(_) => {
-                tracing::debug!(%peer, "tls handshake timed out");
+                tracing::debug!(%peer, "no tls handshake and first request in time");
                 return;
             }
         },
@@ -219,14 +217,9 @@ async fn classify(
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     let turn_alpn = alpn.as_deref() == Some(crate::tls::ALPN_TURN);
     let mut first = Vec::new();
-    // The first request (or STUN message) must come soon: a connection that only did the
-    // handshake holds a descriptor and memory for nothing.
-    let decided = tokio::time::timeout(
-        FIRST_REQUEST,
-        demux::read_until(&mut tls, &mut first, demux::decrypted),
-    )
-    .await
-    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
+    // The first request (or STUN message) comes under the same deadline as the handshake: a
+    // connection that only did the handshake holds a descriptor and memory for nothing.
+    let decided = demux::read_until(&mut tls, &mut first, demux::decrypted).await?;
     Ok(match decided {
         None => None,
         Some(Decrypted::Turn) if turn_on && (turn_alpn || alpn.is_none()) => {

@@ -123,6 +123,12 @@ export function clients(spec) {
 }
 
 export function downClients() {
+  // A namespace goes away only once nothing holds it (a browser still exiting does), so the
+  // links are deleted first: the next case can make them again at once.
+  for (const l of ['ra', 'rb']) run('ip', ['-n', NS.inet, 'link', 'del', l], { quiet: true });
+  for (const ns of [NS.ra, NS.rb]) {
+    for (const l of ['c0', 'c1']) run('ip', ['-n', ns, 'link', 'del', l], { quiet: true });
+  }
   for (const ns of [NS.ca, NS.ca2, NS.cb, NS.ra, NS.rb]) {
     run('ip', ['netns', 'del', ns], { quiet: true });
     rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });

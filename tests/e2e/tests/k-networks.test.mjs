@@ -33,9 +33,12 @@ before(async () => {
   mkdirSync(join(dir, 'ssl'));
   net.up();
   // What an admin writes: the name and the public address. Everything else is the shipped
-  // default (TURN on 3478 and on 443, the default peer policy), with IPv6 listeners beside.
+  // default (TURN on 3478 and on 443, the default peer policy, quotas sized from the room
+  // capacity), with IPv6 listeners beside; rooms of 4 so that a full one fits this machine.
   writeFileSync(join(dir, 'config.toml'), `hostname = "${net.HOST}"
 shutdown_timeout_secs = 2
+[rooms]
+capacity = 4
 [https]
 listen = ["0.0.0.0:443", "[::]:443"]
 [http]
@@ -49,7 +52,7 @@ external_ip = "${net.SERVER_V4}"
   const log = createWriteStream(logPath);
   const child = spawn('ip', ['netns', 'exec', net.NS.srv, binaryPath(), '--config', join(dir, 'config.toml')], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1', PEERBOX_LOG: 'info' },
+    env: { ...process.env, NO_COLOR: '1', PEERBOX_LOG: process.env.PEERBOX_LOG ?? 'info' },
   });
   child.stdout.pipe(log);
   child.stderr.pipe(log);
@@ -256,3 +259,66 @@ for (const c of CASES) {
     }
   });
 }
+
+/** [local, remote] candidate types of the selected pair of each connected peer connection. */
+function selectedPairs(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const pc of window.__pcs ?? []) {
+      if (pc.connectionState !== 'connected') continue;
+      const stats = await pc.getStats();
+      const byId = new Map();
+      stats.forEach((s) => byId.set(s.id, s));
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          const pair = byId.get(s.selectedCandidatePairId);
+          out.push([byId.get(pair.localCandidateId)?.candidateType, byId.get(pair.remoteCandidateId)?.candidateType]);
+        }
+      });
+    }
+    return out;
+  });
+}
+
+/**
+ * A full room (capacity 4) with relay forced: every member relays to every other over every
+ * URL peerbox advertises, and every pair connects (no 486 from the allocation quota, which
+ * used to be smaller than a full room).
+ */
+test('network: a full room, always relay', { skip, timeout: 150_000 }, async () => {
+  const namespaces = net.clients({ families: ['v4'], nat: { ra: 'cone', rb: 'cone' } });
+  const browsers = [];
+  try {
+    for (const ns of namespaces) {
+      browsers.push(await chromium.launch({
+        executablePath: net.chromiumIn(ns, dir), headless: true, args: NET_FLAGS, timeout: 60_000,
+      }));
+    }
+    const people = [];
+    for (const [i, name] of ['Ann', 'Bob', 'Cid', 'Dee'].entries()) {
+      people.push(await newPerson(browsers[i % 2], `k-full-${name}`));
+    }
+    const room = await pickRandomRoom(people[0].page, BASE, '?relay=1');
+    await joinRoom(people[0].page, 'Ann');
+    for (const p of people.slice(1)) {
+      await p.page.goto(`${BASE}/room/${room}?relay=1`);
+      await joinRoom(p.page, p.label);
+    }
+    await Promise.all(people.map((p) => waitForPlayingVideos(p.page, 3, 60_000)));
+    for (const p of people) {
+      let pairs = [];
+      // On this loaded machine a connection may be between two checks for a moment.
+      await waitFor(async () => {
+        pairs = await selectedPairs(p.page);
+        return pairs.length === 3;
+      }, { timeout: 20_000, interval: 500, what: `${p.label}: three connected peer connections` })
+        .catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(pairs)}`); });
+      for (const pair of pairs) assert.deepEqual(pair, ['relay', 'relay'], `${p.label}: relayed`);
+    }
+    const log = readFileSync(join(OUT_DIR, 'peerbox-networks.log'), 'utf8');
+    assert.doesNotMatch(log, /quota reached/, 'no allocation was refused for a quota');
+  } finally {
+    await Promise.allSettled(browsers.map((b) => b.close()));
+    net.downClients();
+  }
+});

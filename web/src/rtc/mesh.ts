@@ -98,7 +98,14 @@ export class Mesh extends Emitter<MeshEvents> {
     const link = new PeerLink({
       selfId: this.selfId,
       remoteId: id,
-      config: { iceServers: this.iceServers, iceTransportPolicy: this.opts.relayOnly() ? 'relay' : 'all' },
+      // max-bundle: the offerer gathers for one transport instead of one per media type
+      // (audio, video, data) until the answer arrives; each transport costs one TURN
+      // allocation per TURN URL (measured: 9 instead of 3 per offer).
+      config: {
+        iceServers: this.iceServers,
+        iceTransportPolicy: this.opts.relayOnly() ? 'relay' : 'all',
+        bundlePolicy: 'max-bundle',
+      },
       stream: this.opts.getStream(),
       createPeerConnection: this.opts.createPeerConnection,
       signals: {

@@ -40,7 +40,7 @@ describe('Mesh', () => {
     expect(pcs).toHaveLength(0)
     signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
     expect(pcs).toHaveLength(1)
-    expect(pcs[0]!.config).toMatchObject({ iceServers: [{ urls: 'stun:x' }], iceTransportPolicy: 'relay' })
+    expect(pcs[0]!.config).toMatchObject({ iceServers: [{ urls: 'stun:x' }], iceTransportPolicy: 'relay', bundlePolicy: 'max-bundle' })
   })
 
   it('connects to a newcomer at once and drops it on logout', () => {
