@@ -43,3 +43,11 @@ write_peerbox_config() {
     cat
   } >"$DIR/config.toml"
 }
+
+# uclient_counts OUTPUT: sets LOST, SENT and RECV from a turnutils_uclient report (empty when
+# the report lacks them).
+uclient_counts() {
+  LOST=$(grep -oE "Total lost packets [0-9]+" <<<"$1" | grep -oE "[0-9]+$" | tail -1)
+  SENT=$(grep -oE "tot_send_msgs=[0-9]+" <<<"$1" | grep -oE "[0-9]+$" | tail -1)
+  RECV=$(grep -oE "tot_recv_msgs=[0-9]+" <<<"$1" | grep -oE "[0-9]+$" | tail -1)
+}

@@ -15,6 +15,7 @@ BIN=${1:?usage: turnutils-netns.sh PEERBOX_BINARY}
 case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
 [ -x "$BIN" ] || { echo "peerbox binary not found at $BIN" >&2; exit 2; }
 command -v turnutils_uclient >/dev/null || { echo "coturn's turnutils are missing" >&2; exit 3; }
+. "$(dirname "$0")/lib.sh"
 
 if [ "${PEERBOX_IN_NETNS:-}" != 1 ]; then
   # A namespace of our own: nothing here is linked to the host's interfaces.
@@ -84,17 +85,15 @@ report() {
 # (100: zero loss) and that some did.
 uclient_case() {
   local name="$1" min="$2"; shift 2
-  local out rc lost sent recv
+  local out rc
   out=$(timeout 60 turnutils_uclient -m 2 -n 20 "$@" 2>&1)
   rc=$?
-  lost=$(grep -oE "Total lost packets [0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
-  sent=$(grep -oE "tot_send_msgs=[0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
-  recv=$(grep -oE "tot_recv_msgs=[0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
-  if [ $rc -eq 0 ] && [ -n "$sent" ] && [ "$sent" -gt 0 ] && [ "${recv:-0}" -gt 0 ] &&
-     [ $((recv * 100)) -ge $((sent * min)) ]; then
-    report ok "uclient $name (sent $sent, received $recv, lost ${lost:-?})"
+  uclient_counts "$out"
+  if [ $rc -eq 0 ] && [ -n "$SENT" ] && [ "$SENT" -gt 0 ] && [ "${RECV:-0}" -gt 0 ] &&
+     [ $((RECV * 100)) -ge $((SENT * min)) ]; then
+    report ok "uclient $name (sent $SENT, received $RECV, lost ${LOST:-?})"
   else
-    report fail "uclient $name (rc $rc, sent ${sent:-?}, received ${recv:-?}, lost ${lost:-?})"
+    report fail "uclient $name (rc $rc, sent ${SENT:-?}, received ${RECV:-?}, lost ${LOST:-?})"
     echo "$out" | tail -12 | sed 's/^/    /'
   fi
 }

@@ -80,14 +80,11 @@ uclient_case() {
   out=$(timeout 60 turnutils_uclient "$@" -e "${PEER:-127.0.0.1}" -r "${PEER_PORT:-$PEERPORT}" \
         -p "$PORT" -m 2 -n 20 "${SERVER:-127.0.0.1}" 2>&1)
   local rc=$?
-  local lost sent recv
-  lost=$(grep -oE "Total lost packets [0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
-  sent=$(grep -oE "tot_send_msgs=[0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
-  recv=$(grep -oE "tot_recv_msgs=[0-9]+" <<<"$out" | grep -oE "[0-9]+$" | tail -1)
-  if [ $rc -eq 0 ] && [ "${lost:-x}" = 0 ] && [ -n "$sent" ] && [ "$sent" -gt 0 ] && [ "$sent" = "$recv" ]; then
-    report ok "uclient $name (sent $sent, received $recv, lost $lost)"
+  uclient_counts "$out"
+  if [ $rc -eq 0 ] && [ "${LOST:-x}" = 0 ] && [ -n "$SENT" ] && [ "$SENT" -gt 0 ] && [ "$SENT" = "$RECV" ]; then
+    report ok "uclient $name (sent $SENT, received $RECV, lost $LOST)"
   else
-    report fail "uclient $name (rc $rc, sent ${sent:-?}, received ${recv:-?}, lost ${lost:-?})"
+    report fail "uclient $name (rc $rc, sent ${SENT:-?}, received ${RECV:-?}, lost ${LOST:-?})"
     echo "$out" | tail -15 | sed 's/^/    /'
   fi
 }

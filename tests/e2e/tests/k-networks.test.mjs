@@ -79,9 +79,10 @@ after(async () => {
   if (results.length) writeFileSync(join(OUT_DIR, 'networks.json'), JSON.stringify(results, null, 2));
 }, { timeout: 30_000 });
 
-/** The selected candidate pair of the page's connected peer connection. */
-function selectedPath(page) {
+/** The selected candidate pair of each of the page's connected peer connections. */
+function connectedPaths(page) {
   return page.evaluate(async () => {
+    const out = [];
     for (const pc of window.__pcs ?? []) {
       if (pc.connectionState !== 'connected') continue;
       const stats = await pc.getStats();
@@ -94,7 +95,7 @@ function selectedPath(page) {
       if (!pair) continue;
       const l = byId.get(pair.localCandidateId);
       const r = byId.get(pair.remoteCandidateId);
-      return {
+      out.push({
         local: l?.candidateType,
         remote: r?.candidateType,
         // How the local side reaches the TURN server when it relays: udp, tcp or tls.
@@ -103,9 +104,9 @@ function selectedPath(page) {
         address: l?.address ?? l?.ip,
         relatedAddress: l?.relatedAddress ?? null,
         policy: pc.getConfiguration().iceTransportPolicy,
-      };
+      });
     }
-    return null;
+    return out;
   });
 }
 
@@ -240,7 +241,7 @@ for (const c of CASES) {
         let last = null;
         try {
           await waitFor(async () => {
-            last = await selectedPath(p.page);
+            last = (await connectedPaths(p.page))[0] ?? null;
             if (!last) return false;
             c.expect(last);
             return true;
@@ -257,26 +258,6 @@ for (const c of CASES) {
       await Promise.allSettled(browsers.map((b) => b.close()));
       net.downClients();
     }
-  });
-}
-
-/** [local, remote] candidate types of the selected pair of each connected peer connection. */
-function selectedPairs(page) {
-  return page.evaluate(async () => {
-    const out = [];
-    for (const pc of window.__pcs ?? []) {
-      if (pc.connectionState !== 'connected') continue;
-      const stats = await pc.getStats();
-      const byId = new Map();
-      stats.forEach((s) => byId.set(s.id, s));
-      stats.forEach((s) => {
-        if (s.type === 'transport' && s.selectedCandidatePairId) {
-          const pair = byId.get(s.selectedCandidatePairId);
-          out.push([byId.get(pair.localCandidateId)?.candidateType, byId.get(pair.remoteCandidateId)?.candidateType]);
-        }
-      });
-    }
-    return out;
   });
 }
 
@@ -309,7 +290,7 @@ test('network: a full room, always relay', { skip, timeout: 150_000 }, async () 
       let pairs = [];
       // On this loaded machine a connection may be between two checks for a moment.
       await waitFor(async () => {
-        pairs = await selectedPairs(p.page);
+        pairs = (await connectedPaths(p.page)).map((x) => [x.local, x.remote]);
         return pairs.length === 3;
       }, { timeout: 20_000, interval: 500, what: `${p.label}: three connected peer connections` })
         .catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(pairs)}`); });
