@@ -7,6 +7,8 @@
 //!   security headers, the WebSocket upgrade, and the port-80 redirect.
 //! - [`signal`]: the room signalling protocol: message parsing, room state (plain data), and
 //!   the per-connection session that talks to it through bounded queues.
+//! - [`limit`]: what signalling and TURN limit clients by: the address key (IPv6 per
+//!   prefix), one token bucket, the poison-tolerant lock of the limit tables.
 //! - [`turn`]: the STUN/TURN server (UDP and TCP) and the credentials handed out in `joined`.
 //! - [`shutdown`]: OS signals to one cancellation token.
 //!
@@ -15,6 +17,7 @@
 
 pub mod config;
 pub mod http;
+pub mod limit;
 pub mod shutdown;
 pub mod signal;
 pub mod tls;

@@ -168,7 +168,9 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
 #[tokio::test]
 async fn a_slow_consumer_is_disconnected_and_the_rest_carry_on() {
     let server = common::spawn(
-        "[rooms]\noutbound_queue = 4\nmessages_per_second = 100000\nmessage_burst = 100000\n",
+        "[rooms]\noutbound_queue = 4\nmessages_per_second = 100000\nmessage_burst = 100000\n\
+         ip_messages_per_second = 100000\nip_message_burst = 100000\n\
+         bytes_per_second = 100000000\nip_bytes_per_second = 100000000\n",
     )
     .await;
     let (mut a, mut slow, mut c) = (server.ws().await, server.ws().await, server.ws().await);
@@ -216,7 +218,8 @@ async fn a_slow_consumer_is_disconnected_and_the_rest_carry_on() {
 #[tokio::test]
 async fn unread_error_replies_are_dropped_not_the_connection() {
     let server = common::spawn(
-        "[rooms]\noutbound_queue = 4\nmessages_per_second = 1000000\nmessage_burst = 1000000\n",
+        "[rooms]\noutbound_queue = 4\nmessages_per_second = 1000000\nmessage_burst = 1000000\n\
+         ip_messages_per_second = 1000000\nip_message_burst = 1000000\n",
     )
     .await;
     let mut ws = server.ws().await;
