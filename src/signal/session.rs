@@ -385,9 +385,15 @@ impl Session {
             self.messages.try_take(1, now);
             shared.messages.try_take(1, now);
         }
-        let mut pause = read_pause(&mut self.bytes, &mut shared, now);
         if !allowed && control {
-            // A ping cannot be dropped (it is answered as it is read): wait for a message.
+            // A ping cannot be dropped (it is answered as it is read): it is charged anyway.
+            self.messages.charge(1, now);
+            shared.messages.charge(1, now);
+        }
+        let mut pause = read_pause(&mut self.bytes, &mut shared, now);
+        if control {
+            // Pings are paced, never a reason to drop what follows: reading waits until the
+            // next frame has its message.
             pause = pause
                 .max(self.messages.wait(1, now))
                 .max(shared.messages.wait(1, now));
