@@ -26,7 +26,8 @@ use address::Connections;
 use protocol::{Resume, SignalError};
 use room::{Member, Outbox, Rooms};
 
-/// Gives each joining member the `iceServers` for its `joined` message.
+/// Gives each joining member the `iceServers` for its `joined` message, and any client the
+/// answer to its `iceServers` request (both charged to the address's credential allowance).
 pub trait IceProvider: Send + Sync {
     /// An `RTCIceServer[]` JSON array with credentials for this session. `host` is the host
     /// name the client reached this server by (the upgrade request's `Host` or
