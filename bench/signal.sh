@@ -31,12 +31,14 @@ RELAY=${RELAY:-1}   # 0 skips the max and fixed-rate loads (e.g. to run only the
 PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
 BEFORE=${BEFORE:-}
 # seed: the re-creation as shipped (winston logs every message); seed-nolog: without that logging.
-SERVERS=${SERVERS:-"peerbox seed seed-nolog"}; [ -n "$BEFORE" ] && SERVERS="$SERVERS before"
+SERVERS=${SERVERS:-"peerbox seed seed-nolog"}
+case " $SERVERS " in *" before "*) ;; *) [ -n "$BEFORE" ] && SERVERS="$SERVERS before" ;; esac
 if [ "$PIN" = 1 ]; then server_cpu="taskset -c 1"; load_cpu="taskset -c 0"; else server_cpu=; load_cpu=; fi
 PB_PORT=${PB_PORT:-18443}
 SEED_PORT=${SEED_PORT:-18444}
 
 ulimit -n "$(ulimit -Hn)"
+bin_dir=${CARGO_TARGET_DIR:-target}/release
 PEERBOX_SKIP_WEB_BUILD=1 cargo build --release --quiet --bin peerbox --bin loadgen
 case " $SERVERS " in *" seed"*) [ -d bench/seed-server/node_modules ] || (cd bench/seed-server && npm ci --no-audit --no-fund) ;; esac
 
@@ -61,9 +63,21 @@ max_connections = 100000
 max_connections_per_ip = 100000
 messages_per_second = 100000
 message_burst = 100000
+bytes_per_second = 1000000000
+byte_burst = 1000000000
+ip_messages_per_second = 100000000
+ip_message_burst = 100000000
+ip_bytes_per_second = 100000000000
+ip_byte_burst = 100000000000
+max_rooms_per_ip = 100000
+credentials_per_minute = 1000000
+credential_burst = 1000000
 TOML
 # The hostile case runs under the shipped limits: only the listeners differ.
 sed '/^\[rooms\]/,$d' "$tmp/config.toml" > "$tmp/config-shipped.toml"
+# An older BEFORE binary refuses the keys it does not know (those of the per-address limits).
+grep -v -E '^(bytes_per_second|byte_burst|ip_|max_rooms_per_ip|credential)' "$tmp/config.toml" \
+  > "$tmp/config-before.toml"
 
 wait_port() {
   for _ in $(seq 100); do
@@ -76,8 +90,9 @@ wait_port() {
 start() { # start SERVER [CONFIG] -> sets server_pid and port
   case $1 in
     peerbox|before)
-      bin=target/release/peerbox; [ "$1" = before ] && bin=$BEFORE
-      PEERBOX_LOG=warn $server_cpu "$bin" --config "${2:-$tmp/config.toml}" > "$tmp/peerbox.log" 2>&1 &
+      bin=$bin_dir/peerbox; config=${2:-$tmp/config.toml}
+      if [ "$1" = before ]; then bin=$BEFORE; config=${2:-$tmp/config-before.toml}; fi
+      PEERBOX_LOG=warn $server_cpu "$bin" --config "$config" > "$tmp/peerbox.log" 2>&1 &
       server_pid=$!; port=$PB_PORT ;;
     seed|seed-nolog)
       nolog=; [ "$1" = seed-nolog ] && nolog=--no-log
@@ -96,7 +111,7 @@ run() { # run SERVER LOAD ARGS...   (CONFIG=path picks another peerbox config)
   local server=$1 load=$2; shift 2
   start "$server" "${CONFIG:-}"
   local line
-  line=$($load_cpu target/release/loadgen --url "wss://127.0.0.1:$port/ws" --insecure --pid "$server_pid" "$@" \
+  line=$($load_cpu "$bin_dir/loadgen" --url "wss://127.0.0.1:$port/ws" --insecure --pid "$server_pid" "$@" \
          | grep '^RESULT') || line="RESULT failed=1"
   stop
   echo "$server $load $line" | tee -a "$tmp/results"

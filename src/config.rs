@@ -181,8 +181,8 @@ impl Default for RawRooms {
             ip_bytes_per_second: 262_144,
             ip_byte_burst: 4_194_304,
             max_rooms_per_ip: 25,
-            credentials_per_minute: 10,
-            credential_burst: 20,
+            credentials_per_minute: 20,
+            credential_burst: 30,
             allowed_origins: Vec::new(),
         }
     }

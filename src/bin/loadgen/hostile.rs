@@ -4,6 +4,10 @@
 //! sockets (from 127.0.0.2 on, `--sources` addresses) send, as fast as the server reads them,
 //! a 60 KB offer with 6,100 distinct top-level keys (the frame that cost the relay quadratic
 //! time): before login, and to a room-mate after it. The server's CPU share is reported too.
+//!
+//! `--silent R`: R rooms, each with one sender and nine receivers that never read, the sender
+//! pushing 60 KB offers at them; the server's peak RSS meanwhile, and its RSS a few seconds
+//! after every socket has closed (memory given back or not).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,6 +106,72 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
         flooded.load(Ordering::Relaxed),
         mb(rss),
         cpu.map_or("-".into(), |c| format!("{:.0}%", c / span * 100.0)),
+    );
+    Ok(())
+}
+
+pub async fn silent(args: &Args, rooms: usize) -> anyhow::Result<()> {
+    let target = Target::new(args).await?;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let sources = usize::from(args.sources.max(1));
+    let rss = || args.pid.and_then(|p| proc_status(p, "VmRSS"));
+    let before = rss();
+    let end = Instant::now() + Duration::from_secs_f64(args.duration);
+    let mut tasks = Vec::new();
+    let mut silent = Vec::new();
+    for r in 0..rooms {
+        let from = Some(2 + (r % sources) as u8);
+        let room = format!("silent-{tag}-{r}");
+        let mut sender = target.connect_from(from).await?;
+        login(&mut sender, &room, "s").await?;
+        let mut ids = Vec::new();
+        for _ in 0..9 {
+            let mut ws = target.connect_from(from).await?;
+            ids.push(login(&mut ws, &room, "r").await?);
+            silent.push(ws);
+        }
+        let frames: Vec<String> = ids
+            .iter()
+            .map(|to| {
+                format!(
+                    r#"{{"type":"offer","from":"","to":"{to}","data":"{}"}}"#,
+                    "s".repeat(60_000)
+                )
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = sender.split();
+            let reader =
+                tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+            'send: while Instant::now() < end {
+                for f in &frames {
+                    if sink.send(Message::text(f.clone())).await.is_err() {
+                        break 'send;
+                    }
+                }
+            }
+            reader.abort();
+        }));
+    }
+    let mut peak = 0;
+    while Instant::now() < end {
+        peak = peak.max(rss().unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(silent);
+    let closed = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
+    let after = rss();
+    println!(
+        "RESULT mode=silent rooms={rooms} rss_before_mb={} rss_peak_mb={} rss_after_close_mb={} \
+         after_secs={:.1}",
+        mb(before),
+        mb(Some(peak)),
+        mb(after),
+        closed.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -88,6 +88,9 @@ struct Args {
     hostile: Option<usize>,
     #[arg(long, default_value_t = 50)]
     interval_ms: u64,
+    /// R rooms of one sender and nine receivers that never read (see `hostile.rs`).
+    #[arg(long)]
+    silent: Option<usize>,
     /// Load threads, each a single-threaded runtime with whole rooms of its own; by default
     /// one per CPU this process may run on (see `taskset`).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
@@ -101,10 +104,11 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()
     };
-    match (args.idle, args.hostile) {
-        (Some(n), _) => rt()?.block_on(idle(&args, n)),
-        (None, Some(n)) => rt()?.block_on(hostile::run(&args, n)),
-        (None, None) => relay(&args),
+    match (args.idle, args.hostile, args.silent) {
+        (Some(n), _, _) => rt()?.block_on(idle(&args, n)),
+        (None, Some(n), _) => rt()?.block_on(hostile::run(&args, n)),
+        (None, None, Some(r)) => rt()?.block_on(hostile::silent(&args, r)),
+        (None, None, None) => relay(&args),
     }
 }
 
