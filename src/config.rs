@@ -151,6 +151,18 @@ struct RawRooms {
     ping_interval_secs: f64,
     idle_timeout_secs: f64,
     outbound_queue: usize,
+    outbound_queue_bytes: usize,
+    bytes_per_second: u64,
+    byte_burst: u64,
+    ipv6_prefix: u8,
+    ip_messages_per_second: u32,
+    ip_message_burst: u32,
+    ip_bytes_per_second: u64,
+    ip_byte_burst: u64,
+    max_rooms_per_ip: usize,
+    credentials_per_minute: u32,
+    credential_burst: u32,
+    allowed_origins: Vec<String>,
 }
 
 impl Default for RawRooms {
@@ -166,6 +178,18 @@ impl Default for RawRooms {
             ping_interval_secs: 20.0,
             idle_timeout_secs: 60.0,
             outbound_queue: 256,
+            outbound_queue_bytes: 1_048_576,
+            bytes_per_second: 65_536,
+            byte_burst: 1_048_576,
+            ipv6_prefix: 64,
+            ip_messages_per_second: 500,
+            ip_message_burst: 5000,
+            ip_bytes_per_second: 1_048_576,
+            ip_byte_burst: 8_388_608,
+            max_rooms_per_ip: 25,
+            credentials_per_minute: 20,
+            credential_burst: 30,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -263,6 +287,34 @@ pub struct RoomsConfig {
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub outbound_queue: usize,
+    /// Bytes waiting in one peer's outbound queue before it is dropped as too slow.
+    pub outbound_queue_bytes: usize,
+    /// Per connection: bytes read a second (a frame over budget is read later, not dropped).
+    pub bytes_per_second: u64,
+    pub byte_burst: u64,
+    /// IPv6 clients are limited per this prefix (IPv4 per address): see [`crate::limit`].
+    pub ipv6_prefix: u8,
+    /// Per client address, shared by all its connections, logged in or not.
+    pub ip_messages_per_second: u32,
+    pub ip_message_burst: u32,
+    pub ip_bytes_per_second: u64,
+    pub ip_byte_burst: u64,
+    /// Rooms that connections from one address may have created and that still exist.
+    pub max_rooms_per_ip: usize,
+    /// `joined` and `iceServers` answers (each hands out TURN credentials) per address.
+    pub credentials_per_minute: u32,
+    pub credential_burst: u32,
+    /// Origins allowed to open the WebSocket besides this server's own host name.
+    pub allowed_origins: AllowedOrigins,
+}
+
+/// Which browser origins besides peerbox's own host may open its WebSocket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `["*"]`: the check is off.
+    Any,
+    /// Lowercase `scheme://host[:port]` as browsers send them (no default port, no slash).
+    List(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +412,26 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         rooms.messages_per_second as usize,
     )?;
     positive("rooms.outbound_queue", rooms.outbound_queue)?;
+    positive("rooms.max_rooms_per_ip", rooms.max_rooms_per_ip)?;
+    for (key, v) in [
+        ("rooms.bytes_per_second", rooms.bytes_per_second),
+        (
+            "rooms.ip_messages_per_second",
+            rooms.ip_messages_per_second.into(),
+        ),
+        ("rooms.ip_message_burst", rooms.ip_message_burst.into()),
+        ("rooms.ip_bytes_per_second", rooms.ip_bytes_per_second),
+        (
+            "rooms.credentials_per_minute",
+            rooms.credentials_per_minute.into(),
+        ),
+        ("rooms.credential_burst", rooms.credential_burst.into()),
+    ] {
+        positive(key, usize::try_from(v).unwrap_or(usize::MAX))?;
+    }
+    if !(1..=128).contains(&rooms.ipv6_prefix) {
+        return Err(invalid("rooms.ipv6_prefix", "must be between 1 and 128"));
+    }
     if rooms.max_message_bytes < 1024 || rooms.max_message_bytes > 16 * 1024 * 1024 {
         return Err(invalid(
             "rooms.max_message_bytes",
@@ -376,6 +448,25 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             ),
         ));
     }
+    // A frame of the largest allowed size must fit in every byte allowance, or it could
+    // never be read.
+    let max = rooms.max_message_bytes;
+    for (key, v) in [
+        (
+            "rooms.outbound_queue_bytes",
+            rooms.outbound_queue_bytes as u64,
+        ),
+        ("rooms.byte_burst", rooms.byte_burst),
+        ("rooms.ip_byte_burst", rooms.ip_byte_burst),
+    ] {
+        if v < max as u64 {
+            return Err(invalid(
+                key,
+                format!("must be at least rooms.max_message_bytes ({max})"),
+            ));
+        }
+    }
+    let allowed_origins = origins(&rooms.allowed_origins)?;
     let ping_interval = seconds("rooms.ping_interval_secs", rooms.ping_interval_secs)?;
     let idle_timeout = seconds("rooms.idle_timeout_secs", rooms.idle_timeout_secs)?;
     if idle_timeout <= ping_interval {
@@ -432,6 +523,18 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             ping_interval,
             idle_timeout,
             outbound_queue: rooms.outbound_queue,
+            outbound_queue_bytes: rooms.outbound_queue_bytes,
+            bytes_per_second: rooms.bytes_per_second,
+            byte_burst: rooms.byte_burst,
+            ipv6_prefix: rooms.ipv6_prefix,
+            ip_messages_per_second: rooms.ip_messages_per_second,
+            ip_message_burst: rooms.ip_message_burst,
+            ip_bytes_per_second: rooms.ip_bytes_per_second,
+            ip_byte_burst: rooms.ip_byte_burst,
+            max_rooms_per_ip: rooms.max_rooms_per_ip,
+            credentials_per_minute: rooms.credentials_per_minute,
+            credential_burst: rooms.credential_burst,
+            allowed_origins,
         },
         turn,
     };
@@ -580,6 +683,44 @@ fn whole_seconds(
     }
 }
 
+/// `rooms.allowed_origins`: `["*"]`, or origins as a browser sends them in `Origin`.
+fn origins(list: &[String]) -> Result<AllowedOrigins, ConfigError> {
+    const KEY: &str = "rooms.allowed_origins";
+    if list.iter().any(|o| o.trim() == "*") {
+        return if list.len() == 1 {
+            Ok(AllowedOrigins::Any)
+        } else {
+            Err(invalid(
+                KEY,
+                "\"*\" allows every origin; list nothing beside it",
+            ))
+        };
+    }
+    list.iter()
+        .map(|o| {
+            let norm = o.trim().trim_end_matches('/').to_ascii_lowercase();
+            let rest = norm
+                .strip_prefix("https://")
+                .or_else(|| norm.strip_prefix("http://"));
+            match rest {
+                Some(hostport)
+                    if !hostport.is_empty()
+                        && hostport.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                        }) =>
+                {
+                    Ok(norm)
+                }
+                _ => Err(invalid(
+                    KEY,
+                    format!("{o:?} is not an origin like \"https://app.example.org\" or \"https://example.org:8443\""),
+                )),
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map(AllowedOrigins::List)
+}
+
 fn addrs(key: &'static str, list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
     list.iter()
         .map(|s| {
@@ -671,6 +812,28 @@ mod tests {
             (
                 "[rooms]\nping_interval_secs = 90",
                 "rooms.idle_timeout_secs",
+            ),
+            ("[rooms]\nipv6_prefix = 0", "rooms.ipv6_prefix"),
+            ("[rooms]\nipv6_prefix = 129", "rooms.ipv6_prefix"),
+            ("[rooms]\nbyte_burst = 1000", "rooms.byte_burst"),
+            ("[rooms]\nip_byte_burst = 1000", "rooms.ip_byte_burst"),
+            (
+                "[rooms]\noutbound_queue_bytes = 1000",
+                "rooms.outbound_queue_bytes",
+            ),
+            ("[rooms]\nmax_rooms_per_ip = 0", "rooms.max_rooms_per_ip"),
+            ("[rooms]\ncredential_burst = 0", "rooms.credential_burst"),
+            (
+                "[rooms]\nallowed_origins = [\"example.org\"]",
+                "rooms.allowed_origins",
+            ),
+            (
+                "[rooms]\nallowed_origins = [\"https://a.example/path\"]",
+                "rooms.allowed_origins",
+            ),
+            (
+                "[rooms]\nallowed_origins = [\"*\", \"https://a.example\"]",
+                "rooms.allowed_origins",
             ),
         ];
         for (text, key) in cases {
@@ -771,6 +934,27 @@ mod tests {
             "{dbg}"
         );
         assert_eq!(c.turn.secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn allowed_origins_are_normalized() {
+        let c = parse(
+            "[rooms]\nallowed_origins = [\" HTTPS://App.Example.org/ \", \"http://[::1]:8080\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            c.rooms.allowed_origins,
+            AllowedOrigins::List(vec![
+                "https://app.example.org".into(),
+                "http://[::1]:8080".into()
+            ])
+        );
+        let any = parse("[rooms]\nallowed_origins = [\"*\"]").unwrap();
+        assert_eq!(any.rooms.allowed_origins, AllowedOrigins::Any);
+        assert_eq!(
+            parse("").unwrap().rooms.allowed_origins,
+            AllowedOrigins::List(Vec::new())
+        );
     }
 
     #[test]

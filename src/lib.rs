@@ -3,12 +3,13 @@
 //! Module map:
 //! - [`config`]: the admin's `config.toml`, parsed once and validated into typed values.
 //! - [`tls`]: certificates from the ssl dir (or a generated self-signed one), hot reload.
-//! - [`gate`]: admission by client address (IPv6 per /64), for connection caps.
 //! - [`http`]: the HTTPS accept loop (TLS, ALPN h2/http1.1, TURN over TLS/TCP told apart by
 //!   the first bytes), the router, the embedded web app, security headers, the WebSocket
 //!   upgrade, and the port-80 redirect.
 //! - [`signal`]: the room signalling protocol: message parsing, room state (plain data), and
 //!   the per-connection session that talks to it through bounded queues.
+//! - [`limit`]: what signalling, HTTP and TURN limit clients by: the address key (IPv6 per
+//!   prefix), one token bucket, the per-address connection gate, the poison-tolerant lock.
 //! - [`turn`]: the STUN/TURN server (UDP, TCP, and TLS through the HTTPS port) and the
 //!   credentials handed out in `joined`.
 //! - [`shutdown`]: OS signals to one cancellation token.
@@ -17,8 +18,8 @@
 //! ports, so tests bind port 0 and pass their own shutdown token.
 
 pub mod config;
-pub mod gate;
 pub mod http;
+pub mod limit;
 pub mod shutdown;
 pub mod signal;
 pub mod tls;

@@ -6,61 +6,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Ws, expect_silence, recv_json, send_json};
+use common::signal::{close_frame, error_type, expect_logout, id, login};
+use common::{expect_silence, recv_json, send_json};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-
-async fn login(ws: &mut Ws, room: &str, name: &str) -> String {
-    send_json(
-        ws,
-        json!({"type": "login", "data": {"roomrequest": room, "username": name}}),
-    )
-    .await;
-    let joined = recv_json(ws).await;
-    assert_eq!(joined["type"], "joined", "{joined}");
-    joined["data"].as_str().unwrap_or_default().to_owned()
-}
-
-fn error_type(v: &Value) -> &str {
-    assert_eq!(v["type"], "error", "{v}");
-    v["message"]["errorType"].as_str().unwrap_or_default()
-}
-
-/// Reads until the server's close frame and returns its code and reason.
-async fn close_frame(ws: &mut Ws) -> (u16, String) {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a close frame within 10 s");
-        match next {
-            Some(Ok(Message::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
-            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
-            Some(Ok(_)) => continue,
-            other => panic!("connection ended without a close frame: {other:?}"),
-        }
-    }
-}
-
-/// Waits (up to 10 s) for the logout of `who`, skipping other messages.
-async fn expect_logout(ws: &mut Ws, who: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "no logout of {who}");
-        let v = recv_json(ws).await;
-        if v["type"] == "logout" && v["from"] == who {
-            assert_eq!(v["data"]["sessionId"], who);
-            return;
-        }
-    }
-}
 
 #[tokio::test]
 async fn oversized_frame_closes_1009_and_the_room_hears_logout() {
     let server = common::spawn("").await;
     let (mut a, mut b) = (server.ws().await, server.ws().await);
     login(&mut a, "r", "Ann").await;
-    let b_id = login(&mut b, "r", "Bob").await;
+    let b_id = id(&login(&mut b, "r", "Bob").await);
     recv_json(&mut a).await;
 
     let big = json!({"type": "offer", "to": b_id, "data": "x".repeat(70_000)});
@@ -154,7 +111,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
         common::spawn("[rooms]\nping_interval_secs = 0.2\nidle_timeout_secs = 0.8\n").await;
     let (mut a, mut silent) = (server.ws().await, server.ws().await);
     login(&mut a, "r", "Ann").await;
-    let silent_id = login(&mut silent, "r", "Sid").await;
+    let silent_id = id(&login(&mut silent, "r", "Sid").await);
     recv_json(&mut a).await;
     // `silent` is never polled again, so it answers no ping; `a` is, and stays.
     expect_logout(&mut a, &silent_id).await;
@@ -168,14 +125,16 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
 #[tokio::test]
 async fn a_slow_consumer_is_disconnected_and_the_rest_carry_on() {
     let server = common::spawn(
-        "[rooms]\noutbound_queue = 4\nmessages_per_second = 100000\nmessage_burst = 100000\n",
+        "[rooms]\noutbound_queue = 4\nmessages_per_second = 100000\nmessage_burst = 100000\n\
+         ip_messages_per_second = 100000\nip_message_burst = 100000\n\
+         bytes_per_second = 100000000\nip_bytes_per_second = 100000000\n",
     )
     .await;
     let (mut a, mut slow, mut c) = (server.ws().await, server.ws().await, server.ws().await);
-    let a_id = login(&mut a, "r", "Ann").await;
-    let slow_id = login(&mut slow, "r", "Slow").await;
+    let a_id = id(&login(&mut a, "r", "Ann").await);
+    let slow_id = id(&login(&mut slow, "r", "Slow").await);
     recv_json(&mut a).await;
-    let c_id = login(&mut c, "r", "Cy").await;
+    let c_id = id(&login(&mut c, "r", "Cy").await);
     recv_json(&mut a).await;
     // `slow` never reads again; `a` sends it big offers until the server gives up on it.
     let offer = json!({"type": "offer", "to": slow_id, "data": "s".repeat(60_000)}).to_string();
@@ -216,7 +175,9 @@ async fn a_slow_consumer_is_disconnected_and_the_rest_carry_on() {
 #[tokio::test]
 async fn unread_error_replies_are_dropped_not_the_connection() {
     let server = common::spawn(
-        "[rooms]\noutbound_queue = 4\nmessages_per_second = 1000000\nmessage_burst = 1000000\n",
+        "[rooms]\noutbound_queue = 4\nmessages_per_second = 1000000\nmessage_burst = 1000000\n\
+         ip_messages_per_second = 1000000\nip_message_burst = 1000000\n\
+         bytes_per_second = 100000000\nip_bytes_per_second = 100000000\n",
     )
     .await;
     let mut ws = server.ws().await;
@@ -235,6 +196,7 @@ async fn unread_error_replies_are_dropped_not_the_connection() {
                 assert_eq!(error_type(&v), "bad-request");
                 errors += 1;
             }
+            Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("unexpected message {other:?}"),
         }
     }

@@ -5,40 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Ws, expect_silence, recv_json, send_json};
+use common::signal::{error_type, id, login};
+use common::{expect_silence, recv_json, send_json};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const QUIET: Duration = Duration::from_millis(300);
-
-/// Sends a seed-style login (with the empty `from`/`to` the seed client sends) and returns
-/// the `joined` answer.
-async fn login(ws: &mut Ws, room: &str, name: &str) -> Value {
-    send_json(
-        ws,
-        json!({"type": "login", "from": "", "to": "",
-               "data": {"roomrequest": room, "username": name}}),
-    )
-    .await;
-    let joined = recv_json(ws).await;
-    assert_eq!(joined["type"], "joined", "{joined}");
-    joined
-}
-
-/// The session id a `joined` gave.
-fn id(joined: &Value) -> String {
-    joined["data"]
-        .as_str()
-        .expect("joined.data is the session id")
-        .to_owned()
-}
-
-fn error_type(v: &Value) -> &str {
-    assert_eq!(v["type"], "error", "{v}");
-    assert!(v["message"]["errorText"].is_string(), "{v}");
-    v["message"]["errorType"].as_str().unwrap_or_default()
-}
 
 #[tokio::test]
 async fn login_answers_joined_and_tells_the_others() {
@@ -439,4 +412,59 @@ async fn seed_client_on_another_path_works() {
     let offer = recv_json(&mut b).await;
     assert_eq!(offer["username"], "Ann");
     assert_eq!(offer["from"], a_id.as_str());
+}
+
+/// Extension: `iceServers` answers fresh ICE servers before (and after) a login, with the same
+/// credentials as `joined` would carry.
+#[tokio::test]
+async fn ice_servers_are_answered_before_and_after_login() {
+    let server = common::spawn("").await;
+    let mut a = server.ws().await;
+    for _ in 0..2 {
+        send_json(&mut a, json!({"type": "iceServers"})).await;
+        let ice = recv_json(&mut a).await;
+        assert_eq!(ice["type"], "iceServers", "{ice}");
+        let servers = ice["data"].as_array().cloned().unwrap_or_default();
+        assert!(
+            servers
+                .iter()
+                .any(|s| s["username"].is_string() && s["credential"].is_string()),
+            "{ice}"
+        );
+        login(&mut a, "r", "Ann").await;
+    }
+}
+
+/// The upgrade request's Origin header: this server's own host on any port and the admin's
+/// extras may connect, other sites get 403, and non-browser clients (no Origin) are served.
+#[tokio::test]
+async fn the_browser_origin_is_checked() {
+    let server = common::spawn("[rooms]\nallowed_origins = [\"https://app.example.org\"]\n").await;
+    let cases = [
+        (Some("https://localhost"), 101),
+        (Some("http://localhost:5173"), 101),
+        (Some("https://app.example.org"), 101),
+        (None, 101),
+        (Some("https://evil.example"), 403),
+        (Some("https://localhost.evil.example"), 403),
+        (Some("https://app.example.org:8443"), 403),
+        (Some("null"), 403),
+    ];
+    for (origin, want) in cases {
+        let mut headers = vec![
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        if let Some(o) = origin {
+            headers.push(("origin", o));
+        }
+        let resp = server.request("GET", "/ws", &headers).await;
+        assert_eq!(resp.status().as_u16(), want, "{origin:?}");
+        if want == 403 {
+            let body = String::from_utf8_lossy(resp.body());
+            assert!(body.contains("allowed_origins"), "{body}");
+        }
+    }
 }

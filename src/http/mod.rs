@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Config;
-use crate::gate::{Gate, Pass};
+use crate::limit::{Gate, Pass};
 use crate::signal::Hub;
 use crate::turn::{FiveTuple, Proto, Turn};
 use demux::{Decrypted, Plain, Prefixed};
@@ -76,6 +76,7 @@ impl App {
             .saturating_mul(2)
             .saturating_add(32);
         let total = rooms.max_connections.saturating_add(4096);
+        let gate = Gate::new(total, per_address, rooms.ipv6_prefix);
         App {
             config,
             hub,
@@ -83,7 +84,7 @@ impl App {
             shutdown,
             headers,
             turn,
-            gate: Gate::new(total, per_address),
+            gate,
         }
     }
 }

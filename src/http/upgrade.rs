@@ -1,5 +1,6 @@
-//! The WebSocket upgrade (RFC 6455 over HTTP/1.1): validates the handshake, answers 101, and
-//! hands the upgraded stream to a signalling session tracked for graceful shutdown.
+//! The WebSocket upgrade (RFC 6455 over HTTP/1.1): validates the handshake and the browser's
+//! `Origin`, answers 101, and hands the upgraded stream to a signalling session tracked for
+//! graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::App;
 use super::headers::{built, status};
+use crate::config::AllowedOrigins;
+use crate::signal::session::escaped;
 
 /// Whether the request asks for a WebSocket upgrade (on any path, as the seed client does).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -58,8 +61,20 @@ pub fn handle(
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return status(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
-    let accept = derive_accept_key(key.as_bytes());
     let host = request_host(&req);
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let own = own_host(&app.config.hostname, host.as_deref());
+        if !origin_allowed(origin.as_bytes(), own, &app.config.rooms.allowed_origins) {
+            let shown = String::from_utf8_lossy(origin.as_bytes());
+            tracing::debug!(%peer, origin = %escaped(&shown), "websocket origin refused");
+            return status(
+                StatusCode::FORBIDDEN,
+                "pages of another site may not use this server's WebSocket \
+                 (the admin can allow an origin in [rooms] allowed_origins)",
+            );
+        }
+    }
+    let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max = app.config.rooms.max_message_bytes;
     let mut config = WebSocketConfig::default();
@@ -94,6 +109,50 @@ pub fn handle(
     )
 }
 
+/// The host name that is this server's own: `hostname`, or, while that is the default
+/// `localhost`, the host the request was sent to (a server reached by its IP address or by a
+/// name the admin has not configured).
+fn own_host<'a>(hostname: &'a str, request_host: Option<&'a str>) -> Option<&'a str> {
+    if hostname.eq_ignore_ascii_case("localhost") {
+        request_host.or(Some(hostname))
+    } else {
+        Some(hostname)
+    }
+}
+
+/// Whether a browser page of `origin` may open the WebSocket: a page on this server's own host
+/// (any scheme, any port: the seed's page and its WSS live on different ports), or one the
+/// admin listed. Requests without an `Origin` (not from a browser) never get here.
+fn origin_allowed(origin: &[u8], own_host: Option<&str>, allowed: &AllowedOrigins) -> bool {
+    let list = match allowed {
+        AllowedOrigins::Any => return true,
+        AllowedOrigins::List(list) => list,
+    };
+    let Ok(origin) = std::str::from_utf8(origin) else {
+        return false;
+    };
+    let origin = origin.trim().to_ascii_lowercase();
+    if list.contains(&origin) {
+        return true;
+    }
+    let Some(hostport) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false; // "null" (sandboxed pages, file:), or another scheme
+    };
+    let host = match hostport.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => hostport,
+    };
+    let bare = |h: &str| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase()
+    };
+    own_host.is_some_and(|own| !host.is_empty() && bare(host) == bare(own))
+}
+
 /// The host the client asked for (`:authority` on HTTP/2, `Host` on HTTP/1.1), without the
 /// port, when it is a plausible DNS name or IP literal; the client's own choice, so it is
 /// only ever used in answers to that client.
@@ -124,6 +183,97 @@ pub fn request_host<B>(req: &Request<B>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins() {
+        let none = AllowedOrigins::List(Vec::new());
+        let extra = AllowedOrigins::List(vec!["https://app.example.org".into()]);
+        let cases: &[(&str, Option<&str>, &AllowedOrigins, bool)] = &[
+            ("https://peerbox.test", Some("peerbox.test"), &none, true),
+            (
+                "https://peerbox.test:8080",
+                Some("peerbox.test"),
+                &none,
+                true,
+            ),
+            (
+                "http://PeerBox.Test:3000",
+                Some("peerbox.test"),
+                &none,
+                true,
+            ),
+            (
+                "https://[2001:db8::1]:8443",
+                Some("[2001:db8::1]"),
+                &none,
+                true,
+            ),
+            ("https://[2001:db8::1]", Some("2001:db8::1"), &none, true),
+            ("https://evil.example", Some("peerbox.test"), &none, false),
+            (
+                "https://peerbox.test.evil.example",
+                Some("peerbox.test"),
+                &none,
+                false,
+            ),
+            (
+                "https://evil.example/peerbox.test",
+                Some("peerbox.test"),
+                &none,
+                false,
+            ),
+            ("null", Some("peerbox.test"), &none, false),
+            ("file://", Some("peerbox.test"), &none, false),
+            ("https://", Some("peerbox.test"), &none, false),
+            ("https://peerbox.test", None, &none, false),
+            (
+                "https://app.example.org",
+                Some("peerbox.test"),
+                &extra,
+                true,
+            ),
+            (
+                "HTTPS://APP.EXAMPLE.ORG",
+                Some("peerbox.test"),
+                &extra,
+                true,
+            ),
+            (
+                "https://app.example.org:8443",
+                Some("peerbox.test"),
+                &extra,
+                false,
+            ),
+            (
+                "https://evil.example",
+                Some("peerbox.test"),
+                &AllowedOrigins::Any,
+                true,
+            ),
+        ];
+        for (origin, own, allowed, want) in cases {
+            assert_eq!(
+                origin_allowed(origin.as_bytes(), *own, allowed),
+                *want,
+                "{origin} on {own:?}"
+            );
+        }
+        assert!(!origin_allowed(
+            b"https://\xff",
+            Some("peerbox.test"),
+            &none
+        ));
+    }
+
+    #[test]
+    fn own_host_is_the_configured_name_or_the_requested_one() {
+        assert_eq!(
+            own_host("rooms.example.org", Some("10.0.0.5")),
+            Some("rooms.example.org")
+        );
+        assert_eq!(own_host("localhost", Some("10.0.0.5")), Some("10.0.0.5"));
+        assert_eq!(own_host("localhost", None), Some("localhost"));
+    }
 
     #[test]
     fn request_host_table() {

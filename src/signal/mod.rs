@@ -4,27 +4,30 @@
 //! - [`protocol`]: parsing client frames, building server frames, error kinds.
 //! - [`relay`]: the hot path: a frame's fields kept as raw text, `from` spliced in.
 //! - [`room`]: rooms and members as plain data; operations say what to send.
-//! - [`session`]: one connection's task: reader, writer, timers, rate limit, shutdown.
+//! - [`session`]: one connection's task: reader, writer, timers, rate limits, shutdown.
+//! - [`address`]: connections and shared allowances per client address.
 //!
 //! The [`Hub`] owns the room state behind a `std::sync::Mutex` (as mini-redis's `Db` does):
 //! critical sections are short and never cross an `.await`; frames are queued after unlocking.
 
+mod address;
 pub mod protocol;
 pub mod relay;
 pub mod room;
 pub mod session;
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::config::RoomsConfig;
+use crate::limit::lock;
+use address::Connections;
 use protocol::{Resume, SignalError};
 use room::{Member, Outbox, Rooms};
 
-/// Gives each joining member the `iceServers` for its `joined` message.
+/// Gives each joining member the `iceServers` for its `joined` message, and any client the
+/// answer to its `iceServers` request (both charged to the address's credential allowance).
 pub trait IceProvider: Send + Sync {
     /// An `RTCIceServer[]` JSON array with credentials for this session. `host` is the host
     /// name the client reached this server by (the upgrade request's `Host` or
@@ -44,40 +47,10 @@ pub struct Hub {
     connections: Mutex<Connections>,
 }
 
-#[derive(Default)]
-struct Connections {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
-
-/// A counted connection; dropping it gives the slot back.
-pub(crate) struct Admission {
-    hub: Arc<Hub>,
-    ip: IpAddr,
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        let mut c = lock(&self.hub.connections);
-        c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_ip.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// A login that went through: what `joined` needs beyond what the session knows.
 pub(crate) struct LoginOutcome {
     pub left: Option<String>,
     pub resumed: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The state stays consistent across a panic elsewhere: every update is a few map ops.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Hub {
@@ -85,34 +58,18 @@ impl Hub {
         Arc::new(Hub {
             config: config.clone(),
             ice,
-            rooms: Mutex::new(Rooms::new(config.capacity, config.max_rooms)),
+            rooms: Mutex::new(Rooms::new(
+                config.capacity,
+                config.max_rooms,
+                config.max_rooms_per_ip,
+            )),
             connections: Mutex::new(Connections::default()),
-        })
-    }
-
-    /// Counts a new connection from `ip`, or refuses it over `max_connections(_per_ip)`.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, SignalError> {
-        let mut c = lock(&self.connections);
-        let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
-        if c.total >= self.config.max_connections || from_ip >= self.config.max_connections_per_ip {
-            return Err(SignalError::TooManyConnections);
-        }
-        c.total += 1;
-        c.per_ip.insert(ip, from_ip + 1);
-        Ok(Admission {
-            hub: self.clone(),
-            ip,
         })
     }
 
     /// Whether a room with this id exists now.
     pub fn room_exists(&self, room: &str) -> bool {
         lock(&self.rooms).exists(room)
-    }
-
-    /// How many rooms exist now.
-    pub fn room_count(&self) -> usize {
-        lock(&self.rooms).room_count()
     }
 
     /// Joins `me` to `room`. `joined` builds the newcomer's answer from the other members; it
@@ -143,11 +100,17 @@ impl Hub {
         result
     }
 
-    /// Relays `frame` to member `to` of the sender's room.
-    pub(crate) fn relay(&self, from: &str, to: &str, frame: Utf8Bytes) -> Result<(), SignalError> {
-        // Queued under the lock: `send` never waits, and cloning the peer out of the lock
-        // would cost more (its cancellation token clones and drops under a mutex of its own).
-        lock(&self.rooms).route(from, to)?.send(frame);
+    /// Relays the frame `build` makes to member `to` of the sender's room. The route is
+    /// checked first, so that nothing is built for a frame that goes nowhere, and the frame
+    /// is built outside the lock (it copies the whole frame).
+    pub(crate) fn relay(
+        &self,
+        from: &str,
+        to: &str,
+        build: impl FnOnce() -> Utf8Bytes,
+    ) -> Result<(), SignalError> {
+        let peer = lock(&self.rooms).route(from, to)?.clone();
+        peer.send(build());
         Ok(())
     }
 

@@ -17,6 +17,10 @@ pub const MAX_ROOM_CHARS: usize = 128;
 pub const MAX_USERNAME_CHARS: usize = 64;
 /// Longest resume session id or token we look at; anything longer cannot match.
 const MAX_RESUME_CHARS: usize = 128;
+/// Longest frame that is not an offer, answer or candidate (a login with the longest names,
+/// every character escaped, fits). Longer ones are refused before a JSON tree is built, and
+/// before joining a room they are not parsed at all (only relayed messages may be longer).
+pub const MAX_CONTROL_BYTES: usize = 4096;
 
 /// Everything the server answers with an `error` message, or closes a connection for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +41,10 @@ pub enum SignalError {
     TooLong(&'static str, usize),
     #[error("unknown message type")]
     UnknownType,
+    #[error("more than {0} top-level fields")]
+    TooManyFields(usize),
+    #[error("messages other than offer, answer and candidate are limited to {0} bytes")]
+    ControlTooLong(usize),
     #[error("This room is full ({0} people).")]
     Full(usize),
     #[error("join a room first")]
@@ -45,6 +53,10 @@ pub enum SignalError {
     UnknownPeer,
     #[error("too many messages; this one was dropped")]
     RateLimited,
+    #[error("too many logins from your network; try again in a minute")]
+    CredentialsRateLimited,
+    #[error("your network has created too many rooms; join one of them or close one")]
+    TooManyRooms,
     #[error("the server has no room for another room")]
     ServerFull,
     #[error("too many connections")]
@@ -57,11 +69,12 @@ impl SignalError {
         use SignalError::*;
         match self {
             NotJson | NotObject | Binary | Missing(_) | WrongType(_) | Empty(_) | TooLong(..)
-            | UnknownType => "bad-request",
+            | UnknownType | TooManyFields(_) | ControlTooLong(_) => "bad-request",
             Full(_) => "full",
             NotInRoom => "not-in-room",
             UnknownPeer => "unknown-peer",
-            RateLimited => "rate-limited",
+            RateLimited | CredentialsRateLimited => "rate-limited",
+            TooManyRooms => "too-many-rooms",
             ServerFull => "server-full",
             TooManyConnections => "too-many-connections",
         }
@@ -109,6 +122,8 @@ pub enum ClientMessage<'a> {
         fields: Fields<'a>,
     },
     Logout,
+    /// Extension: fresh `iceServers` without joining (a connection check before a login).
+    IceServers,
 }
 
 impl ClientMessage<'_> {
@@ -130,6 +145,7 @@ impl ClientMessage<'_> {
                 ..
             } => "candidate",
             ClientMessage::Logout => "logout",
+            ClientMessage::IceServers => "iceServers",
         }
     }
 }
@@ -145,7 +161,12 @@ pub fn parse(text: &str) -> Result<ClientMessage<'_>, SignalError> {
         Some(Err(())) => return Err(SignalError::WrongType("type")),
     };
     let relay = match &*kind {
-        "randomCheck" | "login" | "logout" => return parse_value(text),
+        "randomCheck" | "login" | "logout" | "iceServers" => {
+            if text.len() > MAX_CONTROL_BYTES {
+                return Err(SignalError::ControlTooLong(MAX_CONTROL_BYTES));
+            }
+            return parse_value(text);
+        }
         "offer" => RelayKind::Offer,
         "answer" => RelayKind::Answer,
         "candidate" => RelayKind::Candidate,
@@ -179,6 +200,7 @@ fn parse_value(text: &str) -> Result<ClientMessage<'static>, SignalError> {
         }
         Some("login") => parse_login(fields.get("data")),
         Some("logout") => Ok(ClientMessage::Logout),
+        Some("iceServers") => Ok(ClientMessage::IceServers),
         _ => Err(SignalError::UnknownType),
     }
 }
@@ -265,6 +287,11 @@ pub fn logout_frame(from: &str, username: &str) -> Utf8Bytes {
     }))
 }
 
+/// The answer to `iceServers` (extension).
+pub fn ice_servers_frame(ice_servers: Value) -> Utf8Bytes {
+    frame(&json!({"type": "iceServers", "data": ice_servers}))
+}
+
 /// What `joined` tells the newcomer.
 pub struct Joined<'a> {
     pub session_id: &'a str,
@@ -312,6 +339,12 @@ mod tests {
             "x".repeat(65)
         );
         let long_room = format!(r#"{{"type":"randomCheck","data":"{}"}}"#, "r".repeat(129));
+        let long_logout = format!(r#"{{"type":"logout","pad":"{}"}}"#, "p".repeat(4096));
+        let fields: Vec<String> = (0..65).map(|i| format!(r#""f{i}":0"#)).collect();
+        let many_fields = format!(
+            r#"{{"type":"offer","to":"b","data":1,{}}}"#,
+            fields.join(",")
+        );
         let cases: &[(&str, SignalError)] = &[
             ("", SignalError::NotJson),
             ("{", SignalError::NotJson),
@@ -376,6 +409,8 @@ mod tests {
                 r#"{"type":"candidate","to":"x"}"#,
                 SignalError::Missing("data"),
             ),
+            (&long_logout, SignalError::ControlTooLong(MAX_CONTROL_BYTES)),
+            (&many_fields, SignalError::TooManyFields(64)),
         ];
         for (text, want) in cases {
             assert_eq!(&err(text), want, "{text}");
@@ -418,6 +453,11 @@ mod tests {
                 },
             ),
             (r#"{"type":"logout"}"#, ClientMessage::Logout),
+            (r#"{"type":"iceServers"}"#, ClientMessage::IceServers),
+            (
+                r#"{"type":"iceServers","from":"","data":null}"#,
+                ClientMessage::IceServers,
+            ),
             (offer, relay(RelayKind::Offer, "b", offer)),
             (cand, relay(RelayKind::Candidate, "b", cand)),
         ];
@@ -453,6 +493,8 @@ mod tests {
             (SignalError::ServerFull, "server-full", ""),
             (SignalError::UnknownPeer, "unknown-peer", ""),
             (SignalError::TooManyConnections, "too-many-connections", ""),
+            (SignalError::CredentialsRateLimited, "rate-limited", ""),
+            (SignalError::TooManyRooms, "too-many-rooms", ""),
         ];
         for (e, kind, text) in cases {
             let v: Value = serde_json::from_str(&e.to_frame()).unwrap_or_default();

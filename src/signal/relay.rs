@@ -3,8 +3,13 @@
 //! new `from`. One pass of serde_json checks the whole frame against the JSON grammar (RFC 8259:
 //! structure, string escapes, control characters, number syntax) and records where each
 //! top-level value is; what is inside the values is relayed as sent, not interpreted.
+//!
+//! Every step is linear in the frame's bytes: one grammar pass, at most [`MAX_FIELDS`]
+//! top-level fields kept (the rest only grammar-checked), and the repeated-key check done with
+//! a set once there are more than a few fields, never by scanning the fields for each field.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::Deserialize;
@@ -13,6 +18,11 @@ use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::protocol::SignalError;
+
+/// Most top-level fields a frame may have (the seed client sends five); more is a bad request.
+pub const MAX_FIELDS: usize = 64;
+/// Up to this many fields, repeated keys are found by comparing each with the later ones.
+const SCAN_FIELDS: usize = 8;
 
 /// The top-level fields of a JSON object, in the order sent, each value as its raw text.
 #[derive(Debug, Clone)]
@@ -23,9 +33,12 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Splits a frame that must be a JSON object: text that is not JSON is `NotJson`, any
     /// other JSON value `NotObject`.
+    /// An object with more than [`MAX_FIELDS`] fields is `TooManyFields` (once the whole
+    /// text is known to be JSON).
     pub fn parse(text: &'a str) -> Result<Fields<'a>, SignalError> {
         match serde_json::from_str::<TopLevel<'a>>(text) {
-            Ok(TopLevel(pairs)) => Ok(Fields { pairs }),
+            Ok(TopLevel { overflow: true, .. }) => Err(SignalError::TooManyFields(MAX_FIELDS)),
+            Ok(TopLevel { pairs, .. }) => Ok(Fields { pairs }),
             // A type error comes only from the top level (keys are strings, values raw); the
             // rest of the text has not been read yet, so it is checked before the answer.
             Err(e) if e.is_data() => match serde_json::from_str::<IgnoredAny>(text) {
@@ -68,9 +81,9 @@ impl<'a> Fields<'a> {
             .sum();
         let mut out = String::with_capacity(len + from.len() + 12);
         out.push('{');
+        let last = self.last_of_each_key();
         for (i, (key, value)) in self.pairs.iter().enumerate() {
-            let later = &self.pairs[i + 1..];
-            if key.0 == "from" || later.iter().any(|(k, _)| k.0 == key.0) {
+            if key.0 == "from" || !last.get(i).copied().unwrap_or(true) {
                 continue;
             }
             push_json_str(&mut out, &key.0);
@@ -82,6 +95,28 @@ impl<'a> Fields<'a> {
         push_json_str(&mut out, from);
         out.push('}');
         Utf8Bytes::from(out)
+    }
+}
+
+impl Fields<'_> {
+    /// For each field, whether no later field has its key (the one a parsed map would keep).
+    fn last_of_each_key(&self) -> Vec<bool> {
+        let n = self.pairs.len();
+        if n <= SCAN_FIELDS {
+            return (0..n)
+                .map(|i| {
+                    !self.pairs[i + 1..]
+                        .iter()
+                        .any(|(k, _)| k.0 == self.pairs[i].0.0)
+                })
+                .collect();
+        }
+        let mut seen: HashSet<&str> = HashSet::with_capacity(n);
+        let mut last = vec![false; n];
+        for (i, (key, _)) in self.pairs.iter().enumerate().rev() {
+            last[i] = seen.insert(&key.0);
+        }
+        last
     }
 }
 
@@ -131,8 +166,12 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The top-level (key, raw value) pairs of an object.
-struct TopLevel<'a>(Vec<(Key<'a>, &'a RawValue)>);
+/// The top-level (key, raw value) pairs of an object; past [`MAX_FIELDS`] the rest of the
+/// object is only checked against the grammar, and `overflow` set.
+struct TopLevel<'a> {
+    pairs: Vec<(Key<'a>, &'a RawValue)>,
+    overflow: bool,
+}
 
 impl<'de> Deserialize<'de> for TopLevel<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -144,10 +183,21 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel<'de>, A::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(6));
-                while let Some(key) = map.next_key::<Key<'de>>()? {
+                while pairs.len() < MAX_FIELDS {
+                    let Some(key) = map.next_key::<Key<'de>>()? else {
+                        return Ok(TopLevel {
+                            pairs,
+                            overflow: false,
+                        });
+                    };
                     pairs.push((key, map.next_value::<&'de RawValue>()?));
                 }
-                Ok(TopLevel(pairs))
+                let mut overflow = false;
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    map.next_value::<IgnoredAny>()?;
+                    overflow = true;
+                }
+                Ok(TopLevel { pairs, overflow })
             }
         }
         d.deserialize_map(V)
@@ -240,5 +290,45 @@ mod tests {
         let f = Fields::parse(r#"{"type":"offer"}"#).unwrap();
         let out: Value = serde_json::from_str(&f.with_from("a\"b")).unwrap();
         assert_eq!(out["from"], "a\"b");
+    }
+
+    /// Many fields, repeated keys among them: the set-based path keeps what a parsed map
+    /// keeps, exactly as the scan does for few fields.
+    #[test]
+    fn many_fields_and_repeats_agree_with_a_full_parse() {
+        for n in [SCAN_FIELDS, SCAN_FIELDS + 1, MAX_FIELDS] {
+            let mut text = String::from("{");
+            for i in 0..n {
+                // Keys k0..k9 repeat; the last of each must win.
+                text.push_str(&format!(r#""k{}":{i},"#, i % 10));
+            }
+            text.pop();
+            text.push('}');
+            let fields = Fields::parse(&text).unwrap_or_else(|e| panic!("{n}: {e:?}"));
+            let mut want = model(&text).expect("model");
+            want.insert("from".into(), Value::String("me".into()));
+            let out: Value = serde_json::from_str(&fields.with_from("me")).expect("json");
+            assert_eq!(out, Value::Object(want), "{n} fields");
+        }
+    }
+
+    /// The frame of the issue (thousands of distinct keys) is refused after one linear pass,
+    /// and only if it is JSON at all.
+    #[test]
+    fn too_many_fields_are_refused() {
+        let keys = |n: usize| {
+            let body: Vec<String> = (0..n).map(|i| format!(r#""key{i}":{i}"#)).collect();
+            format!("{{{}}}", body.join(","))
+        };
+        assert!(Fields::parse(&keys(MAX_FIELDS)).is_ok());
+        for n in [MAX_FIELDS + 1, 6100] {
+            assert_eq!(
+                Fields::parse(&keys(n)).err(),
+                Some(SignalError::TooManyFields(MAX_FIELDS)),
+                "{n}"
+            );
+        }
+        let broken = format!("{},}}", keys(100).trim_end_matches('}'));
+        assert_eq!(Fields::parse(&broken).err(), Some(SignalError::NotJson));
     }
 }

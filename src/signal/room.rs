@@ -3,25 +3,67 @@
 //! the queues once its lock is released.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{Resume, SignalError};
+use crate::limit::AddrKey;
 
-/// The way to reach one session: its outbound queue, and a switch that disconnects it.
-#[derive(Clone, Debug)]
+/// The way to reach one session: its outbound queue, bounded in frames and in bytes, and a
+/// switch that disconnects it. Shared (`Arc`) by the session and its room entry, so routing
+/// a frame clones one pointer.
+#[derive(Debug)]
 pub struct Peer {
-    pub tx: mpsc::Sender<Utf8Bytes>,
+    tx: mpsc::Sender<Utf8Bytes>,
     /// Cancelled when the session must go because its queue overflowed.
     pub kick: CancellationToken,
+    /// Bytes queued and not yet taken by the writer.
+    queued: AtomicUsize,
+    max_bytes: usize,
+}
+
+/// Why a frame was not queued.
+enum Refused {
+    Full,
+    Closed,
 }
 
 impl Peer {
+    /// A peer and the receiving end its writer drains (with [`Peer::taken`]).
+    pub fn new(frames: usize, bytes: usize) -> (Arc<Peer>, mpsc::Receiver<Utf8Bytes>) {
+        let (tx, rx) = mpsc::channel(frames.max(1));
+        let peer = Peer {
+            tx,
+            kick: CancellationToken::new(),
+            queued: AtomicUsize::new(0),
+            max_bytes: bytes,
+        };
+        (Arc::new(peer), rx)
+    }
+
+    fn queue(&self, frame: Utf8Bytes) -> Result<(), Refused> {
+        let n = frame.len();
+        let before = self.queued.fetch_add(n, Ordering::Relaxed);
+        if before + n > self.max_bytes {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            return Err(Refused::Full);
+        }
+        self.tx.try_send(frame).map_err(|e| {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => Refused::Full,
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            }
+        })
+    }
+
     /// Queues `frame` without waiting; a full queue disconnects the peer instead of growing.
     pub fn send(&self, frame: Utf8Bytes) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+        if let Err(Refused::Full) = self.queue(frame) {
             self.kick.cancel();
         }
     }
@@ -30,18 +72,23 @@ impl Peer {
     /// client's own bad messages, so that a client flooding faster than it reads loses
     /// replies, not its connection.
     pub fn send_or_drop(&self, frame: Utf8Bytes) {
-        if self.tx.try_send(frame).is_err() {
+        if self.queue(frame).is_err() {
             tracing::debug!("error reply dropped: outbound queue full");
         }
+    }
+
+    /// The writer took `frame` off the queue.
+    pub fn taken(&self, frame: &Utf8Bytes) {
+        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
     }
 }
 
 /// Frames to send once the lock is released, in order.
 #[derive(Default, Debug)]
-pub struct Outbox(pub Vec<(Peer, Utf8Bytes)>);
+pub struct Outbox(pub Vec<(Arc<Peer>, Utf8Bytes)>);
 
 impl Outbox {
-    fn push(&mut self, peer: &Peer, frame: &Utf8Bytes) {
+    fn push(&mut self, peer: &Arc<Peer>, frame: &Utf8Bytes) {
         self.0.push((peer.clone(), frame.clone()));
     }
 
@@ -58,7 +105,9 @@ pub struct Member {
     pub id: String,
     pub username: String,
     pub resume_token: String,
-    pub peer: Peer,
+    pub peer: Arc<Peer>,
+    /// The client address it is limited as (a room it creates counts against it).
+    pub addr: AddrKey,
     /// The `login` the others get when it joins.
     pub login: Utf8Bytes,
     /// The `logout` the others get when it leaves.
@@ -68,10 +117,19 @@ pub struct Member {
 /// Every room, and which room each session is in.
 #[derive(Debug)]
 pub struct Rooms {
-    rooms: HashMap<String, Vec<Member>>,
+    rooms: HashMap<String, Room>,
     room_of: HashMap<String, String>,
+    /// Rooms in existence by the address of the member that created them.
+    created_by: HashMap<AddrKey, usize>,
     capacity: usize,
     max_rooms: usize,
+    max_rooms_per_addr: usize,
+}
+
+#[derive(Debug)]
+struct Room {
+    members: Vec<Member>,
+    creator: AddrKey,
 }
 
 /// What a successful join tells the newcomer, and what it cost the rooms it left.
@@ -86,21 +144,19 @@ pub struct Joined {
 }
 
 impl Rooms {
-    pub fn new(capacity: usize, max_rooms: usize) -> Rooms {
+    pub fn new(capacity: usize, max_rooms: usize, max_rooms_per_addr: usize) -> Rooms {
         Rooms {
             rooms: HashMap::new(),
             room_of: HashMap::new(),
+            created_by: HashMap::new(),
             capacity,
             max_rooms,
+            max_rooms_per_addr,
         }
     }
 
     pub fn exists(&self, room: &str) -> bool {
         self.rooms.contains_key(room)
-    }
-
-    pub fn room_count(&self) -> usize {
-        self.rooms.len()
     }
 
     pub fn room_of(&self, id: &str) -> Option<&str> {
@@ -121,8 +177,8 @@ impl Rooms {
             ..Joined::default()
         };
         if let Some(r) = resume {
-            let matches = self.rooms.get(room).is_some_and(|members| {
-                members
+            let matches = self.rooms.get(room).is_some_and(|room| {
+                room.members
                     .iter()
                     .any(|m| m.id == r.session_id && same_secret(&m.resume_token, &r.token))
             });
@@ -131,14 +187,26 @@ impl Rooms {
                 joined.resumed = true;
             }
         }
+        let created = self.created_by.get(&me.addr).copied().unwrap_or(0);
         match self.rooms.get(room) {
-            Some(members) if members.len() >= self.capacity => {
+            Some(r) if r.members.len() >= self.capacity => {
                 return Err(SignalError::Full(self.capacity));
             }
             None if self.rooms.len() >= self.max_rooms => return Err(SignalError::ServerFull),
+            None if created >= self.max_rooms_per_addr => return Err(SignalError::TooManyRooms),
             _ => {}
         }
-        let members = self.rooms.entry(room.to_owned()).or_default();
+        let members = &mut self
+            .rooms
+            .entry(room.to_owned())
+            .or_insert_with(|| {
+                *self.created_by.entry(me.addr).or_default() += 1;
+                Room {
+                    members: Vec::new(),
+                    creator: me.addr,
+                }
+            })
+            .members;
         for m in members.iter() {
             out.push(&m.peer, &me.login);
             joined.members.push((m.id.clone(), m.username.clone()));
@@ -152,26 +220,33 @@ impl Rooms {
     /// Returns the room it was in.
     pub fn leave(&mut self, id: &str, out: &mut Outbox) -> Option<String> {
         let room = self.room_of.remove(id)?;
-        if let Some(members) = self.rooms.get_mut(&room) {
-            if let Some(i) = members.iter().position(|m| m.id == id) {
-                let gone = members.swap_remove(i);
-                for m in members.iter() {
+        if let Some(r) = self.rooms.get_mut(&room) {
+            if let Some(i) = r.members.iter().position(|m| m.id == id) {
+                let gone = r.members.swap_remove(i);
+                for m in r.members.iter() {
                     out.push(&m.peer, &gone.logout);
                 }
             }
-            if members.is_empty() {
+            if r.members.is_empty() {
+                let creator = r.creator;
                 self.rooms.remove(&room);
+                if let Some(n) = self.created_by.get_mut(&creator) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.created_by.remove(&creator);
+                    }
+                }
             }
         }
         Some(room)
     }
 
     /// Finds the member `to` in the room of `from`.
-    pub fn route(&self, from: &str, to: &str) -> Result<&Peer, SignalError> {
+    pub fn route(&self, from: &str, to: &str) -> Result<&Arc<Peer>, SignalError> {
         let room = self.room_of.get(from).ok_or(SignalError::NotInRoom)?;
         self.rooms
             .get(room)
-            .and_then(|members| members.iter().find(|m| m.id == to))
+            .and_then(|r| r.members.iter().find(|m| m.id == to))
             .map(|m| &m.peer)
             .ok_or(SignalError::UnknownPeer)
     }
@@ -192,26 +267,29 @@ mod tests {
 
     struct Client {
         rx: mpsc::Receiver<Utf8Bytes>,
-        peer: Peer,
+        peer: Arc<Peer>,
     }
 
     fn client(queue: usize) -> Client {
-        let (tx, rx) = mpsc::channel(queue);
-        Client {
-            rx,
-            peer: Peer {
-                tx,
-                kick: CancellationToken::new(),
-            },
-        }
+        let (peer, rx) = Peer::new(queue, usize::MAX);
+        Client { rx, peer }
+    }
+
+    fn addr(ip: &str) -> AddrKey {
+        AddrKey::new(ip.parse().expect("ip"), 64)
     }
 
     fn member(c: &Client, id: &str) -> Member {
+        member_from(c, id, "192.0.2.1")
+    }
+
+    fn member_from(c: &Client, id: &str, ip: &str) -> Member {
         Member {
             id: id.into(),
             username: format!("user-{id}"),
             resume_token: format!("token-{id}"),
             peer: c.peer.clone(),
+            addr: addr(ip),
             login: Utf8Bytes::from(format!("login {id}")),
             logout: Utf8Bytes::from(format!("logout {id}")),
         }
@@ -329,7 +407,7 @@ mod tests {
             ),
         ];
         for (name, capacity, steps) in table {
-            let mut rooms = Rooms::new(capacity, 2);
+            let mut rooms = Rooms::new(capacity, 2, 10);
             let mut clients: Vec<Client> = (0..3).map(|_| client(8)).collect();
             for (i, (op, want, frames)) in steps.into_iter().enumerate() {
                 let mut out = Outbox::default();
@@ -363,7 +441,7 @@ mod tests {
     #[test]
     fn members_list_and_routing() {
         let (a, b, c) = (client(8), client(8), client(8));
-        let mut rooms = Rooms::new(10, 10);
+        let mut rooms = Rooms::new(10, 10, 10);
         let mut out = Outbox::default();
         rooms.join(member(&a, "a"), "r", None, &mut out).ok();
         rooms.join(member(&b, "b"), "r", None, &mut out).ok();
@@ -393,13 +471,13 @@ mod tests {
     #[test]
     fn emptied_room_is_deleted_and_reusable() {
         let a = client(8);
-        let mut rooms = Rooms::new(10, 1);
+        let mut rooms = Rooms::new(10, 1, 10);
         let mut out = Outbox::default();
         assert!(rooms.join(member(&a, "a"), "r", None, &mut out).is_ok());
         assert!(rooms.exists("r"));
         assert_eq!(rooms.leave("a", &mut out), Some("r".into()));
         assert!(!rooms.exists("r"));
-        assert_eq!(rooms.room_count(), 0);
+        assert!(rooms.rooms.is_empty() && rooms.created_by.is_empty());
         assert_eq!(rooms.leave("a", &mut out), None);
         assert!(rooms.join(member(&a, "a"), "q", None, &mut out).is_ok());
     }
@@ -411,6 +489,62 @@ mod tests {
         assert!(!a.peer.kick.is_cancelled());
         a.peer.send("2".into());
         assert!(a.peer.kick.is_cancelled());
+    }
+
+    /// A queue of few big frames is full by its bytes long before its frame count.
+    #[test]
+    fn queue_bytes_are_bounded() {
+        let (peer, mut rx) = Peer::new(100, 10);
+        peer.send_or_drop("123456".into());
+        peer.send_or_drop("123456".into());
+        assert!(!peer.kick.is_cancelled(), "an error reply never kicks");
+        peer.send("1234".into());
+        assert!(!peer.kick.is_cancelled(), "6 + 4 bytes fit in 10");
+        let first = rx.try_recv().expect("queued");
+        peer.taken(&first);
+        peer.send("123456".into());
+        assert!(!peer.kick.is_cancelled(), "the writer gave 6 bytes back");
+        peer.send("1".into());
+        assert!(peer.kick.is_cancelled(), "11 bytes do not fit");
+    }
+
+    #[test]
+    fn rooms_created_per_address_are_capped() {
+        let c = client(64);
+        let mut rooms = Rooms::new(10, 100, 2);
+        let mut out = Outbox::default();
+        let mut join = |rooms: &mut Rooms, id: &str, ip: &str, room: &str| {
+            rooms
+                .join(member_from(&c, id, ip), room, None, &mut out)
+                .map(drop)
+        };
+        // One /64: two rooms, then no third; joining an existing room is always fine.
+        assert_eq!(join(&mut rooms, "a", "2001:db8::1", "r1"), Ok(()));
+        assert_eq!(join(&mut rooms, "b", "2001:db8::2", "r2"), Ok(()));
+        assert_eq!(
+            join(&mut rooms, "c", "2001:db8::3", "r3"),
+            Err(SignalError::TooManyRooms)
+        );
+        assert_eq!(join(&mut rooms, "c", "2001:db8::3", "r1"), Ok(()));
+        // Another /64 and IPv4 have their own count.
+        assert_eq!(join(&mut rooms, "d", "2001:db8:0:1::1", "r3"), Ok(()));
+        assert_eq!(join(&mut rooms, "e", "192.0.2.9", "r4"), Ok(()));
+        // A room counts against its creator until it is gone, whoever is left in it.
+        let mut out = Outbox::default();
+        rooms.leave("a", &mut out);
+        assert_eq!(
+            rooms
+                .join(member_from(&c, "f", "2001:db8::6"), "r5", None, &mut out)
+                .map(drop),
+            Err(SignalError::TooManyRooms)
+        );
+        rooms.leave("c", &mut out);
+        assert_eq!(
+            rooms
+                .join(member_from(&c, "f", "2001:db8::6"), "r5", None, &mut out)
+                .map(drop),
+            Ok(())
+        );
     }
 
     #[test]

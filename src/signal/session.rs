@@ -3,7 +3,8 @@
 //! timer, a full queue, or the shutdown token, each with its close code.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -20,8 +22,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::Hub;
-use super::protocol::{self, ClientMessage, Joined, SignalError};
+use super::address::{Admission, Allowance, read_pause};
+use super::protocol::{self, ClientMessage, Joined, MAX_CONTROL_BYTES, SignalError};
 use super::room::{Member, Peer};
+use crate::limit::{AddrKey, TokenBucket, lock};
 
 /// How long the server waits for a close handshake or a last write before dropping the socket.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -44,12 +48,9 @@ pub async fn run<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!(
-        "session",
-        peer = %peer,
-        session = %id,
-        room = tracing::field::Empty
-    );
+    // Only what the server chose goes in the span: the room is a field of the events that
+    // change it (recording it here appended it again on every login).
+    let span = tracing::info_span!("session", peer = %peer, session = %id);
     serve(ws, peer, host, hub, shutdown, id)
         .instrument(span)
         .await
@@ -66,6 +67,10 @@ enum End {
     TooBig,
     TooSlow,
     Shutdown,
+    /// A frame broke RFC 6455 (bad opcode, reserved bits, unmasked, fragmented control...).
+    Protocol,
+    /// A text frame (or a close reason) that is not UTF-8.
+    NotUtf8,
 }
 
 impl End {
@@ -77,6 +82,8 @@ impl End {
             End::TooBig => "message too big",
             End::TooSlow => "too slow",
             End::Shutdown => "server shutting down",
+            End::Protocol => "protocol error",
+            End::NotUtf8 => "invalid UTF-8",
         }
     }
 
@@ -88,11 +95,25 @@ impl End {
             End::TooBig => CloseCode::Size,
             End::TooSlow => CloseCode::Policy,
             End::Shutdown => CloseCode::Away,
+            End::Protocol => CloseCode::Protocol,
+            End::NotUtf8 => CloseCode::Invalid,
         };
         Some(CloseFrame {
             code,
             reason: self.as_str().into(),
         })
+    }
+
+    /// How a read error ends the session.
+    fn of_error(e: &WsError) -> End {
+        match e {
+            WsError::Capacity(_) => End::TooBig,
+            WsError::Utf8(_) => End::NotUtf8,
+            // EOF without a close frame: the peer is gone, there is nobody to tell.
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Gone,
+            WsError::Protocol(_) => End::Protocol,
+            _ => End::Gone,
+        }
     }
 }
 
@@ -107,11 +128,17 @@ async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
-    let _admission = match hub.admit(addr.ip()) {
+    let key = AddrKey::new(addr.ip(), hub.config.ipv6_prefix);
+    let admission = match hub.admit(key) {
         Ok(a) => a,
-        Err(e) => {
-            tracing::info!("connection refused: too many connections");
-            let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Text(e.to_frame()))).await;
+        Err(refusal) => {
+            if refusal.log {
+                tracing::info!(addr = %key, "connection refused: too many connections");
+            } else {
+                tracing::debug!("connection refused: too many connections");
+            }
+            let frame = Message::Text(refusal.error.to_frame());
+            let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(frame)).await;
             let close = CloseFrame {
                 code: CloseCode::Policy,
                 reason: "too many connections".into(),
@@ -121,41 +148,47 @@ async fn serve<S>(
         }
     };
     tracing::debug!("connected");
-    let (tx, mut rx) = mpsc::channel(hub.config.outbound_queue);
-    let kick = CancellationToken::new();
+    let c = &hub.config;
+    let (me, mut rx) = Peer::new(c.outbound_queue, c.outbound_queue_bytes);
+    let now = std::time::Instant::now();
     let mut session = Session {
-        me: Peer {
-            tx,
-            kick: kick.clone(),
-        },
+        me: me.clone(),
         resume_token: format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         ),
-        bucket: Bucket::new(hub.config.messages_per_second, hub.config.message_burst),
+        messages: TokenBucket::new(c.messages_per_second.into(), c.message_burst.into(), now),
+        bytes: TokenBucket::new(c.bytes_per_second as f64, c.byte_burst, now),
+        shared: admission.allowance.clone(),
+        admission,
         last_notice: None,
+        in_room: false,
         hub: hub.clone(),
         id,
         host,
     };
-    let (idle, ping) = (hub.config.idle_timeout, hub.config.ping_interval);
+    // The payload of our last ping: only the pong that echoes it proves the peer reads.
+    let ping = AtomicU64::new(0);
+    let (idle, every) = (c.idle_timeout, c.ping_interval);
     let end = {
-        let reader = read_loop(&mut stream, &mut session, idle);
-        let writer = write_loop(&mut sink, &mut rx, ping);
+        let reader = read_loop(&mut stream, &mut session, idle, &ping);
+        let writer = write_loop(&mut sink, &mut rx, &me, every, &ping);
         tokio::select! {
             e = reader => e,
             e = writer => e,
-            _ = kick.cancelled() => End::TooSlow,
+            _ = me.kick.cancelled() => End::TooSlow,
             _ = shutdown.cancelled() => End::Shutdown,
         }
     };
     if let Some(room) = hub.leave(&session.id) {
-        tracing::info!(room = %room, reason = end.as_str(), "left room");
+        tracing::info!(room = %escaped(&room), reason = end.as_str(), "left room");
     }
     hub.ice.session_ended(&session.id);
     tracing::debug!(reason = end.as_str(), "disconnected");
     drop(session);
+    // Frames still queued are dropped with the receiver, before the close handshake's wait.
+    drop(rx);
     finish(&mut sink, &mut stream, end.close_frame()).await;
 }
 
@@ -178,7 +211,12 @@ where
     .await;
 }
 
-async fn read_loop<S>(stream: &mut Stream<S>, session: &mut Session, idle: Duration) -> End
+async fn read_loop<S>(
+    stream: &mut Stream<S>,
+    session: &mut Session,
+    idle: Duration,
+    ping: &AtomicU64,
+) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -200,22 +238,36 @@ where
                 continue;
             }
         };
-        // Any frame, a pong included, proves the peer alive.
-        last_seen = Instant::now();
         let msg = match next {
             None => return End::Gone,
-            Some(Err(WsError::Capacity(_))) => return End::TooBig,
             Some(Err(e)) => {
-                tracing::debug!(error = %e, "read failed");
-                return End::Gone;
+                let end = End::of_error(&e);
+                tracing::debug!(error = %e, reason = end.as_str(), "read failed");
+                return end;
             }
             Some(Ok(m)) => m,
         };
-        match msg {
-            Message::Text(text) => session.on_message(Ok(&text), last_seen),
-            Message::Binary(_) => session.on_message(Err(SignalError::Binary), last_seen),
+        let now = Instant::now();
+        let pause = match msg {
+            Message::Text(text) => session.on_frame(Ok(&text), text.len(), now),
+            Message::Binary(b) => session.on_frame(Err(SignalError::Binary), b.len(), now),
+            Message::Pong(p) => {
+                // Only the echo of our own last ping proves that the peer reads what we
+                // send; unsolicited pongs (and pings, and messages) do not keep it alive.
+                let want = ping.load(Ordering::Relaxed);
+                if want != 0 && p.as_ref() == want.to_be_bytes() {
+                    last_seen = now;
+                }
+                session.on_control(p.len(), now)
+            }
+            Message::Ping(p) => session.on_control(p.len(), now),
             Message::Close(_) => return End::Closed,
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            Message::Frame(_) => Duration::ZERO,
+        };
+        if !pause.is_zero() {
+            // Over its allowance: what it sends next waits in its socket (and TCP slows it
+            // down), so that a flood costs this server no more than the limits allow.
+            tokio::time::sleep(pause).await;
         }
     }
 }
@@ -223,13 +275,15 @@ where
 async fn write_loop<S>(
     sink: &mut Sink<S>,
     rx: &mut mpsc::Receiver<Utf8Bytes>,
+    me: &Peer,
     every: Duration,
+    ping: &AtomicU64,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let written = tokio::select! {
             frame = rx.recv() => match frame {
@@ -241,11 +295,16 @@ where
                     if rx.len() < rx.max_capacity() / 2 {
                         tokio::task::yield_now().await;
                     }
-                    write_batch(sink, rx, first).await
+                    write_batch(sink, rx, me, first).await
                 }
                 None => return End::Gone,
             },
-            _ = ping.tick() => sink.send(Message::Ping(Bytes::new())).await,
+            _ = ticks.tick() => {
+                // A fresh random payload each time, so a pong cannot be sent ahead blindly.
+                let payload = ping_payload();
+                ping.store(payload, Ordering::Relaxed);
+                sink.send(Message::Ping(Bytes::copy_from_slice(&payload.to_be_bytes()))).await
+            }
         };
         if let Err(e) = written {
             tracing::debug!(error = %e, "write failed");
@@ -254,19 +313,30 @@ where
     }
 }
 
+/// A non-zero random ping payload.
+fn ping_payload() -> u64 {
+    let r = uuid::Uuid::new_v4().as_u64_pair().0;
+    r.max(1)
+}
+
 /// Writes `first` and whatever else is already queued, then flushes once.
 async fn write_batch<S>(
     sink: &mut Sink<S>,
     rx: &mut mpsc::Receiver<Utf8Bytes>,
+    me: &Peer,
     first: Utf8Bytes,
 ) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    me.taken(&first);
     sink.feed(Message::Text(first)).await?;
     for _ in 0..BATCH {
         match rx.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Ok(frame) => {
+                me.taken(&frame);
+                sink.feed(Message::Text(frame)).await?
+            }
             Err(_) => break,
         }
     }
@@ -278,18 +348,71 @@ struct Session {
     hub: Arc<Hub>,
     id: String,
     /// This session's own queue: answers go through the writer like everything else.
-    me: Peer,
+    me: Arc<Peer>,
     resume_token: String,
-    bucket: Bucket,
+    /// This connection's own allowances; `shared` is its address's, for all its connections.
+    messages: TokenBucket,
+    bytes: TokenBucket,
+    shared: Arc<Mutex<Allowance>>,
+    /// Holds the connection's slot in the hub's table until the session ends.
+    admission: Admission,
     last_notice: Option<Instant>,
+    /// Whether this session may be in a room (false is certain: only its own login puts it
+    /// in one). Before a room, a frame too long for anything but a relay is not even parsed.
+    in_room: bool,
     /// The host name the client reached us by, for `iceServers`.
     host: Option<String>,
 }
 
+/// What the allowances say about one frame.
+struct Charge {
+    allowed: bool,
+    /// How long to stop reading before the next frame.
+    pause: Duration,
+}
+
 impl Session {
-    /// One text frame (or the error a frame already is).
-    fn on_message(&mut self, frame: Result<&str, SignalError>, now: Instant) {
-        if !self.bucket.take(now) {
+    /// Charges a frame of `len` bytes: its bytes always (a frame over the byte allowance is
+    /// read, and then reading pauses until the debt is paid), one message when both this
+    /// connection and its address have one left.
+    fn charge(&mut self, len: usize, now: Instant, control: bool) -> Charge {
+        let now = now.into_std();
+        let mut shared = lock(&self.shared);
+        self.bytes.charge(len as u64, now);
+        shared.bytes.charge(len as u64, now);
+        let allowed = self.messages.has(1, now) && shared.messages.has(1, now);
+        if allowed {
+            self.messages.try_take(1, now);
+            shared.messages.try_take(1, now);
+        }
+        if !allowed && control {
+            // A ping cannot be dropped (it is answered as it is read): it is charged anyway.
+            self.messages.charge(1, now);
+            shared.messages.charge(1, now);
+        }
+        let mut pause = read_pause(&mut self.bytes, &mut shared, now);
+        if control {
+            // Pings are paced, never a reason to drop what follows: reading waits until the
+            // next frame has its message.
+            pause = pause
+                .max(self.messages.wait(1, now))
+                .max(shared.messages.wait(1, now));
+        }
+        if !allowed && shared.notices.try_take(1, now) {
+            tracing::info!(addr = %self.admission.addr, "rate limiting a flood");
+        }
+        Charge { allowed, pause }
+    }
+
+    /// A ping or pong from the client.
+    fn on_control(&mut self, len: usize, now: Instant) -> Duration {
+        self.charge(len, now, true).pause
+    }
+
+    /// One text frame (or the error a frame already is); returns how long to pause reading.
+    fn on_frame(&mut self, frame: Result<&str, SignalError>, len: usize, now: Instant) -> Duration {
+        let Charge { allowed, pause } = self.charge(len, now, false);
+        if !allowed {
             tracing::debug!("rate limited");
             if self
                 .last_notice
@@ -298,15 +421,23 @@ impl Session {
                 self.last_notice = Some(now);
                 self.me.send_or_drop(SignalError::RateLimited.to_frame());
             }
-            return;
+            return pause;
         }
         let result = frame
-            .and_then(protocol::parse)
+            .and_then(|text| {
+                // Cheap checks first: before a room only a relay may be this long, and a
+                // relay needs a room.
+                if !self.in_room && text.len() > MAX_CONTROL_BYTES {
+                    return Err(SignalError::NotInRoom);
+                }
+                protocol::parse(text)
+            })
             .and_then(|msg| self.handle(msg));
         if let Err(e) = result {
             tracing::debug!(error_type = e.error_type(), "refused message");
             self.me.send_or_drop(e.to_frame());
         }
+        pause
     }
 
     fn handle(&mut self, msg: ClientMessage<'_>) -> Result<(), SignalError> {
@@ -322,15 +453,45 @@ impl Session {
                 resume,
             } => self.login(room, username, resume)?,
             ClientMessage::Relay { to, fields, .. } => {
-                let frame = protocol::relay_frame(&fields, &self.id);
-                self.hub.relay(&self.id, &to, frame)?;
+                let id = self.id.as_str();
+                let relayed = self
+                    .hub
+                    .relay(id, &to, || protocol::relay_frame(&fields, id));
+                if relayed == Err(SignalError::NotInRoom) {
+                    self.in_room = false;
+                }
+                relayed?;
             }
             ClientMessage::Logout => match self.hub.leave(&self.id) {
-                Some(room) => tracing::info!(room = %room, reason = "logout", "left room"),
-                None => return Err(SignalError::NotInRoom),
+                Some(room) => {
+                    self.in_room = false;
+                    tracing::info!(room = %escaped(&room), reason = "logout", "left room");
+                }
+                None => {
+                    self.in_room = false;
+                    return Err(SignalError::NotInRoom);
+                }
             },
+            ClientMessage::IceServers => {
+                self.take_credentials()?;
+                let ice = self.hub.ice.ice_servers(&self.id, self.host.as_deref());
+                self.me.send(protocol::ice_servers_frame(ice));
+            }
         }
         Ok(())
+    }
+
+    /// Spends one of the address's credential issues (`joined`, `iceServers`).
+    fn take_credentials(&self) -> Result<(), SignalError> {
+        let now = std::time::Instant::now();
+        let mut shared = lock(&self.shared);
+        if shared.credentials.try_take(1, now) {
+            return Ok(());
+        }
+        if shared.notices.try_take(1, now) {
+            tracing::info!(addr = %self.admission.addr, "credential issuance rate-limited");
+        }
+        Err(SignalError::CredentialsRateLimited)
     }
 
     fn login(
@@ -339,6 +500,8 @@ impl Session {
         username: String,
         resume: Option<protocol::Resume>,
     ) -> Result<(), SignalError> {
+        // Refused before anything changes: the client stays in the room it is in.
+        self.take_credentials()?;
         let id = self.id.as_str();
         let member = Member {
             id: id.to_owned(),
@@ -347,10 +510,11 @@ impl Session {
             username,
             resume_token: self.resume_token.clone(),
             peer: self.me.clone(),
+            addr: self.admission.addr,
         };
         let ice_servers = self.hub.ice.ice_servers(id, self.host.as_deref());
         let capacity = self.hub.config.capacity;
-        let was_in_room = self.hub.in_room(id);
+        let was_in_room = self.in_room && self.hub.in_room(id);
         let outcome = self.hub.login(member, &room, resume.as_ref(), |members| {
             protocol::joined_frame(Joined {
                 session_id: id,
@@ -366,71 +530,63 @@ impl Session {
             Err(e) => {
                 if was_in_room {
                     tracing::info!(reason = "login elsewhere", "left room");
-                    tracing::Span::current().record("room", "");
                 }
+                self.in_room = false;
                 return Err(e);
             }
         };
+        self.in_room = true;
         if let Some(left) = outcome.left {
-            tracing::info!(room = %left, reason = "login elsewhere", "left room");
+            tracing::info!(room = %escaped(&left), reason = "login elsewhere", "left room");
         }
-        tracing::Span::current().record("room", room.as_str());
-        tracing::info!(resumed = outcome.resumed, "joined room");
+        tracing::info!(room = %escaped(&room), resumed = outcome.resumed, "joined room");
         Ok(())
     }
 }
 
-/// A token bucket: `rate` tokens a second, up to `burst`.
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
+/// Text a client chose (a room id, a header), made safe for a log line: control characters,
+/// line and paragraph separators, bidirectional overrides and other invisible format
+/// characters are written as `\u{..}`, backslashes doubled, and the whole cut at
+/// [`LOGGED_CHARS`] characters, so that it can neither forge nor reorder nor blow up a line.
+pub(crate) fn escaped(text: &str) -> Escaped<'_> {
+    Escaped(text)
 }
 
-impl Bucket {
-    fn new(rate: u32, burst: u32) -> Bucket {
-        let burst = f64::from(burst.max(1));
-        Bucket {
-            rate: f64::from(rate),
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-        }
-    }
+/// Most characters of one client-chosen value that reach the log.
+pub(crate) const LOGGED_CHARS: usize = 128;
 
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+pub(crate) struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == LOGGED_CHARS {
+                return f.write_str("...");
+            }
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_control() || is_invisible_format(c) => {
+                    write!(f, "\\u{{{:x}}}", c as u32)?
+                }
+                c => f.write_char(c)?,
+            }
         }
+        Ok(())
     }
+}
+
+/// Unicode format characters that change how a line reads without being seen: bidi
+/// embeddings, overrides and isolates, marks, zero-width characters, separators.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bucket_allows_burst_then_rate() {
-        let t0 = Instant::now();
-        let mut b = Bucket::new(10, 5);
-        let granted = (0..8).filter(|_| b.take(t0)).count();
-        assert_eq!(granted, 5);
-        // 10 per second: 0.35 s later three more (3.5 tokens).
-        let t1 = t0 + Duration::from_millis(350);
-        let granted = (0..8).filter(|_| b.take(t1)).count();
-        assert_eq!(granted, 3);
-        // Never more than the burst, however long the pause.
-        let t2 = t1 + Duration::from_secs(3600);
-        let granted = (0..100).filter(|_| b.take(t2)).count();
-        assert_eq!(granted, 5);
-    }
 
     #[test]
     fn close_codes() {
@@ -441,6 +597,8 @@ mod tests {
             (End::TooBig, Some(1009)),
             (End::TooSlow, Some(1008)),
             (End::Shutdown, Some(1001)),
+            (End::Protocol, Some(1002)),
+            (End::NotUtf8, Some(1007)),
         ];
         for (end, code) in cases {
             assert_eq!(
@@ -453,5 +611,65 @@ mod tests {
             End::Shutdown.close_frame().map(|f| f.reason.to_string()),
             Some("server shutting down".to_string())
         );
+    }
+
+    #[test]
+    fn read_errors_map_to_ends() {
+        use tokio_tungstenite::tungstenite::error::CapacityError;
+        let cases = [
+            (
+                WsError::Capacity(CapacityError::MessageTooLong {
+                    size: 2,
+                    max_size: 1,
+                }),
+                End::TooBig,
+            ),
+            (WsError::Utf8("bad".into()), End::NotUtf8),
+            (
+                WsError::Protocol(ProtocolError::NonZeroReservedBits),
+                End::Protocol,
+            ),
+            (
+                WsError::Protocol(ProtocolError::UnmaskedFrameFromClient),
+                End::Protocol,
+            ),
+            (
+                WsError::Protocol(ProtocolError::InvalidOpcode(3)),
+                End::Protocol,
+            ),
+            (
+                WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+                End::Gone,
+            ),
+            (WsError::ConnectionClosed, End::Gone),
+            (
+                WsError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+                End::Gone,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(End::of_error(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn client_text_is_escaped_for_logs() {
+        let long = "x".repeat(LOGGED_CHARS + 10);
+        let cases = [
+            ("room-1", "room-1".to_string()),
+            ("Zoë's café", "Zoë's café".to_string()),
+            ("a\nWARN forged", "a\\u{a}WARN forged".to_string()),
+            ("nul\0bs\u{8}", "nul\\u{0}bs\\u{8}".to_string()),
+            ("rtl\u{202e}txt", "rtl\\u{202e}txt".to_string()),
+            ("ls\u{2028}ps\u{2029}", "ls\\u{2028}ps\\u{2029}".to_string()),
+            ("esc\u{1b}[31m", "esc\\u{1b}[31m".to_string()),
+            ("c1\u{85}", "c1\\u{85}".to_string()),
+            ("zw\u{200b}", "zw\\u{200b}".to_string()),
+            ("back\\u{a}", "back\\\\u{a}".to_string()),
+            (long.as_str(), format!("{}...", "x".repeat(LOGGED_CHARS))),
+        ];
+        for (text, want) in cases {
+            assert_eq!(escaped(text).to_string(), want, "{text:?}");
+        }
     }
 }

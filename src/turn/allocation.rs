@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::limit::TokenBucket;
+
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 pub const MAX_PERMISSIONS: usize = 64;
@@ -47,7 +49,8 @@ pub struct State {
     permissions: HashMap<IpAddr, Perm>,
     channels: HashMap<u16, (SocketAddr, Instant)>,
     by_peer: HashMap<SocketAddr, u16>,
-    bucket: Option<Bucket>,
+    /// Bytes a second, bursts up to one second's worth.
+    bucket: Option<TokenBucket>,
 }
 
 impl State {
@@ -57,7 +60,7 @@ impl State {
             permissions: HashMap::new(),
             channels: HashMap::new(),
             by_peer: HashMap::new(),
-            bucket: (bandwidth > 0).then(|| Bucket::new(bandwidth, now)),
+            bucket: (bandwidth > 0).then(|| TokenBucket::new(bandwidth as f64, bandwidth, now)),
         }
     }
 
@@ -146,7 +149,9 @@ impl State {
 
     /// Takes `n` bytes from the bandwidth bucket; false means drop the packet.
     pub fn spend(&mut self, n: usize, now: Instant) -> bool {
-        self.bucket.as_mut().is_none_or(|b| b.take(n as u64, now))
+        self.bucket
+            .as_mut()
+            .is_none_or(|b| b.try_take(n as u64, now))
     }
 
     /// Forgets expired permissions and channels.
@@ -155,39 +160,6 @@ impl State {
         self.channels.retain(|_, (_, t)| *t > now);
         let channels = &self.channels;
         self.by_peer.retain(|_, c| channels.contains_key(c));
-    }
-}
-
-/// Token bucket: `rate` bytes per second, bursts up to one second's worth.
-#[derive(Debug)]
-struct Bucket {
-    rate: u64,
-    tokens: u64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u64, now: Instant) -> Bucket {
-        Bucket {
-            rate,
-            tokens: rate,
-            last: now,
-        }
-    }
-
-    fn take(&mut self, n: u64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last);
-        let add = (elapsed.as_micros() as u64).saturating_mul(self.rate) / 1_000_000;
-        if add > 0 {
-            self.tokens = (self.tokens + add).min(self.rate);
-            self.last = now;
-        }
-        if self.tokens >= n {
-            self.tokens -= n;
-            true
-        } else {
-            false
-        }
     }
 }
 

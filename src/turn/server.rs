@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use super::nonce::Nonces;
 use super::policy::Policy;
 use super::stats::Stats;
 use crate::Config;
-use crate::gate::address_key;
+use crate::limit::AddrKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proto {
@@ -102,7 +102,7 @@ struct Table {
     /// Advertised relay address -> allocation, for relaying between two allocations.
     by_relayed: HashMap<SocketAddr, Arc<Allocation>>,
     per_owner: HashMap<String, usize>,
-    per_address: HashMap<IpAddr, usize>,
+    per_address: HashMap<AddrKey, usize>,
 }
 
 /// Why an allocation could not be added to the table.
@@ -133,7 +133,7 @@ pub struct Turn {
     pub(crate) policy: Policy,
     pub stats: Arc<Stats>,
     /// Admission of TURN stream connections (TCP and TLS, every port).
-    pub streams: Arc<crate::gate::Gate>,
+    pub streams: Arc<crate::limit::Gate>,
     table: RwLock<Table>,
     reservations: Mutex<HashMap<[u8; 8], (std::net::UdpSocket, Instant)>>,
     /// Signalling sessions that ended, and when: their allocations end after [`SESSION_GRACE`].
@@ -143,9 +143,7 @@ pub struct Turn {
     log_count: AtomicU32,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::limit::lock;
 
 impl Turn {
     /// `listening` are every bound listener address (TURN and HTTPS: they join the own
@@ -170,9 +168,10 @@ impl Turn {
         let policy = Policy::new(&config.turn, own);
         let turn = &config.turn;
         // Each useful stream carries one allocation; a little more for the 401 round trip.
-        let streams = crate::gate::Gate::new(
+        let streams = crate::limit::Gate::new(
             turn.total_quota.saturating_mul(2).saturating_add(64),
             turn.address_quota.saturating_add(16),
+            config.rooms.ipv6_prefix,
         );
         Arc::new(Turn {
             streams,
@@ -190,12 +189,18 @@ impl Turn {
         })
     }
 
+    // The table is changed in a few map operations at a time: consistent after a panic too.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
         self.table.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
         self.table.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where a client address's allocations are counted (IPv6 per `rooms.ipv6_prefix`).
+    fn address_key(&self, ip: IpAddr) -> AddrKey {
+        AddrKey::new(ip, self.config.rooms.ipv6_prefix)
     }
 
     pub fn lookup(&self, five: &FiveTuple) -> Option<Arc<Allocation>> {
@@ -238,7 +243,7 @@ impl Turn {
         if t.per_owner.get(owner).copied().unwrap_or(0) >= turn.user_quota {
             return Err(AddError::OwnerQuota);
         }
-        let key = address_key(five.client.ip());
+        let key = self.address_key(five.client.ip());
         if t.per_address.get(&key).copied().unwrap_or(0) >= turn.address_quota {
             return Err(AddError::AddressQuota);
         }
@@ -250,7 +255,7 @@ impl Turn {
         self.room(&t, &alloc.five, &alloc.owner)?;
         *t.per_owner.entry(alloc.owner.clone()).or_default() += 1;
         *t.per_address
-            .entry(address_key(alloc.five.client.ip()))
+            .entry(self.address_key(alloc.five.client.ip()))
             .or_default() += 1;
         t.by_relayed.insert(alloc.relayed, alloc.clone());
         t.by_five.insert(alloc.five, alloc);
@@ -271,7 +276,7 @@ impl Turn {
                     t.by_relayed.remove(&a.relayed);
                 }
                 decrement(&mut t.per_owner, &a.owner);
-                decrement(&mut t.per_address, &address_key(a.five.client.ip()));
+                decrement(&mut t.per_address, &self.address_key(a.five.client.ip()));
             }
             a
         };

@@ -2,7 +2,7 @@
 //! ChannelData (padded to 4 bytes) back to back. One task per connection reads frames; a writer
 //! task drains a bounded queue, so reading never waits on writing (a client that stops reading
 //! loses its packets and answers, and costs the server nothing more). A connection admitted
-//! through a [`crate::gate::Gate`] must start with a STUN message and hold an allocation soon
+//! through a [`crate::limit::Gate`] must start with a STUN message and hold an allocation soon
 //! (and again soon after one ended), or it is closed; the allocation it made dies with it.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::channel_data::stream_frame_len;
 use super::codec::MAGIC;
 use super::server::{ClientSink, FiveTuple, Proto, Turn};
-use crate::gate::Pass;
+use crate::limit::Pass;
 
 /// Frames queued towards one client before packets are dropped.
 const WRITE_QUEUE: usize = 512;

@@ -2,6 +2,8 @@
 //! ssl dir and config; plus real TLS, HTTP and WebSocket clients to talk to it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod signal;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,16 +45,21 @@ pub struct TestServer {
 /// replaces the helper's, and tables merge key by key, so `"[turn]\nuser_quota = 2"` keeps
 /// the helper's `[turn] listen`.
 pub async fn spawn(extra: &str) -> TestServer {
-    spawn_inner(extra, "").await
+    spawn_inner(extra, "", "127.0.0.1:0").await
+}
+
+/// Like [`spawn`], with the HTTPS listener bound to `https` (e.g. `"[::]:0"` for IPv6 clients).
+pub async fn spawn_at(extra: &str, https: &str) -> TestServer {
+    spawn_inner(extra, "", https).await
 }
 
 /// Like [`spawn`], with `turn_keys` (TOML keys) merged into the `[turn]` table, whose
 /// `listen` address is only known once bound.
 pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
-    spawn_inner("", turn_keys).await
+    spawn_inner("", turn_keys, "127.0.0.1:0").await
 }
 
-async fn spawn_inner(extra: &str, turn_keys: &str) -> TestServer {
+async fn spawn_inner(extra: &str, turn_keys: &str, https_bind: &str) -> TestServer {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PEERBOX_LOG")
@@ -62,7 +69,7 @@ async fn spawn_inner(extra: &str, turn_keys: &str) -> TestServer {
         .try_init();
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("ssl")).expect("ssl dir");
-    let https = TcpListener::bind("127.0.0.1:0").await.expect("bind https");
+    let https = TcpListener::bind(https_bind).await.expect("bind https");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
     let (udp, tcp) = bind_turn_pair().await;
     let (ha, pa, ta) = (

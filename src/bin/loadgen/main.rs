@@ -1,8 +1,11 @@
 //! A load generator for the signalling relay (a benchmark, not a test): opens WSS clients in
 //! rooms, pumps offers and candidates between room-mates, and reports delivered messages per
 //! second, latency percentiles (each message carries its send time), errors and the server's
-//! memory. `--idle N` opens N idle connections and reports the server's memory instead.
+//! memory. `--idle N` opens N idle connections and reports the server's memory instead;
+//! `--hostile N` measures a legitimate pair while N hostile sockets flood (`hostile.rs`).
 //! Works against peerbox and against the seed's protocol (bench/seed-server).
+
+mod hostile;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -78,6 +81,16 @@ struct Args {
     /// Seconds to hold idle connections before measuring.
     #[arg(long, default_value_t = 3.0)]
     hold: f64,
+    /// Measure a legitimate pair (a candidate each way every `--interval-ms`) while N
+    /// unauthenticated and N logged-in sockets send the costliest frames they can, from
+    /// 127.0.0.2 up (`--sources` addresses); N = 0 gives the quiet figure.
+    #[arg(long)]
+    hostile: Option<usize>,
+    #[arg(long, default_value_t = 50)]
+    interval_ms: u64,
+    /// R rooms of one sender and nine receivers that never read (see `hostile.rs`).
+    #[arg(long)]
+    silent: Option<usize>,
     /// Load threads, each a single-threaded runtime with whole rooms of its own; by default
     /// one per CPU this process may run on (see `taskset`).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
@@ -86,12 +99,16 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    match args.idle {
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()?
-            .block_on(idle(&args, n)),
-        None => relay(&args),
+            .build()
+    };
+    match (args.idle, args.hostile, args.silent) {
+        (Some(n), _, _) => rt()?.block_on(idle(&args, n)),
+        (None, Some(n), _) => rt()?.block_on(hostile::run(&args, n)),
+        (None, None, Some(r)) => rt()?.block_on(hostile::silent(&args, r)),
+        (None, None, None) => relay(&args),
     }
 }
 
@@ -149,9 +166,14 @@ impl Target {
     }
 
     async fn connect(&self, i: usize) -> anyhow::Result<Ws> {
+        let source = (self.sources > 1).then(|| 1 + (i % usize::from(self.sources)) as u8);
+        self.connect_from(source).await
+    }
+
+    /// A connection from 127.0.0.`last` (the kernel's choice when `None`).
+    async fn connect_from(&self, last: Option<u8>) -> anyhow::Result<Ws> {
         let socket = TcpSocket::new_v4()?;
-        if self.sources > 1 {
-            let last = 1 + (i % usize::from(self.sources)) as u8;
+        if let Some(last) = last {
             socket.bind(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)),
                 0,
@@ -301,13 +323,7 @@ fn relay(args: &Args) -> anyhow::Result<()> {
     let sent: u64 = tallies.iter().map(|t| t.sent).sum();
     let errors: u64 = tallies.iter().map(|t| t.errors).sum();
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        let idx = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        f64::from(lat[idx]) / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&lat, p);
     let window_secs = args.duration - args.warmup;
     // The load runs `duration` seconds plus one to drain; the CPU share is over that span.
     let span_secs = args.duration + 1.0 + START_US as f64 / 1e6;
@@ -362,13 +378,7 @@ async fn load_thread(
     let mut failed = None;
     for (i, ws) in clients.iter_mut() {
         let room = format!("bench-{tag}-{}", *i / args.room_size);
-        let login = json!({"type": "login", "from": "", "to": "",
-                           "data": {"roomrequest": room, "username": format!("u{i}")}});
-        let joined = match ws.send(Message::text(login.to_string())).await {
-            Ok(()) => wait_joined(ws).await,
-            Err(e) => Err(e.into()),
-        };
-        match joined {
+        match login(ws, &room, &format!("u{i}")).await {
             Ok(id) => ids.push(id),
             Err(e) => {
                 failed = Some(e);
@@ -589,6 +599,14 @@ type Halves = (
     Vec<futures_util::stream::SplitStream<Ws>>,
 );
 
+/// Sends a login to `room` and returns the session id `joined` gives.
+async fn login(ws: &mut Ws, room: &str, name: &str) -> anyhow::Result<String> {
+    let login = json!({"type": "login", "from": "", "to": "",
+                       "data": {"roomrequest": room, "username": name}});
+    ws.send(Message::text(login.to_string())).await?;
+    wait_joined(ws).await
+}
+
 /// Reads until `joined` and returns the session id it gives.
 async fn wait_joined(ws: &mut Ws) -> anyhow::Result<String> {
     let deadline = tokio::time::sleep(Duration::from_secs(10));
@@ -636,6 +654,15 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(digits.len());
     digits[..end].parse().ok()
+}
+
+/// The `p` quantile (0..=1) of sorted µs latencies, in ms; NaN when there are none.
+fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted_us.len() as f64 * p).ceil() as usize).clamp(1, sorted_us.len()) - 1;
+    f64::from(sorted_us[idx]) / 1000.0
 }
 
 /// A `kB` field of /proc/PID/status.
