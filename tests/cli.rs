@@ -457,3 +457,38 @@ fn ipv4_and_ipv6_wildcards_on_one_port_both_listen() {
     server.signal("-TERM");
     assert!(server.wait_exit(Duration::from_secs(8)).success());
 }
+
+/// `turn.udp_listen`: a UDP-only STUN/TURN listener (443/udp is open where QUIC is): it
+/// answers STUN over UDP, nothing listens on its port over TCP, and `joined` advertises it.
+#[test]
+fn udp_listen_is_udp_only() {
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[https]\nlisten = [\"127.0.0.1:0\"]\n[http]\nlisten = [\"127.0.0.1:0\"]\n\
+             [turn]\nlisten = []\nudp_listen = [\"127.0.0.1:{port}\"]\n"
+        ),
+    );
+    let server = Running::start(&config);
+    server.wait_for(&format!(
+        "listening for stun/turn (udp only) addr=127.0.0.1:{port}"
+    ));
+    server.wait_for("peerbox is serving");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut binding = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    binding.extend_from_slice(&[3; 12]);
+    sock.send_to(&binding, ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = sock.recv_from(&mut buf).expect("a binding answer over udp");
+    assert!(n >= 20 && buf[..2] == [0x01, 0x01], "a binding success");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens over tcp"
+    );
+}
