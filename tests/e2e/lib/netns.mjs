@@ -119,10 +119,26 @@ export function clients(spec) {
       }
     }
   }
-  return spec.sameLan ? [NS.ca, NS.ca2] : [NS.ca, NS.cb];
+  const clientsMade = spec.sameLan ? [NS.ca, NS.ca2] : [NS.ca, NS.cb];
+  // IPv6 link-local addresses go through duplicate address detection; a browser started
+  // before it ends sees the network change under it (ERR_NETWORK_CHANGED on its first load).
+  for (const ns of [...clientsMade, NS.ra, NS.rb]) settle(ns);
+  return clientsMade;
+}
+
+function settle(ns) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const tentative = run('ip', ['-n', ns, '-6', 'addr', 'show', 'tentative'], { quiet: true });
+    if (!tentative.trim()) return;
+    execFileSync('sleep', ['0.1']);
+  }
 }
 
 export function downClients() {
+  // The routers of the next case reuse the addresses with new MAC addresses: the server must
+  // not keep sending to the old ones (IPv6 neighbour entries linger for seconds).
+  run('ip', ['-n', NS.srv, 'neigh', 'flush', 'all'], { quiet: true });
   // A namespace goes away only once nothing holds it (a browser still exiting does), so the
   // links are deleted first: the next case can make them again at once.
   for (const l of ['ra', 'rb']) run('ip', ['-n', NS.inet, 'link', 'del', l], { quiet: true });
