@@ -12,7 +12,12 @@ export interface Remote {
   link: PeerLink | null
   chat: ChatLink | null
   files: FileLink | null
+  /** The camera (and mic) stream; null until a track arrives. */
   stream: MediaStream | null
+  /** The shared screen's stream while the member shares, next to the camera. */
+  screen: MediaStream | null
+  /** The stream id the member's state names as its screen. */
+  screenId: string
   mic: boolean
   cam: boolean
   sharing: boolean
@@ -22,6 +27,8 @@ export interface Remote {
 export type MeshEvents = {
   /** Members were added or removed. */
   members: void
+  /** Someone came in or went away (not sent for the members already there when we join). */
+  presence: { id: string; name: string; joined: boolean }
   /** Something about one member changed (stream, state badges, connection). */
   remote: string
   chat: ChatMessage
@@ -34,8 +41,10 @@ export type MeshEvents = {
 
 export interface MeshOptions {
   getStream: () => MediaStream | null
+  /** The screen being shared, if any (sent as a stream of its own). */
+  getScreen?: () => MediaStream | null
   relayOnly: () => boolean
-  getState: () => { mic: boolean; cam: boolean; sharing?: boolean }
+  getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string }
   /** Tests pass a fake; browsers use RTCPeerConnection. */
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
 }
@@ -45,7 +54,8 @@ const newId = () => crypto.randomUUID()
 export class Mesh extends Emitter<MeshEvents> {
   readonly remotes = new Map<string, Remote>()
   selfId = ''
-  private iceServers: RTCIceServer[] = []
+  /** The ICE servers (with TURN credentials) from the last `joined`. */
+  iceServers: RTCIceServer[] = []
   private outbox = new Map<string, ChatMessage[]>()
   private offs: (() => void)[] = []
 
@@ -54,8 +64,10 @@ export class Mesh extends Emitter<MeshEvents> {
     this.offs = [
       signal.on('joined', (info) => this.onJoined(info)),
       signal.on('login', (m) => {
+        const known = this.remotes.has(m.from)
         this.addMember(m.from, m.username)
         this.connect(m.from).start()
+        if (!known) this.emit('presence', { id: m.from, name: m.username, joined: true })
       }),
       signal.on('offer', (m) => {
         if (!this.remotes.has(m.from)) this.addMember(m.from, m.username ?? '')
@@ -65,7 +77,12 @@ export class Mesh extends Emitter<MeshEvents> {
         void this.remotes.get(m.from)?.link?.handleDescription(m.description).catch((e) => console.warn('peerbox: answer', e))
       }),
       signal.on('candidate', (m) => void this.remotes.get(m.from)?.link?.handleCandidate(m.candidate)),
-      signal.on('logout', (m) => this.removeMember(m.from)),
+      signal.on('logout', (m) => {
+        const r = this.remotes.get(m.from)
+        if (!r) return
+        this.removeMember(m.from)
+        this.emit('presence', { id: m.from, name: r.name || m.username, joined: false })
+      }),
     ]
   }
 
@@ -86,7 +103,8 @@ export class Mesh extends Emitter<MeshEvents> {
       return
     }
     this.remotes.set(id, {
-      id, name, link: null, chat: null, files: null, stream: null, mic: true, cam: true, sharing: false, connection: 'new',
+      id, name, link: null, chat: null, files: null, stream: null, screen: null, screenId: '',
+      mic: true, cam: true, sharing: false, connection: 'new',
     })
     if (notify) this.emit('members', undefined)
   }
@@ -100,14 +118,15 @@ export class Mesh extends Emitter<MeshEvents> {
       remoteId: id,
       config: { iceServers: this.iceServers, iceTransportPolicy: this.opts.relayOnly() ? 'relay' : 'all' },
       stream: this.opts.getStream(),
+      screen: this.opts.getScreen?.() ?? null,
       createPeerConnection: this.opts.createPeerConnection,
       signals: {
         offer: (d) => this.signal.sendOffer(id, d),
         answer: (d) => this.signal.sendAnswer(id, d),
         candidate: (c) => this.signal.sendCandidate(id, c),
       },
-      onTrack: (stream) => {
-        r.stream = stream
+      onTrack: () => {
+        this.sortStreams(r)
         this.emit('remote', id)
       },
       onConnectionState: (state) => {
@@ -122,6 +141,8 @@ export class Mesh extends Emitter<MeshEvents> {
         r.mic = s.mic
         r.cam = s.cam
         r.sharing = s.sharing === true
+        r.screenId = s.screen ?? ''
+        this.sortStreams(r)
         this.emit('remote', id)
       },
     })
@@ -136,6 +157,13 @@ export class Mesh extends Emitter<MeshEvents> {
     r.chat.send(this.stateMessage())
     this.emit('remote', id)
     return link
+  }
+
+  /** Which of the member's streams is the camera and which the screen, by what its state says. */
+  private sortStreams(r: Remote): void {
+    const streams = r.link?.remoteStreams ?? new Map<string, MediaStream>()
+    r.stream = [...streams].find(([sid]) => !r.screenId || sid !== r.screenId)?.[1] ?? null
+    r.screen = r.sharing && r.screenId ? streams.get(r.screenId) ?? null : null
   }
 
   private removeMember(id: string, notify = true): void {
@@ -172,7 +200,17 @@ export class Mesh extends Emitter<MeshEvents> {
     for (const r of this.remotes.values()) r.chat?.send({ ...msg, id: newId() })
   }
 
-  /** Starts one transfer per target; returns [peerId, meta] for each. */
+  /** Starts or ends sending a shared screen to everyone (new members get it when they connect). */
+  async setScreen(screen: MediaStream | null): Promise<void> {
+    await Promise.all([...this.remotes.values()].map((r) => r.link?.setScreen(screen)))
+  }
+
+  /** Applies the always-relay setting to every connection now (new ones read relayOnly()). */
+  setRelayOnly(relay: boolean): void {
+    for (const r of this.remotes.values()) r.link?.setRelayOnly(relay)
+  }
+
+  /** Starts one transfer per target; returns [peerId, meta] for each (empty: nobody to send to). */
   sendFile(file: File, to: string | null): { peerId: string; meta: FileMeta }[] {
     const out: { peerId: string; meta: FileMeta }[] = []
     for (const r of this.remotes.values()) {

@@ -80,6 +80,58 @@ describe('Mesh', () => {
     expect(sent.find((m) => m.kind === 'state')).toMatchObject({ cam: false, mic: true })
   })
 
+  it('tells who came and went, but not about the members already there', () => {
+    const { signal, mesh } = setup()
+    const seen: string[] = []
+    mesh.on('presence', (p) => seen.push(`${p.name}:${p.joined ? 'in' : 'out'}`))
+    signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
+    signal.emit('logout', { type: 'logout', from: 'b', username: 'Bob' })
+    signal.emit('logout', { type: 'logout', from: 'zz', username: 'Nobody' }) // unknown: nothing
+    signal.emit('logout', { type: 'logout', from: 'a', username: '' }) // from joined's list: named from it
+    expect(seen).toEqual(['Bob:in', 'Bob:out', 'Ann:out'])
+  })
+
+  it('keeps a member\'s camera and shared screen apart by the stream id its state names', () => {
+    class FakeStream {
+      tracks: unknown[] = []
+      addTrack(t: unknown) { this.tracks.push(t) }
+      getTracks() { return this.tracks }
+    }
+    vi.stubGlobal('MediaStream', FakeStream)
+    try {
+      const { signal, mesh, pcs } = setup()
+      signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
+      const pc = pcs[0]! as unknown as { ontrack: (ev: unknown) => void }
+      pc.ontrack({ track: { kind: 'video', id: 'cam' }, streams: [{ id: 'camStream' }] })
+      pc.ontrack({ track: { kind: 'video', id: 'scr' }, streams: [{ id: 'scrStream' }] })
+      const bob = mesh.remotes.get('b')!
+      const chat = bob.link!.chatChannel as unknown as FakeChannel
+      chat.open()
+      const state = (sharing: boolean) => chat.onmessage!({
+        data: JSON.stringify({ kind: 'state', id: `s${Date.now()}${sharing}`, mic: true, cam: true, sharing, screen: sharing ? 'scrStream' : undefined, ts: Date.now() }),
+      })
+      expect((bob.stream as unknown as FakeStream).tracks).toEqual([{ kind: 'video', id: 'cam' }])
+      expect(bob.screen).toBeNull() // not sharing (yet): a stray stream is not shown as a screen
+      state(true)
+      expect((bob.screen as unknown as FakeStream).tracks).toEqual([{ kind: 'video', id: 'scr' }])
+      expect((bob.stream as unknown as FakeStream).tracks).toEqual([{ kind: 'video', id: 'cam' }])
+      vi.advanceTimersByTime(5)
+      state(false)
+      expect(bob.screen).toBeNull()
+    } finally {
+      vi.unstubAllGlobals()
+    }
+  })
+
+  it('moves every connection to relay-only at once', () => {
+    const { signal, mesh, pcs } = setup()
+    signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    pcs.forEach((pc) => (pc.config = { ...pc.config, iceTransportPolicy: 'all' }))
+    mesh.setRelayOnly(true)
+    expect(pcs.map((pc) => `${pc.config.iceTransportPolicy}:${pc.restarts}`)).toEqual(['relay:1', 'relay:1'])
+  })
+
   it('starts over on a new joined (resume gives a new session id)', () => {
     const { mesh, pcs, signal } = setup()
     signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
