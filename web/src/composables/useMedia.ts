@@ -1,9 +1,14 @@
-// Local media: camera and mic, mute, camera off, switching cameras, screen sharing.
+// Local media: camera and mic, mute, camera off, switching cameras, screen sharing (a stream of its
+// own next to the camera, with the screen's audio where the browser offers it).
 import { markRaw, ref, shallowRef } from 'vue'
 
 export type MediaProblem = 'denied' | 'missing' | 'in-use' | 'insecure' | 'other' | null
 
 const stream = shallowRef<MediaStream | null>(null)
+/** The shared screen (video, and audio when the browser gives it) while sharing. */
+const screen = shallowRef<MediaStream | null>(null)
+/** The camera and mic were switched off by leaving a call: they start again only when asked. */
+const stopped = ref(false)
 const micOn = ref(true)
 const camOn = ref(true)
 const sharing = ref(false)
@@ -13,9 +18,10 @@ const facing = ref<'user' | 'environment'>('user')
 const canSwitch = ref(false)
 const canShare = typeof navigator !== 'undefined' && !!navigator.mediaDevices?.getDisplayMedia
 let cameraTrack: MediaStreamTrack | null = null
-let screenTrack: MediaStreamTrack | null = null
-/** Called with the new outgoing video track (screen, camera): the room swaps it into every sender. */
+/** Called with the new outgoing camera track (after a switch): the room swaps it into every sender. */
 let onVideoTrack: (track: MediaStreamTrack | null) => void = () => {}
+/** Called when a screen share starts (its stream) or ends (null). */
+let onScreen: (screen: MediaStream | null) => void = () => {}
 let onStateChange: () => void = () => {}
 
 function classify(e: unknown): MediaProblem {
@@ -36,6 +42,7 @@ function start(): Promise<void> {
 
 async function startNow(): Promise<void> {
   if (stream.value) return
+  stopped.value = false
   if (!navigator.mediaDevices?.getUserMedia) {
     problem.value = window.isSecureContext ? 'missing' : 'insecure'
     return
@@ -69,13 +76,24 @@ async function startNow(): Promise<void> {
   }
 }
 
+/** Stops camera, mic and any screen share (the camera light goes off). */
 function stop(): void {
   for (const t of stream.value?.getTracks() ?? []) t.stop()
-  screenTrack?.stop()
-  screenTrack = null
-  sharing.value = false
+  stopShare()
   stream.value = null
   cameraTrack = null
+  stopped.value = true
+}
+
+/** What the others should show: a switched-off or missing track counts as off. */
+function state(): { mic: boolean; cam: boolean; sharing: boolean; screen?: string } {
+  const live = (ts: MediaStreamTrack[] | undefined) => !!ts?.some((t) => t.readyState === 'live')
+  return {
+    mic: micOn.value && live(stream.value?.getAudioTracks()),
+    cam: camOn.value && live(stream.value?.getVideoTracks()),
+    sharing: sharing.value,
+    screen: screen.value?.id,
+  }
 }
 
 function toggleMic(): void {
@@ -115,7 +133,7 @@ async function nextCameraConstraints(): Promise<MediaTrackConstraints> {
 }
 
 async function switchCamera(): Promise<void> {
-  if (!cameraTrack || sharing.value) return
+  if (!cameraTrack) return
   try {
     const constraints = await nextCameraConstraints()
     // Phones often cannot open two cameras at once: release the old one first.
@@ -133,12 +151,17 @@ async function switchCamera(): Promise<void> {
 async function toggleShare(): Promise<void> {
   if (sharing.value) return stopShare()
   try {
-    const s = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false })
-    screenTrack = s.getVideoTracks()[0] ?? null
-    if (!screenTrack) return
-    screenTrack.onended = () => stopShare()
+    // audio: true asks for the tab's (or, where allowed, the system's) sound; browsers that
+    // cannot capture it simply return video only. systemAudio is Chromium's hint, not yet in TS's types.
+    const options = { video: true, audio: true, systemAudio: 'include' } as DisplayMediaStreamOptions
+    const s = markRaw(await navigator.mediaDevices.getDisplayMedia(options))
+    const video = s.getVideoTracks()[0]
+    if (!video) return
+    // The browser's own "Stop sharing" ends the track.
+    video.onended = () => stopShare()
+    screen.value = s
     sharing.value = true
-    swapVideo(screenTrack)
+    onScreen(s)
     onStateChange()
   } catch {
     /* the person cancelled the picker */
@@ -148,9 +171,9 @@ async function toggleShare(): Promise<void> {
 function stopShare(): void {
   if (!sharing.value) return
   sharing.value = false
-  screenTrack?.stop()
-  screenTrack = null
-  if (cameraTrack) swapVideo(cameraTrack)
+  for (const t of screen.value?.getTracks() ?? []) t.stop()
+  screen.value = null
+  onScreen(null)
   onStateChange()
 }
 
@@ -163,16 +186,19 @@ function acceptProblem(): void {
 
 function joinWithoutMedia(): void {
   stop()
+  stopped.value = false
   receiveOnly.value = true
   problem.value = null
 }
 
 export function useMedia() {
   return {
-    stream, micOn, camOn, sharing, problem, receiveOnly, canSwitch, canShare,
-    start, stop, whenReady: () => starting ?? Promise.resolve(), toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia, acceptProblem,
-    hooks(h: { videoTrack: (t: MediaStreamTrack | null) => void; state: () => void }) {
+    stream, screen, micOn, camOn, sharing, problem, receiveOnly, stopped, canSwitch, canShare,
+    start, stop, state, whenReady: () => starting ?? Promise.resolve(),
+    toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia, acceptProblem,
+    hooks(h: { videoTrack: (t: MediaStreamTrack | null) => void; screen: (s: MediaStream | null) => void; state: () => void }) {
       onVideoTrack = h.videoTrack
+      onScreen = h.screen
       onStateChange = h.state
     },
   }
