@@ -1,7 +1,7 @@
 // useRoom: reactive view of the signalling connection and the mesh of peers, shared by the whole app.
 // A person is "in the room" from the server's `joined` on, never before: joining while the server is
 // unreachable stays on the entry screen and says so, instead of showing an empty call.
-import { computed, markRaw, ref, shallowRef, watch } from 'vue'
+import { computed, effectScope, markRaw, ref, shallowRef, watch } from 'vue'
 import { SignalClient, type SignalState } from '../signal/client'
 import { signalUrl } from '../signal/messages'
 import { Mesh } from '../rtc/mesh'
@@ -118,7 +118,9 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     state: () => m.broadcastState(),
   })
   // Ticking "always relay" mid-call moves every connection at once (new policy + ICE restart).
-  watch(settings.relay, (relay) => m.setRelayOnly(relay))
+  // A detached scope: the first caller is a component (the entry screen), and a watcher made in
+  // its hooks would stop when it unmounts, i.e. exactly when the call starts.
+  effectScope(true).run(() => watch(settings.relay, (relay) => m.setRelayOnly(relay)))
   window.addEventListener('online', () => {
     m.restartIce()
     c.reconnectNow()

@@ -71,6 +71,12 @@ export class Mesh extends Emitter<MeshEvents> {
       }),
       signal.on('offer', (m) => {
         if (!this.remotes.has(m.from)) this.addMember(m.from, m.username ?? '')
+        const r = this.remotes.get(m.from)!
+        if (m.fresh && r.link) {
+          // Both sides replaced their link at the same moment: the impolite side's offer wins.
+          if (r.link.awaitingFirstAnswer && !r.link.polite) return
+          this.dropLink(r)
+        }
         void this.connect(m.from).handleDescription(m.description).catch((e) => console.warn('peerbox: offer', e))
       }),
       signal.on('answer', (m) => {
@@ -109,8 +115,11 @@ export class Mesh extends Emitter<MeshEvents> {
     if (notify) this.emit('members', undefined)
   }
 
-  /** Returns the member's PeerLink, creating it (with its chat and file links) when missing. */
-  private connect(id: string): PeerLink {
+  /**
+   * Returns the member's PeerLink, creating it (with its chat and file links) when missing.
+   * `fresh`: it replaces a link that was running, and its first offer says so.
+   */
+  private connect(id: string, fresh = false): PeerLink {
     const r = this.remotes.get(id)!
     if (r.link) return r.link
     const link = new PeerLink({
@@ -119,9 +128,10 @@ export class Mesh extends Emitter<MeshEvents> {
       config: { iceServers: this.iceServers, iceTransportPolicy: this.opts.relayOnly() ? 'relay' : 'all' },
       stream: this.opts.getStream(),
       screen: this.opts.getScreen?.() ?? null,
+      fresh,
       createPeerConnection: this.opts.createPeerConnection,
       signals: {
-        offer: (d) => this.signal.sendOffer(id, d),
+        offer: (d, fresh) => this.signal.sendOffer(id, d, fresh),
         answer: (d) => this.signal.sendAnswer(id, d),
         candidate: (c) => this.signal.sendCandidate(id, c),
       },
@@ -157,6 +167,19 @@ export class Mesh extends Emitter<MeshEvents> {
     r.chat.send(this.stateMessage())
     this.emit('remote', id)
     return link
+  }
+
+  /**
+   * Closes the member's link, keeping the member. Chat messages not yet acknowledged go out again
+   * on the next link; a file transfer under way fails (its channel closes).
+   */
+  private dropLink(r: Remote): void {
+    const unacked = [...(r.chat?.pending.values() ?? [])].filter((m): m is ChatMessage => m.kind === 'chat')
+    r.chat?.close()
+    r.link?.close()
+    r.link = r.chat = r.files = null
+    r.stream = r.screen = null
+    if (unacked.length) this.outbox.set(r.id, [...unacked, ...(this.outbox.get(r.id) ?? [])])
   }
 
   /** Which of the member's streams is the camera and which the screen, by what its state says. */
@@ -205,9 +228,23 @@ export class Mesh extends Emitter<MeshEvents> {
     await Promise.all([...this.remotes.values()].map((r) => r.link?.setScreen(screen)))
   }
 
-  /** Applies the always-relay setting to every connection now (new ones read relayOnly()). */
+  /**
+   * Applies the always-relay setting to the running call at once (new links read relayOnly()).
+   * To relay: every link is replaced by a new one (Chromium keeps a direct path it has through an
+   * ICE restart, so only a new connection hides this device's address); the first offer is marked
+   * `fresh` so the other side replaces its end too. Back to direct: an ICE restart is enough.
+   */
   setRelayOnly(relay: boolean): void {
-    for (const r of this.remotes.values()) r.link?.setRelayOnly(relay)
+    for (const r of [...this.remotes.values()]) {
+      if (!r.link) continue
+      if (!relay) {
+        r.link.setRelayOnly(false)
+        continue
+      }
+      this.dropLink(r)
+      this.connect(r.id, true).start()
+      this.emit('remote', r.id)
+    }
   }
 
   /** Starts one transfer per target; returns [peerId, meta] for each (empty: nobody to send to). */

@@ -3,7 +3,8 @@
 import type { SessionDescription } from '../signal/messages'
 
 export interface PeerSignals {
-  offer(description: SessionDescription): void
+  /** `fresh` is true on the first offer of a link that replaces another (see PeerLinkOptions.fresh). */
+  offer(description: SessionDescription, fresh?: boolean): void
   answer(description: SessionDescription): void
   candidate(candidate: RTCIceCandidateInit | null): void
 }
@@ -18,6 +19,8 @@ export interface PeerLinkOptions {
   /** The screen being shared when the link starts (its tracks go out as a stream of their own). */
   screen?: MediaStream | null
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
+  /** This link replaces a running one to the same member: its first offer says so. */
+  fresh?: boolean
   /** How long `disconnected` may last before an ICE restart. */
   disconnectedGraceMs?: number
   /** A remote track arrived; the remote side's streams (camera, screen) stay apart, keyed by their id. */
@@ -68,7 +71,10 @@ export class PeerLink {
         this.makingOffer = true
         await pc.setLocalDescription()
         const d = pc.localDescription
-        if (d && d.type === 'offer' && !this.closed) this.opts.signals.offer({ type: d.type, sdp: d.sdp })
+        if (d && d.type === 'offer' && !this.closed) {
+          this.opts.signals.offer({ type: d.type, sdp: d.sdp }, this.opts.fresh === true)
+          this.opts.fresh = false
+        }
       } catch (e) {
         console.warn('peerbox: negotiation failed', e)
       } finally {
@@ -128,9 +134,15 @@ export class PeerLink {
     if (screen) this.addScreenTracks(screen)
   }
 
+  /** A fresh link that has not had its first answer yet (glare between two replacements). */
+  get awaitingFirstAnswer(): boolean {
+    return !this.pc.remoteDescription && this.pc.signalingState === 'have-local-offer'
+  }
+
   /**
-   * Always relay (or not) from now on: the new policy and an ICE restart, so the call moves to
-   * the relay (or back to a direct path) at once instead of at the next join.
+   * Relay no longer required: the wider policy and an ICE restart bring a direct path back at once.
+   * (The other way needs a new connection: Chromium keeps using the host port it already has
+   * through an ICE restart, so Mesh replaces the link instead.)
    */
   setRelayOnly(relay: boolean): void {
     if (this.closed) return

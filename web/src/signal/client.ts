@@ -179,8 +179,10 @@ export class SignalClient extends Emitter<SignalEvents> {
     this.send({ type: 'logout' })
   }
 
-  sendOffer(to: string, description: SessionDescription): void {
-    this.send({ type: 'offer', to, data: description, username: this.wanted?.username ?? '' })
+  /** `fresh`: the first offer of a new peer connection that replaces a running one (see Mesh). */
+  sendOffer(to: string, description: SessionDescription, fresh = false): void {
+    const username = this.wanted?.username ?? ''
+    this.send({ type: 'offer', to, data: description, username, ...(fresh ? { fresh: true as const } : {}) })
   }
 
   sendAnswer(to: string, description: SessionDescription): void {

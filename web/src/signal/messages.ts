@@ -16,7 +16,8 @@ export type SessionDescription = { type: RTCSdpType; sdp: string }
 export type OutgoingMessage =
   | { type: 'randomCheck'; data: string }
   | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo } }
-  | { type: 'offer'; to: string; data: SessionDescription; username: string }
+  // `fresh` is a relayed field the server passes on untouched (not part of the seed's protocol).
+  | { type: 'offer'; to: string; data: SessionDescription; username: string; fresh?: true }
   | { type: 'answer'; to: string; data: SessionDescription }
   | { type: 'candidate'; to: string; data: RTCIceCandidateInit | null }
   | { type: 'logout' }
@@ -36,7 +37,7 @@ export type IncomingMessage =
   | ({ type: 'joined' } & JoinedInfo)
   | { type: 'login'; from: string; username: string; room: string }
   | { type: 'logout'; from: string; username: string }
-  | { type: 'offer'; from: string; description: SessionDescription; username?: string }
+  | { type: 'offer'; from: string; description: SessionDescription; username?: string; fresh?: boolean }
   | { type: 'answer'; from: string; description: SessionDescription }
   | { type: 'candidate'; from: string; candidate: RTCIceCandidateInit | null }
   | { type: 'error'; errorType: string; errorText: string }
@@ -117,7 +118,7 @@ export function parseMessage(text: string): IncomingMessage | null {
       const description = parseDescription(data, raw.type)
       if (!from || !description) return null
       return raw.type === 'offer'
-        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined }
+        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined, fresh: raw.fresh === true }
         : { type: 'answer', from, description }
     }
     case 'candidate':

@@ -7,7 +7,11 @@ import { FakeChannel, FakePc } from './fakePc'
 
 class FakeSignal extends Emitter<SignalEvents> {
   offers: string[] = []
-  sendOffer = (to: string) => void this.offers.push(to)
+  fresh: string[] = []
+  sendOffer = (to: string, _d: unknown, fresh = false) => {
+    this.offers.push(to)
+    if (fresh) this.fresh.push(to)
+  }
   sendAnswer = vi.fn()
   sendCandidate = vi.fn()
 }
@@ -123,13 +127,37 @@ describe('Mesh', () => {
     }
   })
 
-  it('moves every connection to relay-only at once', () => {
+  it('moves a running call to relay-only with new connections, and back with an ICE restart', async () => {
+    vi.useRealTimers() // the fake connection's offer resolves on a real tick
     const { signal, mesh, pcs } = setup()
     signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
-    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
-    pcs.forEach((pc) => (pc.config = { ...pc.config, iceTransportPolicy: 'all' }))
+    const old = pcs[0]!
     mesh.setRelayOnly(true)
-    expect(pcs.map((pc) => `${pc.config.iceTransportPolicy}:${pc.restarts}`)).toEqual(['relay:1', 'relay:1'])
+    expect(old.closed).toBe(true)
+    const next = pcs[1]!
+    expect(next.config.iceTransportPolicy).toBe('relay')
+    next.onnegotiationneeded!()
+    await vi.waitFor(() => expect(signal.fresh).toEqual(['b'])) // the other side replaces its end too
+    expect(mesh.remotes.get('b')!.link!.pc).toBe(next)
+    mesh.setRelayOnly(false)
+    expect(pcs).toHaveLength(2)
+    expect(`${next.config.iceTransportPolicy}:${next.restarts}`).toBe('all:1')
+  })
+
+  it('replaces its end of a link on a fresh offer; when both replace at once the impolite offer wins', () => {
+    const { signal, mesh, pcs } = setup()
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const first = pcs[0]!
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'y' }, fresh: true })
+    expect(first.closed).toBe(true)
+    expect(mesh.remotes.get('a')!.link!.pc).toBe(pcs[1])
+    // 'me' > 'a': we are polite. Our own fresh link waits for its answer when theirs arrives: ours yields.
+    const ours = pcs[1]!
+    ours.signalingState = 'have-local-offer'
+    ours.remoteDescription = null
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'z' }, fresh: true })
+    expect(ours.closed).toBe(true)
+    expect(pcs).toHaveLength(3)
   })
 
   it('starts over on a new joined (resume gives a new session id)', () => {

@@ -52,6 +52,7 @@ describe('messages', () => {
     ['{"type":"error","message":{"errorType":"full","errorText":"x"}}', { type: 'error', errorType: 'full', errorText: 'x' }],
     ['{"type":"randomCheckResult","data":{"result":"fail","roomrequest":"r"}}', { type: 'randomCheckResult', result: 'fail', room: 'r' }],
     ['{"type":"offer","from":"a","data":{"type":"offer","sdp":"v=0"},"username":"A"}', { type: 'offer', from: 'a', username: 'A', description: { type: 'offer', sdp: 'v=0' } }],
+    ['{"type":"offer","from":"a","data":{"type":"offer","sdp":"v=0"},"fresh":true}', { type: 'offer', from: 'a', fresh: true }],
     ['{"type":"answer","from":"a","data":"v=0"}', { type: 'answer', from: 'a', description: { type: 'answer', sdp: 'v=0' } }],
     ['{"type":"logout","from":"a","data":{"username":"A","sessionId":"a"}}', { type: 'logout', from: 'a', username: 'A' }],
   ])('parses %s', (text, expected) => {
@@ -87,6 +88,8 @@ describe('SignalClient', () => {
     c.sendCandidate('b', { candidate: 'c', sdpMid: '0' })
     expect(last().sent[1]).toEqual({ type: 'offer', to: 'b', data: { type: 'offer', sdp: 'v=0' }, username: 'Ann' })
     expect(last().sent[2]).toEqual({ type: 'candidate', to: 'b', data: { candidate: 'c', sdpMid: '0' } })
+    c.sendOffer('b', { type: 'offer', sdp: 'v=1' }, true) // a replacement connection's first offer
+    expect(last().sent[3]).toEqual({ type: 'offer', to: 'b', data: { type: 'offer', sdp: 'v=1' }, username: 'Ann', fresh: true })
   })
 
   it('uses [] when joined has no iceServers', () => {
