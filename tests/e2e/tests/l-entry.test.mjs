@@ -102,3 +102,34 @@ test('a refused connection (too-many-connections) is retried slowly and said in 
     await server.stop();
   }
 });
+
+test('pre-join check: the mic meter moves, another mic can be picked, and joining muted without camera carries into the call', { timeout: 120_000 }, async () => {
+  const ann = await fx.person('l-ann2');
+  const bob = await fx.person('l-bob2', PHONE);
+  const room = await pickRandomRoom(ann.page, fx.base);
+  await join(ann.page, 'Ann');
+  await bob.page.goto(`${fx.base}/room/${room}`);
+  await bob.page.locator(`${tid('prejoin-devices')} > summary`).click();
+  await waitFor(async () => Number(await bob.page.locator(tid('mic-meter')).getAttribute('data-level')) > 0.01, {
+    what: 'the mic meter to show the (fake) microphone',
+  });
+  const mics = await bob.page.locator(`${tid('pick-mic')} option`).evaluateAll((os) => os.map((o) => o.value));
+  assert.ok(mics.length >= 2, `more than one microphone to pick from (${mics.length})`);
+  await bob.page.locator(tid('pick-mic')).selectOption(mics[1]);
+  await waitFor(() => bob.page.evaluate((id) => {
+    const live = window.__tracks.filter((t) => t.kind === 'audio' && t.readyState === 'live');
+    return live.length === 1 && live[0].getSettings().deviceId === id;
+  }, mics[1]), { what: 'the picked microphone to be the one in use (and the old one stopped)' });
+  await bob.page.locator(tid('prejoin-mic')).click();
+  await bob.page.locator(tid('prejoin-camera')).click();
+  assert.match(await bob.page.locator(tid('prejoin-note')).innerText(), /microphone and camera off/i, 'the page says how you will join');
+  await shot(bob.page, 'prejoin');
+  await join(bob.page, 'Bob');
+  assert.equal(await bob.page.locator(tid('mic-toggle')).getAttribute('aria-pressed'), 'true', 'still muted in the call');
+  const bobTile = ann.page.locator(tid('remote-tile'));
+  await waitFor(async () => (await bobTile.getAttribute('data-mic')) === 'off' && (await bobTile.getAttribute('data-cam')) === 'off', {
+    what: 'Ann to see Bob muted and without camera',
+  });
+  await bob.page.locator(tid('mic-toggle')).click();
+  await waitFor(async () => (await bobTile.getAttribute('data-mic')) === 'on', { what: 'Ann to see Bob unmuted' });
+});

@@ -113,7 +113,7 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   m.on('members', refresh)
   m.on('remote', refresh)
   media.hooks({
-    videoTrack: (t) => void m.replaceVideoTrack(t).catch((e) => console.warn('peerbox: replaceTrack', e)),
+    track: (kind, t) => void m.replaceTrack(kind, t).catch((e) => console.warn('peerbox: replaceTrack', e)),
     screen: (s) => void m.setScreen(s).catch((e) => console.warn('peerbox: screen', e)),
     state: () => m.broadcastState(),
   })

@@ -1,10 +1,20 @@
-// User settings kept in localStorage: display name, language, always-relay.
+// User settings kept in localStorage: display name, language, always-relay, the microphone's
+// audio processing and the speaker.
 import { ref, watch } from 'vue'
 import { pickLocale, type Locale } from '../i18n/pick'
 
 const KEY = 'peerbox.settings'
 
+/** The browser's microphone processing, as getUserMedia constraints (all on by default). */
+export interface AudioProcessing {
+  echoCancellation: boolean
+  noiseSuppression: boolean
+  autoGainControl: boolean
+}
+
 interface Stored {
+  audio?: Partial<AudioProcessing>
+  speaker?: string
   name?: string
   locale?: string
   relay?: boolean
@@ -45,13 +55,20 @@ const languageOf = (saved: string) => pickLocale(saved, browserLanguages)
 const name = ref(stored.name || randomNickname(Math.random, languageOf(stored.locale ?? '')))
 let nameAuto = !stored.name || stored.nameAuto === true
 const locale = ref(stored.locale ?? '')
+const audio = ref<AudioProcessing>({
+  echoCancellation: stored.audio?.echoCancellation !== false,
+  noiseSuppression: stored.audio?.noiseSuppression !== false,
+  autoGainControl: stored.audio?.autoGainControl !== false,
+})
+/** Audio output device for the others' voices ('' = the default). */
+const speaker = ref(typeof stored.speaker === 'string' ? stored.speaker : '')
 const relaySaved = ref(stored.relay === true)
 const relayFromUrl = typeof location !== 'undefined' && new URLSearchParams(location.search).get('relay') === '1'
 const relay = ref(relaySaved.value || relayFromUrl)
 
 function save(): void {
   try {
-    const data: Stored = { name: name.value, locale: locale.value, relay: relaySaved.value, nameAuto }
+    const data: Stored = { name: name.value, locale: locale.value, relay: relaySaved.value, nameAuto, audio: audio.value, speaker: speaker.value }
     localStorage.setItem(KEY, JSON.stringify(data))
   } catch {
     /* private mode: settings just are not remembered */
@@ -69,11 +86,11 @@ watch(name, () => {
   renaming = false
 })
 save()
-watch([name, locale, relaySaved], save, { flush: 'post' })
+watch([name, locale, relaySaved, audio, speaker], save, { flush: 'post', deep: true })
 watch(relay, (v) => {
   relaySaved.value = v
 })
 
 export function useSettings() {
-  return { name, locale, relay }
+  return { name, locale, relay, audio, speaker }
 }

@@ -263,8 +263,8 @@ export class Mesh extends Emitter<MeshEvents> {
     this.remotes.get(peerId)?.files?.cancel(id)
   }
 
-  async replaceVideoTrack(track: MediaStreamTrack | null): Promise<void> {
-    await Promise.all([...this.remotes.values()].map((r) => r.link?.replaceVideoTrack(track)))
+  async replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack | null): Promise<void> {
+    await Promise.all([...this.remotes.values()].map((r) => r.link?.replaceTrack(kind, track)))
   }
 
   restartIce(): void {

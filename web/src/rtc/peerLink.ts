@@ -40,7 +40,7 @@ export class PeerLink {
   isSettingRemoteAnswerPending = false
   private pendingCandidates: RTCIceCandidateInit[] = []
   private mediaAttached = false
-  private videoSender: RTCRtpSender | null = null
+  private cameraSenders = new Map<string, RTCRtpSender>()
   /** Senders of the shared screen, kept after the share ends so the next share needs no renegotiation. */
   private screenSenders = new Map<string, RTCRtpSender>()
   private disconnectTimer: ReturnType<typeof setTimeout> | null = null
@@ -105,7 +105,7 @@ export class PeerLink {
     const tracks = stream ? stream.getTracks() : []
     for (const track of tracks) {
       const sender = this.pc.addTrack(track, stream!)
-      if (track.kind === 'video') this.videoSender = sender
+      this.cameraSenders.set(track.kind, sender)
     }
     const kinds = new Set(tracks.map((t) => t.kind))
     const existing = this.pc.getTransceivers().map((t) => t.receiver.track?.kind)
@@ -220,9 +220,9 @@ export class PeerLink {
     this.pc.restartIce()
   }
 
-  /** Screen share and camera switch: swap the outgoing video without renegotiating. */
-  async replaceVideoTrack(track: MediaStreamTrack | null): Promise<void> {
-    if (this.videoSender) await this.videoSender.replaceTrack(track)
+  /** Another camera or microphone: swap the outgoing track without renegotiating. */
+  async replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack | null): Promise<void> {
+    await this.cameraSenders.get(kind)?.replaceTrack(track)
   }
 
   private clearDisconnectTimer(): void {
