@@ -53,6 +53,13 @@ test('ticking "Always relay" mid-call moves the running call to the relay at onc
   await sleep(2_000);
   const after = (await inboundStats(dan.page)).find((e) => e.connectionState === 'connected');
   assert.ok(after.framesDecoded > before.framesDecoded, 'the other side keeps receiving video over the relay');
+  // The people list says so too (from getStats): relayed.
+  await cat.page.locator(tid('settings-close')).click();
+  await cat.page.locator(tid('tab-people')).click();
+  await waitFor(async () => (await cat.page.locator(tid('people-stats')).getAttribute('data-path')) === 'relay', {
+    what: 'the people list to show the relayed path',
+  });
+  await control(cat.page, 'settings-button');
   await box.uncheck();
   await waitFor(async () => {
     const p = await annPath(cat.page);

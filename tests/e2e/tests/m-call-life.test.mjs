@@ -4,7 +4,8 @@
 // whisper target who leaves keeps the message private; a file sent while alone says so; the
 // phone control bar stays one row, a tile tap does not go full screen, "Link copied" pushes
 // nothing, Escape closes the drawer wherever the focus is; M and V work, mute and leave come
-// early in the tab order, and the focus ring shows on a tile's dark bar.
+// early in the tab order, and the focus ring shows on a tile's dark bar; a raised hand shows on
+// the tile, in a toast and in the people list, which also gives each connection's figures.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,6 +69,14 @@ test('a call as people live it: presence, files, whispers, links, controls, keyb
     check((await msg.locator('b').count()) === 0 && (await msg.innerText()).includes('<b>bold</b>'), 'markup in a message stays text');
     await pat.page.locator(tid('drawer-close')).click().catch(() => pat.page.locator(tid('chat-toggle')).click());
 
+    // Pat raises a hand: Ann sees it on the tile, in a toast and in the people list, which also
+    // shows each connection's quality and figures from getStats().
+    if ((await pat.page.locator(tid('more-button')).count()) || (await pat.page.locator(tid('raise-hand')).count())) {
+      await control(pat.page, 'raise-hand');
+    }
+    await soon(async () => (await ann.page.locator(`${tid('remote-tile')}[data-peer-id="${patId}"] ${tid('badge-hand')}`).count()) > 0,
+      'a raised hand on the tile');
+    check((await ann.page.locator(`${tid('toast')}[data-kind="hand"]`).count()) > 0, 'a toast says who raised their hand');
     // A file to everyone while Pat's drawer is closed: a toast and the unread badge.
     await ann.page.locator(tid('chat-target')).selectOption('');
     await ann.page.locator(tid('file-input')).setInputFiles(file);
@@ -139,6 +148,21 @@ test('a call as people live it: presence, files, whispers, links, controls, keyb
     });
     check(ring.style === 'solid' && ring.color === 'rgb(255, 255, 255)', `a white focus ring on the dark tile bar (${JSON.stringify(ring)})`);
     await shot(ann.page, 'focus-ring');
+
+    // The people list (its tab: clicked only after the tab-order checks above).
+    if (await ann.page.locator(tid('tab-people')).count()) {
+      await ann.page.locator(tid('tab-people')).click();
+      const row = ann.page.locator(`${tid('people-row')}[data-peer-id="${patId}"]`);
+      await soon(async () => (await row.getAttribute('data-hand')) === 'true', 'the raised hand in the people list');
+      await soon(async () => ['good', 'fair', 'poor'].includes(await row.getAttribute('data-quality')), 'a measured connection quality');
+      const stats = row.locator(tid('people-stats'));
+      check(await stats.getAttribute('data-path') === 'direct', 'the path shows as direct');
+      check(/kbit\/s/.test(await stats.innerText()) && /ms/.test(await stats.innerText()), `bitrate and round trip shown (${await stats.innerText()})`);
+      await shot(ann.page, 'people');
+      await ann.page.locator(tid('tab-chat')).click();
+    } else {
+      check(false, 'a list of the people in the call');
+    }
 
     // A whisper to Rio, then Rio leaves: the message stays private, sending is off, and it says why.
     await ann.page.locator(tid('chat-target')).selectOption(rioId);

@@ -40,6 +40,7 @@ function wire(): void {
       toasts.push('chat', 'chat.toast', { name: entry.fromName, text: entry.text }, { opensChat: true })
     }
   })
+  mesh.on('hand', ({ name }) => toasts.push('hand', 'people.handRaised', { name }, { ms: 6000 }))
   mesh.on('presence', ({ id, name, joined }) => {
     const event = joined ? 'joined' : 'left'
     add({ kind: 'notice', id: `${id}:${event}:${Date.now()}`, ts: Date.now(), event, name })

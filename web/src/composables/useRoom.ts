@@ -5,6 +5,7 @@ import { computed, effectScope, markRaw, ref, shallowRef, watch } from 'vue'
 import { SignalClient, type SignalState } from '../signal/client'
 import { signalUrl } from '../signal/messages'
 import { Mesh } from '../rtc/mesh'
+import type { LinkStats, Quality } from '../rtc/stats'
 import { useMedia } from './useMedia'
 import { useSettings } from './useSettings'
 
@@ -18,7 +19,10 @@ export interface RemoteView {
   mic: boolean
   cam: boolean
   sharing: boolean
+  hand: boolean
   connection: RTCPeerConnectionState
+  stats: LinkStats | null
+  quality: Quality
 }
 
 export type RoomError = { kind: 'full' | 'server'; type: string; text: string } | null
@@ -36,6 +40,8 @@ const inRoom = ref(false)
 const joining = ref(false)
 const remotes = shallowRef<RemoteView[]>([])
 const error = shallowRef<RoomError>(null)
+/** My own raised hand. */
+const hand = ref(false)
 let client: SignalClient | null = null
 let mesh: Mesh | null = null
 
@@ -49,7 +55,10 @@ function refresh(): void {
     mic: r.mic,
     cam: r.cam,
     sharing: r.sharing,
+    hand: r.hand,
     connection: r.connection,
+    stats: r.stats,
+    quality: r.quality,
   }))
 }
 
@@ -95,7 +104,7 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     getStream: () => media.stream.value,
     getScreen: () => media.screen.value,
     relayOnly: () => settings.relay.value,
-    getState: () => media.state(),
+    getState: () => ({ ...media.state(), hand: hand.value }),
   })
   mesh = m
   m.on('joined', (info) => {
@@ -151,6 +160,7 @@ function leave(): void {
   inRoom.value = false
   joining.value = false
   joined.value = false
+  hand.value = false
   remotes.value = []
   // The camera light goes off with the call; the entry screen restarts the preview only on request.
   useMedia().stop()
@@ -163,7 +173,11 @@ async function randomRoom(): Promise<string> {
 
 export function useRoom() {
   return {
-    signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error,
+    signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error, hand,
+    toggleHand: () => {
+      hand.value = !hand.value
+      mesh?.broadcastState()
+    },
     memberCount: computed(() => remotes.value.length + 1),
     join, cancelJoin, leave, randomRoom,
     connect: () => void ensureClient(),

@@ -19,6 +19,8 @@ export interface StateMessage {
   sharing?: boolean
   /** The id of the stream that carries the screen (the camera comes in another one). */
   screen?: string
+  /** A raised hand; absent from older clients (= false). */
+  hand?: boolean
   ts: number
 }
 
@@ -111,7 +113,7 @@ export class ChatLink {
       this.lastStateTs = ts
       this.handlers.onState({
         kind: 'state', id: msg.id, mic: msg.mic !== false, cam: msg.cam !== false, sharing: msg.sharing === true,
-        screen: typeof msg.screen === 'string' ? msg.screen : undefined, ts,
+        screen: typeof msg.screen === 'string' ? msg.screen : undefined, hand: msg.hand === true, ts,
       })
     }
   }

@@ -5,6 +5,7 @@ import type { JoinedInfo } from '../signal/messages'
 import { ChatLink, type ChannelLike, type ChatMessage, type StateMessage } from './chat'
 import { FileLink, type FileChannelLike, type FileMeta } from './files'
 import { PeerLink } from './peerLink'
+import { qualityOf, summarize, type LinkStats, type Quality, type StatEntry } from './stats'
 
 export interface Remote {
   id: string
@@ -21,7 +22,11 @@ export interface Remote {
   mic: boolean
   cam: boolean
   sharing: boolean
+  hand: boolean
   connection: RTCPeerConnectionState
+  /** The last getStats() summary of the link, and the quality read from it. */
+  stats: LinkStats | null
+  quality: Quality
 }
 
 export type MeshEvents = {
@@ -29,6 +34,8 @@ export type MeshEvents = {
   members: void
   /** Someone came in or went away (not sent for the members already there when we join). */
   presence: { id: string; name: string; joined: boolean }
+  /** Someone raised their hand. */
+  hand: { id: string; name: string }
   /** Something about one member changed (stream, state badges, connection). */
   remote: string
   chat: ChatMessage
@@ -44,7 +51,9 @@ export interface MeshOptions {
   /** The screen being shared, if any (sent as a stream of its own). */
   getScreen?: () => MediaStream | null
   relayOnly: () => boolean
-  getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string }
+  getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string; hand?: boolean }
+  /** How often to read each link's statistics (0: never). */
+  statsEveryMs?: number
   /** Tests pass a fake; browsers use RTCPeerConnection. */
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
 }
@@ -58,9 +67,12 @@ export class Mesh extends Emitter<MeshEvents> {
   iceServers: RTCIceServer[] = []
   private outbox = new Map<string, ChatMessage[]>()
   private offs: (() => void)[] = []
+  private statsTimer: ReturnType<typeof setInterval> | null = null
 
   constructor(private readonly signal: SignalClient, private readonly opts: MeshOptions) {
     super()
+    const every = opts.statsEveryMs ?? 2000
+    if (every > 0) this.statsTimer = setInterval(() => void this.readStats(), every)
     this.offs = [
       signal.on('joined', (info) => this.onJoined(info)),
       signal.on('login', (m) => {
@@ -110,7 +122,7 @@ export class Mesh extends Emitter<MeshEvents> {
     }
     this.remotes.set(id, {
       id, name, link: null, chat: null, files: null, stream: null, screen: null, screenId: '',
-      mic: true, cam: true, sharing: false, connection: 'new',
+      mic: true, cam: true, sharing: false, hand: false, connection: 'new', stats: null, quality: 'unknown',
     })
     if (notify) this.emit('members', undefined)
   }
@@ -152,6 +164,8 @@ export class Mesh extends Emitter<MeshEvents> {
         r.cam = s.cam
         r.sharing = s.sharing === true
         r.screenId = s.screen ?? ''
+        if (s.hand && !r.hand) this.emit('hand', { id, name: r.name })
+        r.hand = s.hand === true
         this.sortStreams(r)
         this.emit('remote', id)
       },
@@ -277,8 +291,25 @@ export class Mesh extends Emitter<MeshEvents> {
     this.emit('members', undefined)
   }
 
+  /** Reads every link's statistics (getStats), for the quality indicator and the stats panel. */
+  async readStats(): Promise<void> {
+    await Promise.all([...this.remotes.values()].map(async (r) => {
+      const pc = r.link?.pc
+      if (!pc || typeof pc.getStats !== 'function' || pc.connectionState === 'closed') return
+      try {
+        const report = await pc.getStats()
+        r.stats = summarize([...report.values()] as StatEntry[], r.stats, performance.now())
+        r.quality = qualityOf(r.stats)
+        this.emit('remote', r.id)
+      } catch {
+        /* closed meanwhile */
+      }
+    }))
+  }
+
   /** Closes every link and stops listening to the signalling client. */
   dispose(): void {
+    if (this.statsTimer) clearInterval(this.statsTimer)
     for (const id of [...this.remotes.keys()]) this.removeMember(id, false)
     for (const off of this.offs) off()
     this.clear()

@@ -23,6 +23,7 @@ function setup() {
     getStream: () => null,
     relayOnly: () => true,
     getState: () => ({ mic: true, cam: false }),
+    statsEveryMs: 0,
     createPeerConnection: (c) => {
       const pc = new FakePc(c)
       pcs.push(pc)
