@@ -151,3 +151,17 @@ export async function withoutDevices(person) {
   });
   return person;
 }
+
+/**
+ * Saves what the page shows to out/NAME.png for a person to look at, in CSS pixels (a DPR-3
+ * phone's full-resolution picture costs seconds of encoding on a busy machine). A screenshot is an
+ * artefact, not a check: one that cannot be taken in time is reported on the console and the test
+ * goes on.
+ */
+export async function shot(page, name) {
+  try {
+    await page.screenshot({ path: join(OUT_DIR, `${name}.png`), animations: 'disabled', scale: 'css', timeout: 20_000 });
+  } catch (e) {
+    console.log(`# screenshot ${name} not taken: ${e.message.split('\n')[0]}`);
+  }
+}

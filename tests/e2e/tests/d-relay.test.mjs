@@ -4,9 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useFixture } from '../lib/fixture.mjs';
-import { join } from 'node:path';
+import { shot } from '../lib/browser.mjs';
 import { startCall, inboundStats, waitFor, sleep, control, tid } from '../lib/app.mjs';
-import { OUT_DIR } from '../lib/paths.mjs';
 
 const fx = useFixture({ name: 'd' });
 
@@ -88,7 +87,7 @@ test('the connection check in a call shows which paths reach this peerbox, and c
   }
   assert.ok(results.some((x) => x.url.includes('transport=udp')) && results.some((x) => x.url.includes('transport=tcp')), 'TURN over UDP and TCP were both tried');
   for (const r of results.filter((x) => x.url.startsWith('stun:'))) assert.notEqual(r.status, 'failed', `${r.url}: answered (${r.text})`);
-  await page.screenshot({ path: join(OUT_DIR, 'd-check.png') });
+  await shot(page, 'd-check');
   await page.locator(tid('check-copy')).click();
   const report = await page.evaluate(() => navigator.clipboard.readText());
   assert.match(report, /^OK .*turn:.*transport=udp/m, 'the report lists the working paths');

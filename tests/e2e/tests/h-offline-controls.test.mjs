@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { useFixture } from '../lib/fixture.mjs';
 import assert from 'node:assert/strict';
 import { startCall, tid, tapHits } from '../lib/app.mjs';
-import { goOffline } from '../lib/browser.mjs';
+import { goOffline, shot } from '../lib/browser.mjs';
 import { OUT_DIR } from '../lib/paths.mjs';
 import { join } from 'node:path';
 
@@ -34,7 +34,7 @@ test('the offline notice is quiet and covers neither the controls nor the header
   assert.ok(title.ok, `the room's name is not covered (a tap there hits ${title.hit})`);
   const role = await ann.page.locator('[data-testid="offline-banner"]').getAttribute('role');
   assert.equal(role, 'status', 'said as a status, not an alert');
-  await ann.page.screenshot({ path: join(OUT_DIR, 'h-offline.png') });
+  await shot(ann.page, 'h-offline');
   for (const id of ['leave-button', 'mic-toggle', 'camera-toggle']) {
     // trial: every actionability check (including "receives the click") without clicking.
     await ann.page.locator(tid(id)).click({ trial: true, timeout: 5_000 });

@@ -6,17 +6,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join as pathJoin } from 'node:path';
 import { useFixture } from '../lib/fixture.mjs';
-import { DESKTOP, DESKTOP_200, PHONE, withoutDevices } from '../lib/browser.mjs';
+import { DESKTOP, DESKTOP_200, PHONE, withoutDevices, shot as screenshot } from '../lib/browser.mjs';
 import { startCall, tid, waitFor, sleep, control, videoVisibility, tapHits, ensureChatOpen } from '../lib/app.mjs';
-import { OUT_DIR } from '../lib/paths.mjs';
 
 const fx = useFixture({ name: 'k' });
 // Every check of a size is made and reported together, so one run names everything that is off.
 let problems = [];
 const check = (ok, what) => { if (!ok) problems.push(what); };
-const shot = (page, name) => page.screenshot({ path: pathJoin(OUT_DIR, `k-${name}.png`), animations: 'disabled' });
+const shot = (page, name) => screenshot(page, `k-${name}`);
 
 /** The <video> showing `id`'s screen: its own tile (or, where the screen replaced the camera, that tile). */
 const screenVideo = (page, id) =>

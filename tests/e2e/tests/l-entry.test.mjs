@@ -6,15 +6,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join as pathJoin } from 'node:path';
 import { useFixture } from '../lib/fixture.mjs';
-import { PHONE } from '../lib/browser.mjs';
+import { PHONE, shot as screenshot } from '../lib/browser.mjs';
 import { startPeerbox } from '../lib/server.mjs';
 import { pickRandomRoom, join, tid, waitFor, sleep } from '../lib/app.mjs';
-import { OUT_DIR } from '../lib/paths.mjs';
 
 const fx = useFixture({ name: 'l' });
-const shot = (page, name) => page.screenshot({ path: pathJoin(OUT_DIR, `l-${name}.png`), animations: 'disabled' });
+const shot = (page, name) => screenshot(page, `l-${name}`);
 const liveTracks = (page) => page.evaluate(() => (window.__tracks ?? []).filter((t) => t.readyState === 'live').map((t) => t.kind));
 
 test('after Leave the camera and mic are off, and come back only when asked', { timeout: 120_000 }, async () => {

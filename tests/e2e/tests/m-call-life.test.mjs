@@ -13,12 +13,11 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as pathJoin } from 'node:path';
 import { useFixture } from '../lib/fixture.mjs';
-import { DESKTOP, PHONE, withoutDevices } from '../lib/browser.mjs';
+import { DESKTOP, PHONE, withoutDevices, shot as screenshot } from '../lib/browser.mjs';
 import { startCall, tid, waitFor, sleep, sendChat, control, ensureChatOpen } from '../lib/app.mjs';
-import { OUT_DIR } from '../lib/paths.mjs';
 
 const fx = useFixture({ name: 'm' });
-const shot = (page, name) => page.screenshot({ path: pathJoin(OUT_DIR, `m-${name}.png`), animations: 'disabled' });
+const shot = (page, name) => screenshot(page, `m-${name}`);
 let problems = [];
 const check = (ok, what) => { if (!ok) problems.push(what); };
 /** Like waitFor, but a timeout is recorded as a problem instead of ending the test. */
