@@ -1,4 +1,5 @@
-// Routes: the entry screen and a room; the seed's ?roomrequest=<id> deep link lands on the entry screen.
+// Routes: the entry screen, a room, the connection check; the seed's ?roomrequest=<id> deep link
+// lands on the entry screen.
 import { createRouter, createWebHistory } from 'vue-router'
 import EntryView from './views/EntryView.vue'
 
@@ -7,6 +8,7 @@ export const router = createRouter({
   routes: [
     { path: '/', name: 'entry', component: EntryView },
     { path: '/room/:id', name: 'room', component: EntryView, props: true },
+    { path: '/check', name: 'check', component: () => import('./views/CheckView.vue') },
     { path: '/:rest(.*)*', redirect: '/' },
   ],
 })

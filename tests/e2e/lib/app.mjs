@@ -83,12 +83,12 @@ export function remoteVideoStats(page) {
  * Waits until the page shows `n` remote tiles whose videos are really playing: every one has
  * decoded frames, and both its frame count and currentTime advance over ~2 s.
  */
-export async function waitForPlayingVideos(page, n, timeout = 60_000) {
+export async function waitForPlayingVideos(page, n, timeout = 60_000, only = null) {
   await waitForTiles(page, n, timeout);
   return waitFor(async () => {
     const a = await remoteVideoStats(page);
-    const ids = Object.keys(a);
-    if (ids.length !== n) throw new Error(`expected ${n} tiles, saw ${ids.length}`);
+    const ids = Object.keys(a).filter((id) => !only || only.includes(id));
+    if (!only && ids.length !== n) throw new Error(`expected ${n} tiles, saw ${ids.length}`);
     for (const id of ids) {
       if (!a[id]) throw new Error(`tile ${id} has no <video>`);
       if (a[id].frames === 0 || a[id].w === 0) throw new Error(`tile ${id}: no frame yet ${JSON.stringify(a[id])}`);
@@ -208,19 +208,64 @@ export function inboundStats(page) {
 /**
  * Starts a call of `people.length` persons through the UI: the first clicks room-random and
  * joins, the others open the room link and join; returns once everybody's remote videos play.
- * `query` (e.g. '?relay=1') is added to every URL.
+ * `query` (e.g. '?relay=1') is added to every URL; `silent` lists people who send no video.
  */
-export async function startCall(base, people, { query = '', waitVideo = true } = {}) {
+export async function startCall(base, people, { query = '', waitVideo = true, silent = [] } = {}) {
   const [first, ...rest] = people;
   const room = await pickRandomRoom(first.page, base, query);
   assert.match(room, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'room-random gives a UUID');
   await join(first.page, first.label);
   for (const p of rest) await joinByLink(p.page, base, room, p.label, query);
-  if (waitVideo) {
-    await Promise.all(people.map((p) => waitForPlayingVideos(p.page, people.length - 1)));
-  } else {
-    await Promise.all(people.map((p) => waitForTiles(p.page, people.length - 1)));
-  }
+  await Promise.all(people.map((p) => waitForTiles(p.page, people.length - 1)));
   const ids = await sessionIds(people.map((p) => p.page));
+  if (waitVideo) {
+    // `silent` people (no camera) send no video: everyone else's must play.
+    const senders = ids.filter((_, i) => !silent.includes(people[i]));
+    await Promise.all(people.map((p) => waitForPlayingVideos(p.page, people.length - 1, 60_000, senders)));
+  }
   return { room, ids };
+}
+
+/**
+ * Clicks one of the call controls by its data-testid. On a narrow phone the rarer ones
+ * (screen-share, share-link, qr-button, settings-button, switch-camera) sit in the "more" menu,
+ * which is opened first, as a person would.
+ */
+export async function control(page, id) {
+  const direct = page.locator(`.controls > ${tid(id)}`);
+  if (await direct.count() && await direct.isVisible()) return direct.click();
+  await page.locator(tid('more-button')).click();
+  await page.locator(`[role="menu"] ${tid(id)}`).click();
+}
+
+/**
+ * How much of its picture a <video> shows: the share of the picture's width and height that is
+ * visible in the element's box with its object-fit (cover crops, contain shows all), with the
+ * numbers behind it.
+ */
+export function videoVisibility(locator) {
+  return locator.evaluate((v) => {
+    const fit = getComputedStyle(v).objectFit;
+    const vw = v.videoWidth, vh = v.videoHeight, bw = v.clientWidth, bh = v.clientHeight;
+    let w = 1, h = 1;
+    if (fit === 'cover' && vw && vh && bw && bh) {
+      const scale = Math.max(bw / vw, bh / vh);
+      w = Math.min(1, bw / (vw * scale));
+      h = Math.min(1, bh / (vh * scale));
+    } else if (fit === 'none' && vw && vh) {
+      w = Math.min(1, bw / vw);
+      h = Math.min(1, bh / vh);
+    }
+    return { fit, vw, vh, bw, bh, w, h };
+  });
+}
+
+/** What a tap at the centre of `locator` would hit: true when it is the element itself (or inside it). */
+export function tapHits(locator) {
+  return locator.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return { ok: !!hit && (hit === el || el.contains(hit) || (el.labels && [...el.labels].includes(hit))),
+      hit: hit ? `${hit.tagName.toLowerCase()}${hit.id ? '#' + hit.id : ''}.${[...hit.classList].join('.')}` : null };
+  });
 }

@@ -31,6 +31,8 @@ export function launchBrowser() {
 }
 
 export const DESKTOP = { viewport: { width: 1366, height: 768 } };
+/** A 1366x768 laptop at 200 % browser zoom: CSS pixels halve, device pixels double. */
+export const DESKTOP_200 = { viewport: { width: 683, height: 384 }, deviceScaleFactor: 2 };
 export const PHONE = {
   viewport: { width: 390, height: 844 },
   deviceScaleFactor: 3,
@@ -62,6 +64,18 @@ function instrument() {
   };
   record('WebSocket', '__sockets');
   record('RTCPeerConnection', '__pcs');
+  // Every camera, mic and screen track the page ever got, to check they are stopped after Leave.
+  window.__tracks = [];
+  const md = navigator.mediaDevices;
+  for (const fn of ['getUserMedia', 'getDisplayMedia']) {
+    const orig = md?.[fn]?.bind(md);
+    if (!orig) continue;
+    md[fn] = async (...args) => {
+      const s = await orig(...args);
+      window.__tracks.push(...s.getTracks());
+      return s;
+    };
+  }
   window.__seenProgress = false;
   const check = () => {
     if (!window.__seenProgress && document.querySelector('[data-testid="file-progress"]')) {
@@ -72,15 +86,18 @@ function instrument() {
 }
 
 /**
- * A person: their own browser context (own storage, own permissions) and page.
+ * A person: their own browser context (own storage, own permissions) and page; `extra` adds
+ * context options (e.g. `{ locale: 'ko-KR' }`).
  * Console messages and page errors go to out/<label>.console.log for post-mortems.
  */
-export async function newPerson(browser, label, device = DESKTOP) {
+export async function newPerson(browser, label, device = DESKTOP, extra = {}) {
   const context = await browser.newContext({
     ...device,
     ignoreHTTPSErrors: true,
     acceptDownloads: true,
-    permissions: ['camera', 'microphone'],
+    // clipboard: "copy link" and "copy report" write to it, and tests read it back.
+    permissions: ['camera', 'microphone', 'clipboard-read', 'clipboard-write'],
+    ...extra,
   });
   await context.addInitScript(instrument);
   const page = await context.newPage();
@@ -118,5 +135,33 @@ export async function goOffline(page) {
       }
     });
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * A person whose device has no camera and no microphone (getUserMedia finds nothing): they join
+ * receive-only. Call before the person's first page load.
+ */
+export async function withoutDevices(person) {
+  await person.context.addInitScript(() => {
+    const md = navigator.mediaDevices;
+    if (!md) return;
+    md.getUserMedia = () => Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));
+    md.enumerateDevices = async () => [];
+  });
+  return person;
+}
+
+/**
+ * Saves what the page shows to out/NAME.png for a person to look at, in CSS pixels (a DPR-3
+ * phone's full-resolution picture costs seconds of encoding on a busy machine). A screenshot is an
+ * artefact, not a check: one that cannot be taken in time is reported on the console and the test
+ * goes on.
+ */
+export async function shot(page, name) {
+  try {
+    await page.screenshot({ path: join(OUT_DIR, `${name}.png`), animations: 'disabled', scale: 'css', timeout: 20_000 });
+  } catch (e) {
+    console.log(`# screenshot ${name} not taken: ${e.message.split('\n')[0]}`);
   }
 }

@@ -7,8 +7,8 @@ import { launchBrowser, newPerson } from './browser.mjs';
 /** Registers the hooks; returns an object whose fields are filled once `before` ran. */
 export function useFixture(serverOpts = {}) {
   const fx = { server: null, browser: null, people: [] };
-  fx.person = async (label, device) => {
-    const p = await newPerson(fx.browser, label, device);
+  fx.person = async (label, device, extra) => {
+    const p = await newPerson(fx.browser, label, device, extra);
     fx.people.push(p);
     return p;
   };

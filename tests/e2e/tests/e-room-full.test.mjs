@@ -1,9 +1,10 @@
-// (e) A newcomer to a room at capacity is told the room is full.
+// (e) A newcomer to a room at capacity is told the room is full, and is not stuck there: a new
+// room is one tap away, even when they came by an invitation link (whose room field is locked).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useFixture } from '../lib/fixture.mjs';
-import { startCall, tid } from '../lib/app.mjs';
+import { startCall, tid, join, waitFor, memberCountShows } from '../lib/app.mjs';
 
 const fx = useFixture({ name: 'e', capacity: 2 });
 
@@ -17,4 +18,14 @@ test('the third person in a room of capacity 2 sees the room-full message', { ti
   await banner.waitFor({ state: 'visible', timeout: 30_000 });
   assert.equal(await banner.getAttribute('role'), 'alert');
   assert.match(await banner.innerText(), /full/i, 'the banner says the room is full');
+  await cid.page.locator(tid('new-room')).click();
+  const input = cid.page.locator(tid('room-input'));
+  const fresh = await waitFor(async () => {
+    const v = await input.inputValue();
+    return /^[0-9a-f-]{36}$/.test(v) && v !== room ? v : null;
+  }, { what: 'a new random room in an unlocked field' });
+  assert.equal(await input.isEditable(), true, 'the room field is no longer locked');
+  await join(cid.page, 'Cid');
+  await memberCountShows(cid.page, 1);
+  assert.ok(fresh);
 });

@@ -1,17 +1,20 @@
-// The call controls stay usable while the "You are offline" banner shows (a person whose
-// Wi-Fi drops must still be able to mute or hang up).
+// While the network (or the server) is away the call goes on peer to peer, so the app says so
+// quietly, in the call's header, covering nothing: the controls stay usable (a person whose Wi-Fi
+// drops must still be able to mute or hang up) and the room's name stays readable.
 
 import { test } from 'node:test';
 import { useFixture } from '../lib/fixture.mjs';
-import { startCall, tid } from '../lib/app.mjs';
-import { goOffline } from '../lib/browser.mjs';
+import assert from 'node:assert/strict';
+import { startCall, tid, tapHits } from '../lib/app.mjs';
+import { goOffline, shot } from '../lib/browser.mjs';
 import { OUT_DIR } from '../lib/paths.mjs';
 import { join } from 'node:path';
 
 const fx = useFixture({ name: 'h' });
 
-// Regression: the banner once sat at bottom:0 over the control bar and took its clicks.
-test('the offline banner does not cover the call controls', { timeout: 150_000 }, async () => {
+// Regressions: the banner once sat at bottom:0 over the control bar and took its clicks; then it
+// was a red "Cannot reach the server" banner laid over the header.
+test('the offline notice is quiet and covers neither the controls nor the header', { timeout: 150_000 }, async () => {
   const people = [await fx.person('h-ann'), await fx.person('h-bob')];
   await startCall(fx.base, people, { waitVideo: false });
   const [ann] = people;
@@ -27,6 +30,11 @@ test('the offline banner does not cover the call controls', { timeout: 150_000 }
     }));
     throw new Error(`no offline banner: ${JSON.stringify(seen)}`, { cause: e });
   }
+  const title = await tapHits(ann.page.locator('.room-title'));
+  assert.ok(title.ok, `the room's name is not covered (a tap there hits ${title.hit})`);
+  const role = await ann.page.locator('[data-testid="offline-banner"]').getAttribute('role');
+  assert.equal(role, 'status', 'said as a status, not an alert');
+  await shot(ann.page, 'h-offline');
   for (const id of ['leave-button', 'mic-toggle', 'camera-toggle']) {
     // trial: every actionability check (including "receives the click") without clicking.
     await ann.page.locator(tid(id)).click({ trial: true, timeout: 5_000 });

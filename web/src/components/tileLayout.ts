@@ -21,3 +21,33 @@ export function fitTiles(n: number, w: number, h: number, gap: number, aspect = 
   }
   return { ...best, width: Math.floor(best.width), height: Math.floor(best.height) }
 }
+
+export interface PhoneGrid {
+  /** grid-template-columns / -rows for the stage, and the rows while the chat drawer is open. */
+  columns: string
+  rows: string
+  drawerRows: string
+}
+
+/**
+ * The phone (and narrow window) grid: camera tiles fill the stage, stacked in portrait; a shared
+ * screen gets a band of its own (the full width in portrait, the full height in landscape) twice
+ * the size of a camera row or column, so a 16:9 screen is not squeezed into a tall camera-sized cell.
+ */
+export function phoneGrid(cameras: number, screens: number, portrait: boolean): PhoneGrid {
+  const n = Math.max(cameras, screens ? 0 : 1)
+  const side = Math.ceil(Math.sqrt(Math.max(1, n)))
+  const across = n ? (portrait ? Math.ceil(n / side) : side) : 1
+  const down = n ? (portrait ? side : Math.ceil(n / side)) : 0
+  const band = (count: number) => (count ? `repeat(${count}, minmax(0, 2fr))` : '')
+  const cells = (count: number, min = '0') => (count ? `repeat(${count}, minmax(${min}, 1fr))` : '')
+  const join = (...parts: string[]) => parts.filter(Boolean).join(' ') || 'minmax(0, 1fr)'
+  if (portrait) {
+    return {
+      columns: cells(across),
+      rows: join(band(screens), cells(down)),
+      drawerRows: join(screens ? `repeat(${screens}, minmax(160px, 2fr))` : '', cells(down, '120px')),
+    }
+  }
+  return { columns: join(band(screens), cells(across)), rows: cells(Math.max(1, down)), drawerRows: cells(Math.max(1, down)) }
+}

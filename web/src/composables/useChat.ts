@@ -1,33 +1,50 @@
-// useChat: the message list, sending to everyone or one member, and the unread count.
+// useChat: the message list (with "joined"/"left" notices), sending to everyone or one member,
+// the unread count and toasts while the chat is not on screen.
 import { ref } from 'vue'
 import type { ChatMessage } from '../rtc/chat'
 import { useRoom } from './useRoom'
 import { useSettings } from './useSettings'
+import { useToasts } from './useToasts'
 
 export interface ChatEntry extends ChatMessage {
   mine: boolean
   toName?: string
 }
 
-const messages = ref<ChatEntry[]>([])
+/** Someone came or went: shown in the list between messages. */
+export interface NoticeEntry {
+  kind: 'notice'
+  id: string
+  ts: number
+  event: 'joined' | 'left'
+  name: string
+}
+
+const messages = ref<(ChatEntry | NoticeEntry)[]>([])
 const unread = ref(0)
 const visible = ref(false)
-const toast = ref<ChatEntry | null>(null)
 let wired = false
-let toastTimer: ReturnType<typeof setTimeout> | null = null
+
+const add = (e: ChatEntry | NoticeEntry) => (messages.value = [...messages.value, e].slice(-500))
 
 function wire(): void {
   if (wired) return
   wired = true
-  useRoom().mesh().on('chat', (msg) => {
+  const toasts = useToasts()
+  const mesh = useRoom().mesh()
+  mesh.on('chat', (msg) => {
     const entry: ChatEntry = { ...msg, mine: false }
-    messages.value = [...messages.value, entry].slice(-500)
+    add(entry)
     if (!visible.value) {
       unread.value += 1
-      toast.value = entry
-      if (toastTimer) clearTimeout(toastTimer)
-      toastTimer = setTimeout(() => (toast.value = null), 4000)
+      toasts.push('chat', 'chat.toast', { name: entry.fromName, text: entry.text }, { opensChat: true })
     }
+  })
+  mesh.on('hand', ({ name }) => toasts.push('hand', 'people.handRaised', { name }, { ms: 6000 }))
+  mesh.on('presence', ({ id, name, joined }) => {
+    const event = joined ? 'joined' : 'left'
+    add({ kind: 'notice', id: `${id}:${event}:${Date.now()}`, ts: Date.now(), event, name })
+    toasts.push('presence', `chat.${event}`, { name })
   })
 }
 
@@ -37,18 +54,18 @@ function send(text: string, to: string | null): void {
   const room = useRoom()
   const msg = room.mesh().sendChat(body, useSettings().name.value, to)
   const toName = to ? room.remotes.value.find((r) => r.id === to)?.name : undefined
-  messages.value = [...messages.value, { ...msg, mine: true, toName }]
+  add({ ...msg, mine: true, toName })
 }
 
 function setVisible(v: boolean): void {
   visible.value = v
   if (v) {
     unread.value = 0
-    toast.value = null
+    useToasts().clearChat()
   }
 }
 
 export function useChat() {
   wire()
-  return { messages, unread, toast, visible, send, setVisible, clear: () => (messages.value = []) }
+  return { messages, unread, visible, send, setVisible, clear: () => (messages.value = []) }
 }

@@ -1,7 +1,11 @@
-// useFiles: file transfers in both directions, with progress, cancel and verified downloads.
+// useFiles: file transfers in both directions, with progress, cancel and verified downloads; a
+// toast and the unread badge when one arrives with the chat closed; a file that could go to
+// nobody stays in the list and says why.
 import { ref } from 'vue'
 import { MAX_FILE_SIZE } from '../rtc/files'
+import { useChat } from './useChat'
 import { useRoom } from './useRoom'
+import { useToasts } from './useToasts'
 
 export interface Transfer {
   id: string
@@ -11,7 +15,12 @@ export interface Transfer {
   size: number
   bytes: number
   direction: 'in' | 'out'
-  status: 'active' | 'done' | 'cancelled' | 'failed'
+  /** unsent: nobody to send it to (alone in the room, or the whisper target left). */
+  status: 'active' | 'done' | 'cancelled' | 'failed' | 'unsent'
+  /** When it started: the chat shows transfers between the messages. */
+  ts: number
+  /** Sent to everyone (one row per member), or to one member only. */
+  toAll?: boolean
   url?: string
   sha256?: string
 }
@@ -46,10 +55,16 @@ function wire(): void {
   wired = true
   const mesh = useRoom().mesh()
   mesh.on('fileIncoming', ({ peerId, meta }) => {
+    const from = peerName(peerId)
     transfers.value = [...transfers.value, {
-      id: meta.id, peerId, peerName: peerName(peerId), name: meta.name, size: meta.size, bytes: 0,
-      direction: 'in', status: 'active',
+      id: meta.id, peerId, peerName: from, name: meta.name, size: meta.size, bytes: 0,
+      direction: 'in', status: 'active', ts: Date.now(),
     }]
+    const chat = useChat()
+    if (!chat.visible.value) {
+      chat.unread.value += 1
+      useToasts().push('file', 'files.toast', { name: from, file: meta.name }, { opensChat: true, ms: 6000 })
+    }
   })
   mesh.on('fileProgress', (p) => {
     pendingBytes.set(`${p.peerId}/${p.id}`, p)
@@ -68,17 +83,28 @@ function wire(): void {
   })
 }
 
-/** Sends to one member, or to everyone when `to` is null. Returns false when the file is too big. */
-function send(file: File, to: string | null): boolean {
+/**
+ * Sends to one member (`to`, named `toName` in case they left), or to everyone when `to` is null.
+ * Returns false when nothing went out (too big, or nobody to send to: that stays in the list).
+ */
+function send(file: File, to: string | null, toName = ''): boolean {
   if (file.size > MAX_FILE_SIZE) {
     tooBig.value = file.name
     return false
   }
   tooBig.value = null
   const started = useRoom().mesh().sendFile(file, to)
+  const ts = Date.now()
+  if (!started.length) {
+    transfers.value = [...transfers.value, {
+      id: crypto.randomUUID(), peerId: to ?? '', peerName: to ? toName : '', name: file.name, size: file.size, bytes: 0,
+      direction: 'out', status: 'unsent', ts,
+    }]
+    return false
+  }
   transfers.value = [...transfers.value, ...started.map(({ peerId, meta }) => ({
     id: meta.id, peerId, peerName: peerName(peerId), name: meta.name, size: meta.size, bytes: 0,
-    direction: 'out' as const, status: 'active' as const,
+    direction: 'out' as const, status: 'active' as const, ts, toAll: to === null,
   }))]
   return true
 }

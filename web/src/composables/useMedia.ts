@@ -1,9 +1,18 @@
-// Local media: camera and mic, mute, camera off, switching cameras, screen sharing.
+// Local media: camera and mic (the chosen devices, with the chosen audio processing), mute, camera
+// off, switching cameras, screen sharing (a stream of its own next to the camera, with the
+// screen's audio where the browser offers it). Mute and camera-off chosen before joining carry
+// into the call.
 import { markRaw, ref, shallowRef } from 'vue'
+import { useSettings, type AudioProcessing } from './useSettings'
 
 export type MediaProblem = 'denied' | 'missing' | 'in-use' | 'insecure' | 'other' | null
+type Kind = 'audio' | 'video'
 
 const stream = shallowRef<MediaStream | null>(null)
+/** The shared screen (video, and audio when the browser gives it) while sharing. */
+const screen = shallowRef<MediaStream | null>(null)
+/** The camera and mic were switched off by leaving a call: they start again only when asked. */
+const stopped = ref(false)
 const micOn = ref(true)
 const camOn = ref(true)
 const sharing = ref(false)
@@ -12,10 +21,12 @@ const receiveOnly = ref(false)
 const facing = ref<'user' | 'environment'>('user')
 const canSwitch = ref(false)
 const canShare = typeof navigator !== 'undefined' && !!navigator.mediaDevices?.getDisplayMedia
-let cameraTrack: MediaStreamTrack | null = null
-let screenTrack: MediaStreamTrack | null = null
-/** Called with the new outgoing video track (screen, camera): the room swaps it into every sender. */
-let onVideoTrack: (track: MediaStreamTrack | null) => void = () => {}
+/** The devices to use ('' = the browser's default). */
+const chosen = ref<Record<Kind, string>>({ audio: '', video: '' })
+/** Called with a new outgoing camera or mic track (device switch): the room swaps it into every sender. */
+let onTrack: (kind: Kind, track: MediaStreamTrack) => void = () => {}
+/** Called when a screen share starts (its stream) or ends (null). */
+let onScreen: (screen: MediaStream | null) => void = () => {}
 let onStateChange: () => void = () => {}
 
 function classify(e: unknown): MediaProblem {
@@ -25,6 +36,15 @@ function classify(e: unknown): MediaProblem {
   if (name === 'NotReadableError' || name === 'AbortError') return 'in-use'
   return 'other'
 }
+
+function constraints(kind: Kind): MediaTrackConstraints {
+  const id = chosen.value[kind]
+  if (kind === 'video') return id ? { deviceId: { exact: id } } : { facingMode: facing.value }
+  const p: AudioProcessing = useSettings().audio.value
+  return { ...(id ? { deviceId: { exact: id } } : {}), echoCancellation: p.echoCancellation, noiseSuppression: p.noiseSuppression, autoGainControl: p.autoGainControl }
+}
+
+const track = (kind: Kind) => (kind === 'audio' ? stream.value?.getAudioTracks()[0] : stream.value?.getVideoTracks()[0]) ?? null
 
 let starting: Promise<void> | null = null
 
@@ -36,6 +56,7 @@ function start(): Promise<void> {
 
 async function startNow(): Promise<void> {
   if (stream.value) return
+  stopped.value = false
   if (!navigator.mediaDevices?.getUserMedia) {
     problem.value = window.isSecureContext ? 'missing' : 'insecure'
     return
@@ -43,13 +64,13 @@ async function startNow(): Promise<void> {
   problem.value = null
   let s: MediaStream | null = null
   try {
-    s = await navigator.mediaDevices.getUserMedia({ audio: true, video: { facingMode: facing.value } })
+    s = await navigator.mediaDevices.getUserMedia({ audio: constraints('audio'), video: constraints('video') })
   } catch (e) {
     problem.value = classify(e)
     // A missing or busy camera should not cost us the microphone (and vice versa).
-    for (const constraints of [{ audio: true }, { video: true }]) {
+    for (const c of [{ audio: constraints('audio') }, { video: constraints('video') }]) {
       try {
-        s = await navigator.mediaDevices.getUserMedia(constraints)
+        s = await navigator.mediaDevices.getUserMedia(c)
         break
       } catch {
         /* try the next */
@@ -58,87 +79,113 @@ async function startNow(): Promise<void> {
   }
   if (!s) return
   stream.value = markRaw(s)
-  cameraTrack = s.getVideoTracks()[0] ?? null
-  camOn.value = !!cameraTrack
-  micOn.value = s.getAudioTracks().length > 0
+  // What was chosen before (join muted, join without camera) stays chosen.
+  for (const t of s.getAudioTracks()) t.enabled = micOn.value
+  for (const t of s.getVideoTracks()) t.enabled = camOn.value
+  await refreshDevices()
+}
+
+/** The camera, mic and speaker lists (names only once access was granted). */
+const devices = shallowRef<MediaDeviceInfo[]>([])
+
+async function refreshDevices(): Promise<void> {
   try {
-    const devices = await navigator.mediaDevices.enumerateDevices()
-    canSwitch.value = devices.filter((d) => d.kind === 'videoinput').length > 1
+    devices.value = await navigator.mediaDevices.enumerateDevices()
   } catch {
-    canSwitch.value = false
+    devices.value = []
+  }
+  canSwitch.value = devices.value.filter((d) => d.kind === 'videoinput').length > 1
+}
+
+/** Stops camera, mic and any screen share (the camera light goes off). */
+function stop(): void {
+  for (const t of stream.value?.getTracks() ?? []) t.stop()
+  stopShare()
+  stream.value = null
+  stopped.value = true
+}
+
+/** What the others should show: a switched-off or missing track counts as off. */
+function state(): { mic: boolean; cam: boolean; sharing: boolean; screen?: string } {
+  const live = (t: MediaStreamTrack | null) => t?.readyState === 'live'
+  return {
+    mic: micOn.value && live(track('audio')),
+    cam: camOn.value && live(track('video')),
+    sharing: sharing.value,
+    screen: screen.value?.id,
   }
 }
 
-function stop(): void {
-  for (const t of stream.value?.getTracks() ?? []) t.stop()
-  screenTrack?.stop()
-  screenTrack = null
-  sharing.value = false
-  stream.value = null
-  cameraTrack = null
-}
-
+/** Mute and camera off work before joining too (they carry into the call). */
 function toggleMic(): void {
-  const tracks = stream.value?.getAudioTracks() ?? []
-  if (!tracks.length) return
   micOn.value = !micOn.value
-  for (const t of tracks) t.enabled = micOn.value
+  for (const t of stream.value?.getAudioTracks() ?? []) t.enabled = micOn.value
   onStateChange()
 }
 
 function toggleCam(): void {
-  if (!cameraTrack) return
   camOn.value = !camOn.value
-  cameraTrack.enabled = camOn.value
+  for (const t of stream.value?.getVideoTracks() ?? []) t.enabled = camOn.value
   onStateChange()
 }
 
-/** Swaps the camera track in the local stream for `next` and tells the room. */
-function swapVideo(next: MediaStreamTrack): void {
+/** Opens the chosen device (or the same one with new audio processing) and swaps it in. */
+async function reopen(kind: Kind): Promise<void> {
+  const old = track(kind)
   const s = stream.value
-  if (!s) return
-  for (const t of s.getVideoTracks()) s.removeTrack(t)
-  s.addTrack(next)
-  onVideoTrack(next)
-}
-
-/** Next camera: cycle through the video inputs by device id; fall back to flipping facingMode. */
-async function nextCameraConstraints(): Promise<MediaTrackConstraints> {
-  const cams = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'videoinput' && d.deviceId)
-  const current = cameraTrack?.getSettings().deviceId
-  if (cams.length > 1) {
-    const i = cams.findIndex((d) => d.deviceId === current)
-    return { deviceId: { exact: cams[(i + 1) % cams.length]!.deviceId } }
-  }
-  facing.value = facing.value === 'user' ? 'environment' : 'user'
-  return { facingMode: { ideal: facing.value } }
-}
-
-async function switchCamera(): Promise<void> {
-  if (!cameraTrack || sharing.value) return
+  if (!s || !old) return
+  // Phones often cannot open two cameras at once: release the old one first.
+  if (kind === 'video') old.stop()
   try {
-    const constraints = await nextCameraConstraints()
-    // Phones often cannot open two cameras at once: release the old one first.
-    cameraTrack.stop()
-    const s = await navigator.mediaDevices.getUserMedia({ video: constraints })
-    const next = s.getVideoTracks()[0]!
-    next.enabled = camOn.value
-    cameraTrack = next
-    swapVideo(next)
+    const got = await navigator.mediaDevices.getUserMedia({ [kind]: constraints(kind) })
+    const next = (kind === 'audio' ? got.getAudioTracks() : got.getVideoTracks())[0]
+    if (!next) return
+    next.enabled = kind === 'audio' ? micOn.value : camOn.value
+    old.stop()
+    s.removeTrack(old)
+    s.addTrack(next)
+    // A new MediaStream object makes the previews pick the new track up.
+    stream.value = markRaw(new MediaStream(s.getTracks()))
+    onTrack(kind, next)
   } catch (e) {
     problem.value = classify(e)
   }
 }
 
+/** Uses the given camera or microphone from now on (in the preview and in the call). */
+async function useDevice(kind: Kind, deviceId: string): Promise<void> {
+  chosen.value = { ...chosen.value, [kind]: deviceId }
+  await reopen(kind)
+}
+
+/** Next camera: cycle through the video inputs by device id; fall back to flipping facingMode. */
+async function switchCamera(): Promise<void> {
+  await refreshDevices()
+  const cams = devices.value.filter((d) => d.kind === 'videoinput' && d.deviceId)
+  const current = track('video')?.getSettings().deviceId
+  if (cams.length > 1) {
+    const i = cams.findIndex((d) => d.deviceId === current)
+    return useDevice('video', cams[(i + 1) % cams.length]!.deviceId)
+  }
+  facing.value = facing.value === 'user' ? 'environment' : 'user'
+  chosen.value = { ...chosen.value, video: '' }
+  return reopen('video')
+}
+
 async function toggleShare(): Promise<void> {
   if (sharing.value) return stopShare()
   try {
-    const s = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false })
-    screenTrack = s.getVideoTracks()[0] ?? null
-    if (!screenTrack) return
-    screenTrack.onended = () => stopShare()
+    // audio: true asks for the tab's (or, where allowed, the system's) sound; browsers that
+    // cannot capture it simply return video only. systemAudio is Chromium's hint, not yet in TS's types.
+    const options = { video: true, audio: true, systemAudio: 'include' } as DisplayMediaStreamOptions
+    const s = markRaw(await navigator.mediaDevices.getDisplayMedia(options))
+    const video = s.getVideoTracks()[0]
+    if (!video) return
+    // The browser's own "Stop sharing" ends the track.
+    video.onended = () => stopShare()
+    screen.value = s
     sharing.value = true
-    swapVideo(screenTrack)
+    onScreen(s)
     onStateChange()
   } catch {
     /* the person cancelled the picker */
@@ -148,9 +195,9 @@ async function toggleShare(): Promise<void> {
 function stopShare(): void {
   if (!sharing.value) return
   sharing.value = false
-  screenTrack?.stop()
-  screenTrack = null
-  if (cameraTrack) swapVideo(cameraTrack)
+  for (const t of screen.value?.getTracks() ?? []) t.stop()
+  screen.value = null
+  onScreen(null)
   onStateChange()
 }
 
@@ -163,16 +210,20 @@ function acceptProblem(): void {
 
 function joinWithoutMedia(): void {
   stop()
+  stopped.value = false
   receiveOnly.value = true
   problem.value = null
 }
 
 export function useMedia() {
   return {
-    stream, micOn, camOn, sharing, problem, receiveOnly, canSwitch, canShare,
-    start, stop, whenReady: () => starting ?? Promise.resolve(), toggleMic, toggleCam, switchCamera, toggleShare, joinWithoutMedia, acceptProblem,
-    hooks(h: { videoTrack: (t: MediaStreamTrack | null) => void; state: () => void }) {
-      onVideoTrack = h.videoTrack
+    stream, screen, micOn, camOn, sharing, problem, receiveOnly, stopped, canSwitch, canShare, devices, chosen,
+    start, stop, state, whenReady: () => starting ?? Promise.resolve(),
+    toggleMic, toggleCam, switchCamera, useDevice, reopenMic: () => reopen('audio'), refreshDevices,
+    toggleShare, joinWithoutMedia, acceptProblem,
+    hooks(h: { track: (kind: Kind, t: MediaStreamTrack) => void; screen: (s: MediaStream | null) => void; state: () => void }) {
+      onTrack = h.track
+      onScreen = h.screen
       onStateChange = h.state
     },
   }

@@ -1,31 +1,47 @@
 // useRoom: reactive view of the signalling connection and the mesh of peers, shared by the whole app.
-import { computed, markRaw, ref, shallowRef } from 'vue'
+// A person is "in the room" from the server's `joined` on, never before: joining while the server is
+// unreachable stays on the entry screen and says so, instead of showing an empty call.
+import { computed, effectScope, markRaw, ref, shallowRef, watch } from 'vue'
 import { SignalClient, type SignalState } from '../signal/client'
 import { signalUrl } from '../signal/messages'
 import { Mesh } from '../rtc/mesh'
+import type { LinkStats, Quality } from '../rtc/stats'
 import { useMedia } from './useMedia'
 import { useSettings } from './useSettings'
 
 export interface RemoteView {
   id: string
   name: string
+  /** Camera and mic. */
   stream: MediaStream | null
+  /** The shared screen, while the member shares one. */
+  screen: MediaStream | null
   mic: boolean
   cam: boolean
   sharing: boolean
+  hand: boolean
   connection: RTCPeerConnectionState
+  stats: LinkStats | null
+  quality: Quality
 }
 
 export type RoomError = { kind: 'full' | 'server'; type: string; text: string } | null
 
 const signalState = ref<SignalState>('idle')
 const attempt = ref(0)
+/** The server refused the connection (too-many-connections); when the next try is due. */
+const refused = ref(false)
+const retryAt = ref(0)
 const room = ref('')
 const selfId = ref('')
 const joined = ref(false)
 const inRoom = ref(false)
+/** Join clicked, `joined` not yet received. */
+const joining = ref(false)
 const remotes = shallowRef<RemoteView[]>([])
 const error = shallowRef<RoomError>(null)
+/** My own raised hand. */
+const hand = ref(false)
 let client: SignalClient | null = null
 let mesh: Mesh | null = null
 
@@ -35,12 +51,19 @@ function refresh(): void {
     id: r.id,
     name: r.name,
     stream: r.stream ? markRaw(r.stream) : null,
+    screen: r.screen ? markRaw(r.screen) : null,
     mic: r.mic,
     cam: r.cam,
     sharing: r.sharing,
+    hand: r.hand,
     connection: r.connection,
+    stats: r.stats,
+    quality: r.quality,
   }))
 }
+
+/** Errors after which the person is not in the room (any more). */
+const REFUSED_LOGIN = new Set(['full', 'server-full'])
 
 function ensureClient(): { client: SignalClient; mesh: Mesh } {
   if (client && mesh) return { client, mesh }
@@ -51,41 +74,62 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   c.on('state', (s) => {
     signalState.value = s.state
     attempt.value = s.attempt
+    if (s.state === 'reconnecting') {
+      refused.value = s.refused === true
+      retryAt.value = Date.now() + (s.retryInMs ?? 0)
+    } else if (s.state === 'open' && !s.refused) {
+      refused.value = false
+    }
     if (s.state !== 'open') joined.value = false
   })
   let errorTimer: ReturnType<typeof setTimeout> | null = null
   c.on('error', (e) => {
+    // Said by the reconnect notice (with the wait), not as a passing error.
+    if (e.errorType === 'too-many-connections') return
     const err: RoomError = { kind: e.errorType === 'full' ? 'full' : 'server', type: e.errorType, text: e.errorText }
     error.value = err
     if (errorTimer) clearTimeout(errorTimer)
     // A refused login stays until dismissed; anything else (a dropped relay) fades after a while.
-    if (e.errorType !== 'full' && e.errorType !== 'server-full') {
+    if (!REFUSED_LOGIN.has(e.errorType)) {
       errorTimer = setTimeout(() => {
         if (error.value === err) error.value = null
       }, 8000)
-    }
-    if (e.errorType === 'full' || e.errorType === 'server-full') {
+    } else {
       c.forgetRoom()
+      joining.value = false
       inRoom.value = false
     }
   })
   const m = new Mesh(c, {
     getStream: () => media.stream.value,
+    getScreen: () => media.screen.value,
     relayOnly: () => settings.relay.value,
-    getState: () => ({ mic: media.micOn.value, cam: media.camOn.value, sharing: media.sharing.value }),
+    getState: () => ({ ...media.state(), hand: hand.value }),
   })
   mesh = m
   m.on('joined', (info) => {
+    if (!joining.value && !inRoom.value) {
+      // The person cancelled while the login was on its way.
+      c.logout()
+      return
+    }
     joined.value = true
+    joining.value = false
+    inRoom.value = true
     selfId.value = info.sessionId
     error.value = null
   })
   m.on('members', refresh)
   m.on('remote', refresh)
   media.hooks({
-    videoTrack: (t) => void m.replaceVideoTrack(t).catch((e) => console.warn('peerbox: replaceTrack', e)),
+    track: (kind, t) => void m.replaceTrack(kind, t).catch((e) => console.warn('peerbox: replaceTrack', e)),
+    screen: (s) => void m.setScreen(s).catch((e) => console.warn('peerbox: screen', e)),
     state: () => m.broadcastState(),
   })
+  // Ticking "always relay" mid-call moves every connection at once (new policy + ICE restart).
+  // A detached scope: the first caller is a component (the entry screen), and a watcher made in
+  // its hooks would stop when it unmounts, i.e. exactly when the call starts.
+  effectScope(true).run(() => watch(settings.relay, (relay) => m.setRelayOnly(relay)))
   window.addEventListener('online', () => {
     m.restartIce()
     c.reconnectNow()
@@ -97,9 +141,16 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
 function join(roomId: string, username: string): void {
   const { client: c } = ensureClient()
   room.value = roomId
-  inRoom.value = true
+  joining.value = true
   error.value = null
   c.login(roomId, username.trim().slice(0, 64) || 'guest')
+}
+
+/** Gives up a join that the server has not answered yet. */
+function cancelJoin(): void {
+  if (!joining.value) return
+  joining.value = false
+  client?.forgetRoom()
 }
 
 function leave(): void {
@@ -107,8 +158,12 @@ function leave(): void {
   client.logout()
   mesh.reset()
   inRoom.value = false
+  joining.value = false
   joined.value = false
+  hand.value = false
   remotes.value = []
+  // The camera light goes off with the call; the entry screen restarts the preview only on request.
+  useMedia().stop()
 }
 
 /** A fresh UUID v4 that the server says is not in use. */
@@ -118,11 +173,16 @@ async function randomRoom(): Promise<string> {
 
 export function useRoom() {
   return {
-    signalState, attempt, room, selfId, joined, inRoom, remotes, error,
+    signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error, hand,
+    toggleHand: () => {
+      hand.value = !hand.value
+      mesh?.broadcastState()
+    },
     memberCount: computed(() => remotes.value.length + 1),
-    join, leave, randomRoom,
+    join, cancelJoin, leave, randomRoom,
     connect: () => void ensureClient(),
     mesh: () => ensureClient().mesh,
+    client: () => ensureClient().client,
     clearError: () => (error.value = null),
   }
 }

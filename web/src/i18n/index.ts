@@ -4,21 +4,13 @@ import { watch } from 'vue'
 import en from './locales/en.json'
 import ko from './locales/ko.json'
 import { useSettings } from '../composables/useSettings'
+import { pickLocale } from './pick'
 
 export const LOCALES = [
   { code: 'en', label: 'English' },
   { code: 'ko', label: '한국어' },
 ] as const
-export type Locale = (typeof LOCALES)[number]['code']
-
-export function pickLocale(saved: string, languages: readonly string[]): Locale {
-  if (saved === 'en' || saved === 'ko') return saved
-  for (const l of languages) {
-    const base = l.toLowerCase().split('-')[0]
-    if (base === 'ko' || base === 'en') return base
-  }
-  return 'en'
-}
+export { pickLocale, type Locale } from './pick'
 
 export function setupI18n() {
   const settings = useSettings()
@@ -29,8 +21,12 @@ export function setupI18n() {
     fallbackLocale: 'en',
     messages: { en, ko },
   })
+  // The page's language, and the install manifest in that language (the app's name and
+  // description as the phone's home screen shows them).
   const apply = (l: string) => {
     document.documentElement.lang = l
+    const link = document.querySelector<HTMLLinkElement>('link[rel="manifest"]')
+    if (link) link.href = l === 'ko' ? '/manifest.ko.webmanifest' : '/manifest.webmanifest'
   }
   apply(initial)
   watch(settings.locale, (l) => {

@@ -15,8 +15,12 @@ export interface StateMessage {
   id: string
   mic: boolean
   cam: boolean
-  /** Sending a screen instead of the camera; absent from older clients (= false). */
+  /** Sharing a screen; absent from older clients (= false). */
   sharing?: boolean
+  /** The id of the stream that carries the screen (the camera comes in another one). */
+  screen?: string
+  /** A raised hand; absent from older clients (= false). */
+  hand?: boolean
   ts: number
 }
 
@@ -107,7 +111,10 @@ export class ChatLink {
       const ts = Number(msg.ts) || 0
       if (ts < this.lastStateTs) return // an older state resent after a newer one
       this.lastStateTs = ts
-      this.handlers.onState({ kind: 'state', id: msg.id, mic: msg.mic !== false, cam: msg.cam !== false, sharing: msg.sharing === true, ts })
+      this.handlers.onState({
+        kind: 'state', id: msg.id, mic: msg.mic !== false, cam: msg.cam !== false, sharing: msg.sharing === true,
+        screen: typeof msg.screen === 'string' ? msg.screen : undefined, hand: msg.hand === true, ts,
+      })
     }
   }
 

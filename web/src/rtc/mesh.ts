@@ -5,6 +5,7 @@ import type { JoinedInfo } from '../signal/messages'
 import { ChatLink, type ChannelLike, type ChatMessage, type StateMessage } from './chat'
 import { FileLink, type FileChannelLike, type FileMeta } from './files'
 import { PeerLink } from './peerLink'
+import { qualityOf, summarize, type LinkStats, type Quality, type StatEntry } from './stats'
 
 export interface Remote {
   id: string
@@ -12,16 +13,29 @@ export interface Remote {
   link: PeerLink | null
   chat: ChatLink | null
   files: FileLink | null
+  /** The camera (and mic) stream; null until a track arrives. */
   stream: MediaStream | null
+  /** The shared screen's stream while the member shares, next to the camera. */
+  screen: MediaStream | null
+  /** The stream id the member's state names as its screen. */
+  screenId: string
   mic: boolean
   cam: boolean
   sharing: boolean
+  hand: boolean
   connection: RTCPeerConnectionState
+  /** The last getStats() summary of the link, and the quality read from it. */
+  stats: LinkStats | null
+  quality: Quality
 }
 
 export type MeshEvents = {
   /** Members were added or removed. */
   members: void
+  /** Someone came in or went away (not sent for the members already there when we join). */
+  presence: { id: string; name: string; joined: boolean }
+  /** Someone raised their hand. */
+  hand: { id: string; name: string }
   /** Something about one member changed (stream, state badges, connection). */
   remote: string
   chat: ChatMessage
@@ -34,8 +48,12 @@ export type MeshEvents = {
 
 export interface MeshOptions {
   getStream: () => MediaStream | null
+  /** The screen being shared, if any (sent as a stream of its own). */
+  getScreen?: () => MediaStream | null
   relayOnly: () => boolean
-  getState: () => { mic: boolean; cam: boolean; sharing?: boolean }
+  getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string; hand?: boolean }
+  /** How often to read each link's statistics (0: never). */
+  statsEveryMs?: number
   /** Tests pass a fake; browsers use RTCPeerConnection. */
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
 }
@@ -45,27 +63,44 @@ const newId = () => crypto.randomUUID()
 export class Mesh extends Emitter<MeshEvents> {
   readonly remotes = new Map<string, Remote>()
   selfId = ''
-  private iceServers: RTCIceServer[] = []
+  /** The ICE servers (with TURN credentials) from the last `joined`. */
+  iceServers: RTCIceServer[] = []
   private outbox = new Map<string, ChatMessage[]>()
   private offs: (() => void)[] = []
+  private statsTimer: ReturnType<typeof setInterval> | null = null
 
   constructor(private readonly signal: SignalClient, private readonly opts: MeshOptions) {
     super()
+    const every = opts.statsEveryMs ?? 2000
+    if (every > 0) this.statsTimer = setInterval(() => void this.readStats(), every)
     this.offs = [
       signal.on('joined', (info) => this.onJoined(info)),
       signal.on('login', (m) => {
+        const known = this.remotes.has(m.from)
         this.addMember(m.from, m.username)
         this.connect(m.from).start()
+        if (!known) this.emit('presence', { id: m.from, name: m.username, joined: true })
       }),
       signal.on('offer', (m) => {
         if (!this.remotes.has(m.from)) this.addMember(m.from, m.username ?? '')
+        const r = this.remotes.get(m.from)!
+        if (m.fresh && r.link) {
+          // Both sides replaced their link at the same moment: the impolite side's offer wins.
+          if (r.link.awaitingFirstAnswer && !r.link.polite) return
+          this.dropLink(r)
+        }
         void this.connect(m.from).handleDescription(m.description).catch((e) => console.warn('peerbox: offer', e))
       }),
       signal.on('answer', (m) => {
         void this.remotes.get(m.from)?.link?.handleDescription(m.description).catch((e) => console.warn('peerbox: answer', e))
       }),
       signal.on('candidate', (m) => void this.remotes.get(m.from)?.link?.handleCandidate(m.candidate)),
-      signal.on('logout', (m) => this.removeMember(m.from)),
+      signal.on('logout', (m) => {
+        const r = this.remotes.get(m.from)
+        if (!r) return
+        this.removeMember(m.from)
+        this.emit('presence', { id: m.from, name: r.name || m.username, joined: false })
+      }),
     ]
   }
 
@@ -86,13 +121,17 @@ export class Mesh extends Emitter<MeshEvents> {
       return
     }
     this.remotes.set(id, {
-      id, name, link: null, chat: null, files: null, stream: null, mic: true, cam: true, sharing: false, connection: 'new',
+      id, name, link: null, chat: null, files: null, stream: null, screen: null, screenId: '',
+      mic: true, cam: true, sharing: false, hand: false, connection: 'new', stats: null, quality: 'unknown',
     })
     if (notify) this.emit('members', undefined)
   }
 
-  /** Returns the member's PeerLink, creating it (with its chat and file links) when missing. */
-  private connect(id: string): PeerLink {
+  /**
+   * Returns the member's PeerLink, creating it (with its chat and file links) when missing.
+   * `fresh`: it replaces a link that was running, and its first offer says so.
+   */
+  private connect(id: string, fresh = false): PeerLink {
     const r = this.remotes.get(id)!
     if (r.link) return r.link
     const link = new PeerLink({
@@ -107,14 +146,16 @@ export class Mesh extends Emitter<MeshEvents> {
         bundlePolicy: 'max-bundle',
       },
       stream: this.opts.getStream(),
+      screen: this.opts.getScreen?.() ?? null,
+      fresh,
       createPeerConnection: this.opts.createPeerConnection,
       signals: {
-        offer: (d) => this.signal.sendOffer(id, d),
+        offer: (d, fresh) => this.signal.sendOffer(id, d, fresh),
         answer: (d) => this.signal.sendAnswer(id, d),
         candidate: (c) => this.signal.sendCandidate(id, c),
       },
-      onTrack: (stream) => {
-        r.stream = stream
+      onTrack: () => {
+        this.sortStreams(r)
         this.emit('remote', id)
       },
       onConnectionState: (state) => {
@@ -129,6 +170,10 @@ export class Mesh extends Emitter<MeshEvents> {
         r.mic = s.mic
         r.cam = s.cam
         r.sharing = s.sharing === true
+        r.screenId = s.screen ?? ''
+        if (s.hand && !r.hand) this.emit('hand', { id, name: r.name })
+        r.hand = s.hand === true
+        this.sortStreams(r)
         this.emit('remote', id)
       },
     })
@@ -143,6 +188,26 @@ export class Mesh extends Emitter<MeshEvents> {
     r.chat.send(this.stateMessage())
     this.emit('remote', id)
     return link
+  }
+
+  /**
+   * Closes the member's link, keeping the member. Chat messages not yet acknowledged go out again
+   * on the next link; a file transfer under way fails (its channel closes).
+   */
+  private dropLink(r: Remote): void {
+    const unacked = [...(r.chat?.pending.values() ?? [])].filter((m): m is ChatMessage => m.kind === 'chat')
+    r.chat?.close()
+    r.link?.close()
+    r.link = r.chat = r.files = null
+    r.stream = r.screen = null
+    if (unacked.length) this.outbox.set(r.id, [...unacked, ...(this.outbox.get(r.id) ?? [])])
+  }
+
+  /** Which of the member's streams is the camera and which the screen, by what its state says. */
+  private sortStreams(r: Remote): void {
+    const streams = r.link?.remoteStreams ?? new Map<string, MediaStream>()
+    r.stream = [...streams].find(([sid]) => !r.screenId || sid !== r.screenId)?.[1] ?? null
+    r.screen = r.sharing && r.screenId ? streams.get(r.screenId) ?? null : null
   }
 
   private removeMember(id: string, notify = true): void {
@@ -179,7 +244,31 @@ export class Mesh extends Emitter<MeshEvents> {
     for (const r of this.remotes.values()) r.chat?.send({ ...msg, id: newId() })
   }
 
-  /** Starts one transfer per target; returns [peerId, meta] for each. */
+  /** Starts or ends sending a shared screen to everyone (new members get it when they connect). */
+  async setScreen(screen: MediaStream | null): Promise<void> {
+    await Promise.all([...this.remotes.values()].map((r) => r.link?.setScreen(screen)))
+  }
+
+  /**
+   * Applies the always-relay setting to the running call at once (new links read relayOnly()).
+   * To relay: every link is replaced by a new one (Chromium keeps a direct path it has through an
+   * ICE restart, so only a new connection hides this device's address); the first offer is marked
+   * `fresh` so the other side replaces its end too. Back to direct: an ICE restart is enough.
+   */
+  setRelayOnly(relay: boolean): void {
+    for (const r of [...this.remotes.values()]) {
+      if (!r.link) continue
+      if (!relay) {
+        r.link.setRelayOnly(false)
+        continue
+      }
+      this.dropLink(r)
+      this.connect(r.id, true).start()
+      this.emit('remote', r.id)
+    }
+  }
+
+  /** Starts one transfer per target; returns [peerId, meta] for each (empty: nobody to send to). */
   sendFile(file: File, to: string | null): { peerId: string; meta: FileMeta }[] {
     const out: { peerId: string; meta: FileMeta }[] = []
     for (const r of this.remotes.values()) {
@@ -195,8 +284,8 @@ export class Mesh extends Emitter<MeshEvents> {
     this.remotes.get(peerId)?.files?.cancel(id)
   }
 
-  async replaceVideoTrack(track: MediaStreamTrack | null): Promise<void> {
-    await Promise.all([...this.remotes.values()].map((r) => r.link?.replaceVideoTrack(track)))
+  async replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack | null): Promise<void> {
+    await Promise.all([...this.remotes.values()].map((r) => r.link?.replaceTrack(kind, track)))
   }
 
   restartIce(): void {
@@ -209,8 +298,25 @@ export class Mesh extends Emitter<MeshEvents> {
     this.emit('members', undefined)
   }
 
+  /** Reads every link's statistics (getStats), for the quality indicator and the stats panel. */
+  async readStats(): Promise<void> {
+    await Promise.all([...this.remotes.values()].map(async (r) => {
+      const pc = r.link?.pc
+      if (!pc || typeof pc.getStats !== 'function' || pc.connectionState === 'closed') return
+      try {
+        const report = await pc.getStats()
+        r.stats = summarize([...report.values()] as StatEntry[], r.stats, performance.now())
+        r.quality = qualityOf(r.stats)
+        this.emit('remote', r.id)
+      } catch {
+        /* closed meanwhile */
+      }
+    }))
+  }
+
   /** Closes every link and stops listening to the signalling client. */
   dispose(): void {
+    if (this.statsTimer) clearInterval(this.statsTimer)
     for (const id of [...this.remotes.keys()]) this.removeMember(id, false)
     for (const off of this.offs) off()
     this.clear()

@@ -1,8 +1,10 @@
-// PeerLink: one RTCPeerConnection to one remote member, with perfect negotiation, trickle ICE and ICE restart.
+// PeerLink: one RTCPeerConnection to one remote member, with perfect negotiation, trickle ICE, ICE
+// restart, a second outgoing stream for a shared screen, and a relay policy switch mid-call.
 import type { SessionDescription } from '../signal/messages'
 
 export interface PeerSignals {
-  offer(description: SessionDescription): void
+  /** `fresh` is true on the first offer of a link that replaces another (see PeerLinkOptions.fresh). */
+  offer(description: SessionDescription, fresh?: boolean): void
   answer(description: SessionDescription): void
   candidate(candidate: RTCIceCandidateInit | null): void
 }
@@ -14,10 +16,15 @@ export interface PeerLinkOptions {
   signals: PeerSignals
   /** Local camera/mic; null or empty means receive-only. */
   stream: MediaStream | null
+  /** The screen being shared when the link starts (its tracks go out as a stream of their own). */
+  screen?: MediaStream | null
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
+  /** This link replaces a running one to the same member: its first offer says so. */
+  fresh?: boolean
   /** How long `disconnected` may last before an ICE restart. */
   disconnectedGraceMs?: number
-  onTrack?: (stream: MediaStream) => void
+  /** A remote track arrived; the remote side's streams (camera, screen) stay apart, keyed by their id. */
+  onTrack?: (streamId: string, stream: MediaStream) => void
   onConnectionState?: (state: RTCPeerConnectionState) => void
 }
 
@@ -26,13 +33,16 @@ export class PeerLink {
   readonly polite: boolean
   readonly chatChannel: RTCDataChannel
   readonly fileChannel: RTCDataChannel
-  readonly remoteStream: MediaStream | null
+  /** What the other side sends, by its stream id (its msid): the camera, and a screen while it shares. */
+  readonly remoteStreams = new Map<string, MediaStream>()
   makingOffer = false
   ignoreOffer = false
   isSettingRemoteAnswerPending = false
   private pendingCandidates: RTCIceCandidateInit[] = []
   private mediaAttached = false
-  private videoSender: RTCRtpSender | null = null
+  private cameraSenders = new Map<string, RTCRtpSender>()
+  /** Senders of the shared screen, kept after the share ends so the next share needs no renegotiation. */
+  private screenSenders = new Map<string, RTCRtpSender>()
   private disconnectTimer: ReturnType<typeof setTimeout> | null = null
   private closed = false
 
@@ -41,7 +51,6 @@ export class PeerLink {
     this.polite = opts.selfId > opts.remoteId
     const create = opts.createPeerConnection ?? ((c) => new RTCPeerConnection(c))
     this.pc = create(opts.config)
-    this.remoteStream = typeof MediaStream === 'undefined' ? null : new MediaStream()
     // Negotiated channels exist on both sides at once, so no ondatachannel race.
     this.chatChannel = this.pc.createDataChannel('chat', { negotiated: true, id: 0 })
     this.fileChannel = this.pc.createDataChannel('file', { negotiated: true, id: 1 })
@@ -62,7 +71,10 @@ export class PeerLink {
         this.makingOffer = true
         await pc.setLocalDescription()
         const d = pc.localDescription
-        if (d && d.type === 'offer' && !this.closed) this.opts.signals.offer({ type: d.type, sdp: d.sdp })
+        if (d && d.type === 'offer' && !this.closed) {
+          this.opts.signals.offer({ type: d.type, sdp: d.sdp }, this.opts.fresh === true)
+          this.opts.fresh = false
+        }
       } catch (e) {
         console.warn('peerbox: negotiation failed', e)
       } finally {
@@ -73,9 +85,13 @@ export class PeerLink {
       if (!this.closed) this.opts.signals.candidate(candidate ? candidate.toJSON() : null)
     }
     pc.ontrack = (ev) => {
-      const stream = this.remoteStream
-      if (stream && !stream.getTracks().includes(ev.track)) stream.addTrack(ev.track)
-      if (stream) this.opts.onTrack?.(stream)
+      if (typeof MediaStream === 'undefined') return
+      // A track sent without a stream (the seed's client does not) counts as the camera.
+      const id = ev.streams?.[0]?.id ?? ''
+      let stream = this.remoteStreams.get(id)
+      if (!stream) this.remoteStreams.set(id, (stream = new MediaStream()))
+      if (!stream.getTracks().includes(ev.track)) stream.addTrack(ev.track)
+      this.opts.onTrack?.(id, stream)
     }
     pc.oniceconnectionstatechange = () => this.onIceState(pc.iceConnectionState)
     pc.onconnectionstatechange = () => this.opts.onConnectionState?.(pc.connectionState)
@@ -89,13 +105,52 @@ export class PeerLink {
     const tracks = stream ? stream.getTracks() : []
     for (const track of tracks) {
       const sender = this.pc.addTrack(track, stream!)
-      if (track.kind === 'video') this.videoSender = sender
+      this.cameraSenders.set(track.kind, sender)
     }
     const kinds = new Set(tracks.map((t) => t.kind))
     const existing = this.pc.getTransceivers().map((t) => t.receiver.track?.kind)
     for (const kind of ['audio', 'video'] as const) {
       if (!kinds.has(kind) && !existing.includes(kind)) this.pc.addTransceiver(kind, { direction: 'recvonly' })
     }
+    if (this.opts.screen) this.addScreenTracks(this.opts.screen)
+  }
+
+  private addScreenTracks(screen: MediaStream): void {
+    for (const track of screen.getTracks()) {
+      if (!this.screenSenders.has(track.kind)) this.screenSenders.set(track.kind, this.pc.addTrack(track, screen))
+    }
+  }
+
+  /**
+   * Starts (a stream) or ends (null) sending a shared screen next to the camera. The first share
+   * adds its tracks (one renegotiation); later shares and the end of one swap tracks in the same
+   * senders. Before media is attached, the screen waits for attachMedia.
+   */
+  async setScreen(screen: MediaStream | null): Promise<void> {
+    this.opts.screen = screen
+    if (!this.mediaAttached || this.closed) return
+    const tracks = new Map(screen ? screen.getTracks().map((t) => [t.kind, t]) : [])
+    for (const [kind, sender] of this.screenSenders) await sender.replaceTrack(tracks.get(kind) ?? null)
+    if (screen) this.addScreenTracks(screen)
+  }
+
+  /** A fresh link that has not had its first answer yet (glare between two replacements). */
+  get awaitingFirstAnswer(): boolean {
+    return !this.pc.remoteDescription && this.pc.signalingState === 'have-local-offer'
+  }
+
+  /**
+   * Relay no longer required: the wider policy and an ICE restart bring a direct path back at once.
+   * (The other way needs a new connection: Chromium keeps using the host port it already has
+   * through an ICE restart, so Mesh replaces the link instead.)
+   */
+  setRelayOnly(relay: boolean): void {
+    if (this.closed) return
+    const policy: RTCIceTransportPolicy = relay ? 'relay' : 'all'
+    const config = this.pc.getConfiguration()
+    if (config.iceTransportPolicy === policy) return
+    this.pc.setConfiguration({ ...config, iceTransportPolicy: policy })
+    this.restartIce()
   }
 
   /** Perfect negotiation: https://w3c.github.io/webrtc-pc/#perfect-negotiation-example */
@@ -165,9 +220,9 @@ export class PeerLink {
     this.pc.restartIce()
   }
 
-  /** Screen share and camera switch: swap the outgoing video without renegotiating. */
-  async replaceVideoTrack(track: MediaStreamTrack | null): Promise<void> {
-    if (this.videoSender) await this.videoSender.replaceTrack(track)
+  /** Another camera or microphone: swap the outgoing track without renegotiating. */
+  async replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack | null): Promise<void> {
+    await this.cameraSenders.get(kind)?.replaceTrack(track)
   }
 
   private clearDisconnectTimer(): void {

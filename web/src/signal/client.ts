@@ -1,4 +1,5 @@
-// SignalClient: one WebSocket to the peerbox server, reconnecting with backoff and rejoining with resume.
+// SignalClient: one WebSocket to the peerbox server, reconnecting with backoff and rejoining with
+// resume; a server that refuses the connection (too-many-connections) is left alone for longer.
 import { backoffDelay } from './backoff'
 import { Emitter } from './emitter'
 import {
@@ -9,8 +10,24 @@ export type SignalState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'clo
 
 type Of<T extends IncomingMessage['type']> = Extract<IncomingMessage, { type: T }>
 
+export interface StateEvent {
+  state: SignalState
+  attempt: number
+  /** While reconnecting: the wait before the next attempt. */
+  retryInMs?: number
+  /** The server refused the last connection (too-many-connections): waits are longer, and say why. */
+  refused?: boolean
+}
+
+/** Why `iceServers()` gave up. */
+export class IceServersError extends Error {
+  constructor(readonly reason: 'rate-limited' | 'unsupported' | 'timeout') {
+    super(`iceServers: ${reason}`)
+  }
+}
+
 export type SignalEvents = {
-  state: { state: SignalState; attempt: number }
+  state: StateEvent
   joined: JoinedInfo
   login: Of<'login'>
   logout: Of<'logout'>
@@ -19,6 +36,7 @@ export type SignalEvents = {
   candidate: Of<'candidate'>
   error: Of<'error'>
   randomCheckResult: Of<'randomCheckResult'>
+  iceServers: Of<'iceServers'>
 }
 
 export interface SignalOptions {
@@ -27,6 +45,9 @@ export interface SignalOptions {
   baseDelayMs?: number
   maxDelayMs?: number
   random?: () => number
+  /** First wait after a refusal (too-many-connections); doubles up to maxRefusedDelayMs. */
+  refusedDelayMs?: number
+  maxRefusedDelayMs?: number
 }
 
 export class SignalClient extends Emitter<SignalEvents> {
@@ -38,6 +59,9 @@ export class SignalClient extends Emitter<SignalEvents> {
   private queue: OutgoingMessage[] = []
   private wanted: { room: string; username: string } | null = null
   private resume: { sessionId: string; token: string } | null = null
+  /** Refusals in a row; the socket that got one closes into a longer wait. */
+  private refusals = 0
+  private refusedSocket: WebSocket | null = null
   private readonly opts: Required<SignalOptions>
 
   constructor(opts: SignalOptions) {
@@ -47,6 +71,8 @@ export class SignalClient extends Emitter<SignalEvents> {
       baseDelayMs: 500,
       maxDelayMs: 15000,
       random: Math.random,
+      refusedDelayMs: 4000,
+      maxRefusedDelayMs: 60000,
       ...opts,
     }
   }
@@ -111,6 +137,30 @@ export class SignalClient extends Emitter<SignalEvents> {
     })
   }
 
+  /**
+   * Fresh ICE servers (TURN credentials) without joining a room, for the connection check: the
+   * `iceServers` request. An old server answers `bad-request` (unsupported); waits at most `timeoutMs`
+   * (the request is queued until the socket opens).
+   */
+  iceServers(timeoutMs = 8000): Promise<RTCIceServer[]> {
+    return new Promise((resolve, reject) => {
+      const done = (f: () => void) => {
+        clearTimeout(timer)
+        offOk()
+        offErr()
+        f()
+      }
+      const timer = setTimeout(() => done(() => reject(new IceServersError('timeout'))), timeoutMs)
+      const offOk = this.on('iceServers', (m) => done(() => resolve(m.iceServers)))
+      // Errors carry no request id: while this request is out, bad-request can only be its answer.
+      const offErr = this.on('error', (e) => {
+        if (e.errorType === 'rate-limited') done(() => reject(new IceServersError('rate-limited')))
+        else if (e.errorType === 'bad-request') done(() => reject(new IceServersError('unsupported')))
+      })
+      this.send({ type: 'iceServers' }, true)
+    })
+  }
+
   login(room: string, username: string): void {
     this.wanted = { room, username }
     this.sendLogin()
@@ -129,8 +179,10 @@ export class SignalClient extends Emitter<SignalEvents> {
     this.send({ type: 'logout' })
   }
 
-  sendOffer(to: string, description: SessionDescription): void {
-    this.send({ type: 'offer', to, data: description, username: this.wanted?.username ?? '' })
+  /** `fresh`: the first offer of a new peer connection that replaces a running one (see Mesh). */
+  sendOffer(to: string, description: SessionDescription, fresh = false): void {
+    const username = this.wanted?.username ?? ''
+    this.send({ type: 'offer', to, data: description, username, ...(fresh ? { fresh: true as const } : {}) })
   }
 
   sendAnswer(to: string, description: SessionDescription): void {
@@ -159,7 +211,7 @@ export class SignalClient extends Emitter<SignalEvents> {
 
   private onOpen(): void {
     this.attempt = 0
-    this.setState('open')
+    this.setState('open', { refused: this.refusals > 0 })
     const queued = this.queue
     this.queue = []
     for (const m of queued) this.send(m)
@@ -169,6 +221,12 @@ export class SignalClient extends Emitter<SignalEvents> {
   private onText(text: string): void {
     const msg = parseMessage(text)
     if (!msg) return
+    if (msg.type === 'error' && msg.errorType === 'too-many-connections') {
+      this.refusals += 1
+      this.refusedSocket = this.ws
+    } else if (msg.type !== 'error') {
+      this.refusals = 0
+    }
     if (msg.type === 'joined') {
       const { type: _t, ...info } = msg
       void _t
@@ -186,10 +244,15 @@ export class SignalClient extends Emitter<SignalEvents> {
     this.ws = null
     if (this.state === 'closed') return
     this.attempt += 1
-    this.setState('reconnecting')
-    const delay = backoffDelay(this.attempt, {
-      baseMs: this.opts.baseDelayMs, maxMs: this.opts.maxDelayMs, random: this.opts.random,
-    })
+    // A refused socket opened fine, so attempt alone would restart at the shortest wait each time
+    // (19 reconnects in 7 s): count refusals on their own, with a longer base.
+    const refused = ws === this.refusedSocket
+    this.refusedSocket = null
+    if (!refused) this.refusals = 0
+    const delay = refused
+      ? backoffDelay(this.refusals, { baseMs: this.opts.refusedDelayMs, maxMs: this.opts.maxRefusedDelayMs, random: this.opts.random })
+      : backoffDelay(this.attempt, { baseMs: this.opts.baseDelayMs, maxMs: this.opts.maxDelayMs, random: this.opts.random })
+    this.setState('reconnecting', { retryInMs: delay, refused })
     this.clearTimer()
     this.timer = setTimeout(() => {
       this.timer = null
@@ -202,8 +265,8 @@ export class SignalClient extends Emitter<SignalEvents> {
     this.timer = null
   }
 
-  private setState(state: SignalState): void {
+  private setState(state: SignalState, extra: Omit<StateEvent, 'state' | 'attempt'> = {}): void {
     this.state = state
-    this.emit('state', { state, attempt: this.attempt })
+    this.emit('state', { state, attempt: this.attempt, ...extra })
   }
 }

@@ -16,10 +16,12 @@ export type SessionDescription = { type: RTCSdpType; sdp: string }
 export type OutgoingMessage =
   | { type: 'randomCheck'; data: string }
   | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo } }
-  | { type: 'offer'; to: string; data: SessionDescription; username: string }
+  // `fresh` is a relayed field the server passes on untouched (not part of the seed's protocol).
+  | { type: 'offer'; to: string; data: SessionDescription; username: string; fresh?: true }
   | { type: 'answer'; to: string; data: SessionDescription }
   | { type: 'candidate'; to: string; data: RTCIceCandidateInit | null }
   | { type: 'logout' }
+  | { type: 'iceServers' }
 
 export interface JoinedInfo {
   sessionId: string
@@ -35,10 +37,11 @@ export type IncomingMessage =
   | ({ type: 'joined' } & JoinedInfo)
   | { type: 'login'; from: string; username: string; room: string }
   | { type: 'logout'; from: string; username: string }
-  | { type: 'offer'; from: string; description: SessionDescription; username?: string }
+  | { type: 'offer'; from: string; description: SessionDescription; username?: string; fresh?: boolean }
   | { type: 'answer'; from: string; description: SessionDescription }
   | { type: 'candidate'; from: string; candidate: RTCIceCandidateInit | null }
   | { type: 'error'; errorType: string; errorText: string }
+  | { type: 'iceServers'; iceServers: RTCIceServer[] }
 
 type Obj = Record<string, unknown>
 
@@ -49,6 +52,19 @@ function parseMembers(v: unknown): Member[] {
   if (!Array.isArray(v)) return []
   return v.filter(isObj).map((m) => ({ sessionId: str(m.sessionId), username: str(m.username) }))
     .filter((m) => m.sessionId !== '')
+}
+
+/** RTCIceServer[] as the server sends it; entries without a usable `urls` are dropped. */
+function parseIceServers(v: unknown): RTCIceServer[] {
+  if (!Array.isArray(v)) return []
+  return v.filter(isObj).flatMap((s) => {
+    const urls = typeof s.urls === 'string' ? [s.urls] : Array.isArray(s.urls) ? s.urls.filter((u) => typeof u === 'string') : []
+    if (!urls.length) return []
+    const out: RTCIceServer = { urls }
+    if (typeof s.username === 'string') out.username = s.username
+    if (typeof s.credential === 'string') out.credential = s.credential
+    return [out]
+  })
 }
 
 /** Accepts `{type, sdp}` (what browsers serialise) or a bare SDP string (older clients). */
@@ -85,7 +101,7 @@ export function parseMessage(text: string): IncomingMessage | null {
         sessionId: data,
         room: str(raw.room),
         members: parseMembers(raw.members),
-        iceServers: Array.isArray(raw.iceServers) ? (raw.iceServers as RTCIceServer[]) : [],
+        iceServers: parseIceServers(raw.iceServers),
         resumeToken: typeof raw.resumeToken === 'string' ? raw.resumeToken : undefined,
         capacity: typeof raw.capacity === 'number' ? raw.capacity : undefined,
       }
@@ -102,12 +118,14 @@ export function parseMessage(text: string): IncomingMessage | null {
       const description = parseDescription(data, raw.type)
       if (!from || !description) return null
       return raw.type === 'offer'
-        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined }
+        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined, fresh: raw.fresh === true }
         : { type: 'answer', from, description }
     }
     case 'candidate':
       if (!from) return null
       return { type: 'candidate', from, candidate: isObj(data) ? (data as RTCIceCandidateInit) : null }
+    case 'iceServers':
+      return Array.isArray(data) ? { type: 'iceServers', iceServers: parseIceServers(data) } : null
     case 'error': {
       const m = isObj(raw.message) ? raw.message : {}
       return { type: 'error', errorType: str(m.errorType) || 'unknown', errorText: str(m.errorText) }

@@ -1,6 +1,6 @@
 // fitTiles: the largest tiles that fit, for the tile counts a room really has.
 import { describe, expect, it } from 'vitest'
-import { fitTiles } from '../tileLayout'
+import { fitTiles, phoneGrid } from '../tileLayout'
 
 describe('fitTiles', () => {
   // The call stage of a 1366x768 desktop with the 360 px side panel, roughly.
@@ -23,5 +23,21 @@ describe('fitTiles', () => {
 
   it('stacks tiles in a tall narrow box', () => {
     expect(fitTiles(2, 374, 700, GAP).cols).toBe(1)
+  })
+})
+
+describe('phoneGrid', () => {
+  it.each([
+    // cameras, screens, portrait -> columns, rows
+    [1, 0, true, 'repeat(1, minmax(0, 1fr))', 'repeat(1, minmax(0, 1fr))'],
+    [2, 0, true, 'repeat(1, minmax(0, 1fr))', 'repeat(2, minmax(0, 1fr))'], // stacked
+    [3, 0, true, 'repeat(2, minmax(0, 1fr))', 'repeat(2, minmax(0, 1fr))'],
+    [2, 1, true, 'repeat(1, minmax(0, 1fr))', 'repeat(1, minmax(0, 2fr)) repeat(2, minmax(0, 1fr))'], // the screen a band on top
+    [0, 1, true, 'repeat(1, minmax(0, 1fr))', 'repeat(1, minmax(0, 2fr))'],
+    [2, 0, false, 'repeat(2, minmax(0, 1fr))', 'repeat(1, minmax(0, 1fr))'],
+    [2, 1, false, 'repeat(1, minmax(0, 2fr)) repeat(2, minmax(0, 1fr))', 'repeat(1, minmax(0, 1fr))'], // a band on the left
+    [0, 0, true, 'repeat(1, minmax(0, 1fr))', 'repeat(1, minmax(0, 1fr))'], // alone: one empty cell
+  ])('%i cameras, %i screens, portrait %s', (cams, screens, portrait, columns, rows) => {
+    expect(phoneGrid(cams, screens, portrait)).toMatchObject({ columns, rows })
   })
 })

@@ -52,10 +52,23 @@ export class FakePc {
   createDataChannel(label: string) {
     return new FakeChannel(label)
   }
-  addTrack(track: MediaStreamTrack) {
+  senders: { track: MediaStreamTrack | null; streamId: string; replaceTrack: (t: MediaStreamTrack | null) => Promise<void> }[] = []
+  addTrack(track: MediaStreamTrack, stream?: MediaStream) {
     this.tracks.push(track)
     this.transceivers.push({ direction: 'sendrecv', receiver: { track: { kind: track.kind } } })
-    return { track, replaceTrack: async () => {} }
+    const sender = {
+      track: track as MediaStreamTrack | null,
+      streamId: stream?.id ?? '',
+      replaceTrack: async (t: MediaStreamTrack | null) => void (sender.track = t),
+    }
+    this.senders.push(sender)
+    return sender
+  }
+  getConfiguration() {
+    return this.config
+  }
+  setConfiguration(c: RTCConfiguration) {
+    this.config = c
   }
   addTransceiver(kind: string, init: { direction: string }) {
     this.transceivers.push({ direction: init.direction, receiver: { track: { kind } } })

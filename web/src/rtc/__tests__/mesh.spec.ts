@@ -7,7 +7,11 @@ import { FakeChannel, FakePc } from './fakePc'
 
 class FakeSignal extends Emitter<SignalEvents> {
   offers: string[] = []
-  sendOffer = (to: string) => void this.offers.push(to)
+  fresh: string[] = []
+  sendOffer = (to: string, _d: unknown, fresh = false) => {
+    this.offers.push(to)
+    if (fresh) this.fresh.push(to)
+  }
   sendAnswer = vi.fn()
   sendCandidate = vi.fn()
 }
@@ -19,6 +23,7 @@ function setup() {
     getStream: () => null,
     relayOnly: () => true,
     getState: () => ({ mic: true, cam: false }),
+    statsEveryMs: 0,
     createPeerConnection: (c) => {
       const pc = new FakePc(c)
       pcs.push(pc)
@@ -78,6 +83,82 @@ describe('Mesh', () => {
     const sent = chatA.sent.map((d) => JSON.parse(String(d)))
     expect(sent.find((m) => m.kind === 'chat')).toMatchObject({ text: 'psst', whisper: true })
     expect(sent.find((m) => m.kind === 'state')).toMatchObject({ cam: false, mic: true })
+  })
+
+  it('tells who came and went, but not about the members already there', () => {
+    const { signal, mesh } = setup()
+    const seen: string[] = []
+    mesh.on('presence', (p) => seen.push(`${p.name}:${p.joined ? 'in' : 'out'}`))
+    signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
+    signal.emit('logout', { type: 'logout', from: 'b', username: 'Bob' })
+    signal.emit('logout', { type: 'logout', from: 'zz', username: 'Nobody' }) // unknown: nothing
+    signal.emit('logout', { type: 'logout', from: 'a', username: '' }) // from joined's list: named from it
+    expect(seen).toEqual(['Bob:in', 'Bob:out', 'Ann:out'])
+  })
+
+  it('keeps a member\'s camera and shared screen apart by the stream id its state names', () => {
+    class FakeStream {
+      tracks: unknown[] = []
+      addTrack(t: unknown) { this.tracks.push(t) }
+      getTracks() { return this.tracks }
+    }
+    vi.stubGlobal('MediaStream', FakeStream)
+    try {
+      const { signal, mesh, pcs } = setup()
+      signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
+      const pc = pcs[0]! as unknown as { ontrack: (ev: unknown) => void }
+      pc.ontrack({ track: { kind: 'video', id: 'cam' }, streams: [{ id: 'camStream' }] })
+      pc.ontrack({ track: { kind: 'video', id: 'scr' }, streams: [{ id: 'scrStream' }] })
+      const bob = mesh.remotes.get('b')!
+      const chat = bob.link!.chatChannel as unknown as FakeChannel
+      chat.open()
+      const state = (sharing: boolean) => chat.onmessage!({
+        data: JSON.stringify({ kind: 'state', id: `s${Date.now()}${sharing}`, mic: true, cam: true, sharing, screen: sharing ? 'scrStream' : undefined, ts: Date.now() }),
+      })
+      expect((bob.stream as unknown as FakeStream).tracks).toEqual([{ kind: 'video', id: 'cam' }])
+      expect(bob.screen).toBeNull() // not sharing (yet): a stray stream is not shown as a screen
+      state(true)
+      expect((bob.screen as unknown as FakeStream).tracks).toEqual([{ kind: 'video', id: 'scr' }])
+      expect((bob.stream as unknown as FakeStream).tracks).toEqual([{ kind: 'video', id: 'cam' }])
+      vi.advanceTimersByTime(5)
+      state(false)
+      expect(bob.screen).toBeNull()
+    } finally {
+      vi.unstubAllGlobals()
+    }
+  })
+
+  it('moves a running call to relay-only with new connections, and back with an ICE restart', async () => {
+    vi.useRealTimers() // the fake connection's offer resolves on a real tick
+    const { signal, mesh, pcs } = setup()
+    signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
+    const old = pcs[0]!
+    mesh.setRelayOnly(true)
+    expect(old.closed).toBe(true)
+    const next = pcs[1]!
+    expect(next.config.iceTransportPolicy).toBe('relay')
+    next.onnegotiationneeded!()
+    await vi.waitFor(() => expect(signal.fresh).toEqual(['b'])) // the other side replaces its end too
+    expect(mesh.remotes.get('b')!.link!.pc).toBe(next)
+    mesh.setRelayOnly(false)
+    expect(pcs).toHaveLength(2)
+    expect(`${next.config.iceTransportPolicy}:${next.restarts}`).toBe('all:1')
+  })
+
+  it('replaces its end of a link on a fresh offer; when both replace at once the impolite offer wins', () => {
+    const { signal, mesh, pcs } = setup()
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const first = pcs[0]!
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'y' }, fresh: true })
+    expect(first.closed).toBe(true)
+    expect(mesh.remotes.get('a')!.link!.pc).toBe(pcs[1])
+    // 'me' > 'a': we are polite. Our own fresh link waits for its answer when theirs arrives: ours yields.
+    const ours = pcs[1]!
+    ours.signalingState = 'have-local-offer'
+    ours.remoteDescription = null
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'z' }, fresh: true })
+    expect(ours.closed).toBe(true)
+    expect(pcs).toHaveLength(3)
   })
 
   it('starts over on a new joined (resume gives a new session id)', () => {

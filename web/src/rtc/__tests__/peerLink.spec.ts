@@ -91,6 +91,45 @@ describe('PeerLink', () => {
     expect(a.pc.transceivers.every((t) => t.direction === 'sendrecv')).toBe(true)
   })
 
+  it('sends a shared screen as a stream of its own, and reuses its senders for the next share', async () => {
+    const track = (kind: string, id: string) => ({ kind, id }) as unknown as MediaStreamTrack
+    const stream = (id: string, ...tracks: MediaStreamTrack[]) => ({ id, getTracks: () => tracks }) as unknown as MediaStream
+    const cam = stream('cam', track('audio', 'mic'), track('video', 'cam'))
+    const a = link('a', 'b', cam)
+    a.l.start()
+    await a.l.setScreen(stream('scr', track('video', 'screen1'), track('audio', 'tab')))
+    expect(a.pc.senders.map((s) => `${s.streamId}:${s.track?.id}`)).toEqual(['cam:mic', 'cam:cam', 'scr:screen1', 'scr:tab'])
+    await a.l.setScreen(null)
+    expect(a.pc.senders.map((s) => s.track?.id ?? null)).toEqual(['mic', 'cam', null, null])
+    await a.l.setScreen(stream('scr2', track('video', 'screen2')))
+    // No new m-lines: the video sender gets the new screen, the audio one stays empty.
+    expect(a.pc.senders.map((s) => s.track?.id ?? null)).toEqual(['mic', 'cam', 'screen2', null])
+  })
+
+  it('attaches a screen that was shared before the link started', () => {
+    const scr = { id: 'scr', getTracks: () => [{ kind: 'video', id: 's' }] } as unknown as MediaStream
+    let pc!: FakePc
+    const l = new PeerLink({
+      selfId: 'a', remoteId: 'b', config: {}, stream: null, screen: scr,
+      signals: { offer: () => {}, answer: () => {}, candidate: () => {} },
+      createPeerConnection: (c) => (pc = new FakePc(c)) as unknown as RTCPeerConnection,
+    })
+    l.start()
+    expect(pc.senders.map((s) => s.streamId)).toEqual(['scr'])
+  })
+
+  it('switches to relay-only (and back) at once with an ICE restart', () => {
+    const a = link('a', 'b')
+    a.l.setRelayOnly(true)
+    expect(a.pc.config.iceTransportPolicy).toBe('relay')
+    expect(a.pc.restarts).toBe(1)
+    a.l.setRelayOnly(true)
+    expect(a.pc.restarts).toBe(1) // no change, no restart
+    a.l.setRelayOnly(false)
+    expect(a.pc.config.iceTransportPolicy).toBe('all')
+    expect(a.pc.restarts).toBe(2)
+  })
+
   it('restarts ICE on failed, and after 5 s of disconnected', () => {
     vi.useFakeTimers()
     const a = link('a', 'b')

@@ -1,6 +1,6 @@
 // SignalClient against a fake WebSocket: message shapes, parsing, reconnect with backoff, resume, randomCheck retry.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { SignalClient } from '../client'
+import { IceServersError, SignalClient } from '../client'
 import { backoffDelay } from '../backoff'
 import { parseMessage, signalUrl } from '../messages'
 
@@ -52,13 +52,22 @@ describe('messages', () => {
     ['{"type":"error","message":{"errorType":"full","errorText":"x"}}', { type: 'error', errorType: 'full', errorText: 'x' }],
     ['{"type":"randomCheckResult","data":{"result":"fail","roomrequest":"r"}}', { type: 'randomCheckResult', result: 'fail', room: 'r' }],
     ['{"type":"offer","from":"a","data":{"type":"offer","sdp":"v=0"},"username":"A"}', { type: 'offer', from: 'a', username: 'A', description: { type: 'offer', sdp: 'v=0' } }],
+    ['{"type":"offer","from":"a","data":{"type":"offer","sdp":"v=0"},"fresh":true}', { type: 'offer', from: 'a', fresh: true }],
     ['{"type":"answer","from":"a","data":"v=0"}', { type: 'answer', from: 'a', description: { type: 'answer', sdp: 'v=0' } }],
     ['{"type":"logout","from":"a","data":{"username":"A","sessionId":"a"}}', { type: 'logout', from: 'a', username: 'A' }],
   ])('parses %s', (text, expected) => {
     expect(parseMessage(text)).toMatchObject(expected)
   })
 
-  it.each(['not json', '[]', '{"type":"nope"}', '{"type":"offer","data":{}}', '{"type":"joined"}'])(
+  it.each([
+    ['{"type":"iceServers","data":[{"urls":["stun:h:3478"]},{"urls":"turn:h:3478?transport=udp","username":"u","credential":"c"}]}',
+      [{ urls: ['stun:h:3478'] }, { urls: ['turn:h:3478?transport=udp'], username: 'u', credential: 'c' }]],
+    ['{"type":"iceServers","data":[{"urls":[]},{"nope":1},"x",{"urls":["stun:h"],"username":5}]}', [{ urls: ['stun:h'] }]],
+  ])('parses iceServers %s', (text, iceServers) => {
+    expect(parseMessage(text)).toEqual({ type: 'iceServers', iceServers })
+  })
+
+  it.each(['not json', '[]', '{"type":"nope"}', '{"type":"offer","data":{}}', '{"type":"joined"}', '{"type":"iceServers","data":{}}'])(
     'ignores %s', (text) => expect(parseMessage(text)).toBeNull(),
   )
 
@@ -79,6 +88,8 @@ describe('SignalClient', () => {
     c.sendCandidate('b', { candidate: 'c', sdpMid: '0' })
     expect(last().sent[1]).toEqual({ type: 'offer', to: 'b', data: { type: 'offer', sdp: 'v=0' }, username: 'Ann' })
     expect(last().sent[2]).toEqual({ type: 'candidate', to: 'b', data: { candidate: 'c', sdpMid: '0' } })
+    c.sendOffer('b', { type: 'offer', sdp: 'v=1' }, true) // a replacement connection's first offer
+    expect(last().sent[3]).toEqual({ type: 'offer', to: 'b', data: { type: 'offer', sdp: 'v=1' }, username: 'Ann', fresh: true })
   })
 
   it('uses [] when joined has no iceServers', () => {
@@ -140,6 +151,61 @@ describe('SignalClient', () => {
     expect(last().sent[1]).toEqual({ type: 'randomCheck', data: 'b' })
     last().receive({ type: 'randomCheckResult', data: { result: 'ok', roomrequest: 'b' } })
     await expect(p).resolves.toBe('b')
+  })
+
+  it('asks for ICE servers without logging in (queued until the socket opens)', async () => {
+    const c = client()
+    c.connect()
+    const p = c.iceServers()
+    last().open()
+    expect(last().sent).toEqual([{ type: 'iceServers' }])
+    last().receive({ type: 'iceServers', data: [{ urls: ['turn:h:3478?transport=tcp'], username: 'u', credential: 'c' }] })
+    await expect(p).resolves.toEqual([{ urls: ['turn:h:3478?transport=tcp'], username: 'u', credential: 'c' }])
+  })
+
+  it.each([
+    ['rate-limited', 'rate-limited'],
+    ['bad-request', 'unsupported'], // a server from before the request existed
+  ])('gives up on ICE servers after error %s', async (errorType, reason) => {
+    const c = client()
+    c.connect()
+    last().open()
+    const p = c.iceServers()
+    last().receive({ type: 'error', message: { errorType, errorText: 'x' } })
+    await expect(p).rejects.toEqual(new IceServersError(reason as 'rate-limited'))
+  })
+
+  it('gives up on ICE servers when nothing answers', async () => {
+    const c = client()
+    c.connect()
+    last().open()
+    const p = c.iceServers(3000)
+    vi.advanceTimersByTime(3000)
+    await expect(p).rejects.toMatchObject({ reason: 'timeout' })
+  })
+
+  it('backs off for longer after too-many-connections, says so, and recovers', () => {
+    const c = client()
+    const states: { state: string; refused?: boolean; retryInMs?: number }[] = []
+    c.on('state', (s) => states.push(s))
+    c.connect()
+    // The server accepts the upgrade, says no and closes: three times in a row.
+    for (const wait of [4000, 8000, 16000]) { // the default base is 4 s; random() 0.5 gives 0.75 of it
+      last().open()
+      last().receive({ type: 'error', message: { errorType: 'too-many-connections', errorText: 'x' } })
+      last().drop()
+      expect(states[states.length - 1]).toMatchObject({ state: 'reconnecting', refused: true, retryInMs: wait * 0.75 })
+      const before = FakeSocket.all.length
+      vi.advanceTimersByTime(wait * 0.75 - 1)
+      expect(FakeSocket.all).toHaveLength(before)
+      vi.advanceTimersByTime(1)
+      expect(FakeSocket.all).toHaveLength(before + 1)
+    }
+    // Let in: a normal drop later waits the normal (short) time again.
+    last().open()
+    last().receive({ type: 'randomCheckResult', data: { result: 'ok', roomrequest: 'r' } })
+    last().drop()
+    expect(states[states.length - 1]).toMatchObject({ state: 'reconnecting', refused: false, retryInMs: 75 })
   })
 
   it('reports server errors with their errorType', () => {
