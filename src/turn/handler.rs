@@ -576,3 +576,98 @@ fn classic_binding(pkt: &[u8], client: SocketAddr, out: &mut Vec<u8>) -> bool {
     out[2..4].copy_from_slice(&body.to_be_bytes());
     true
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use crate::turn::{Credentials, Proto};
+
+    fn turn() -> Arc<Turn> {
+        let config = Arc::new(
+            Config::parse("[turn]\nusers = [\"u:p\"]", std::path::Path::new("/")).unwrap(),
+        );
+        let creds = Credentials::new(&config);
+        Turn::new(config, creds, &[])
+    }
+
+    fn five() -> FiveTuple {
+        FiveTuple {
+            client: "192.0.2.1:5000".parse().unwrap(),
+            server: "203.0.113.10:3478".parse().unwrap(),
+            proto: Proto::Udp,
+        }
+    }
+
+    fn request(method: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        let mut w = Writer::new(&mut b, method, REQUEST, [7; 12]);
+        for (t, v) in attrs {
+            w.attr(*t, v);
+        }
+        b
+    }
+
+    /// What the handler makes of unauthenticated and malformed input: the answer's class and
+    /// error code, and which attributes it carries (never SOFTWARE: answers to spoofable
+    /// requests stay small).
+    #[tokio::test]
+    async fn unauthenticated_answers() {
+        let t = turn();
+        let transport: &[u8] = &[17, 0, 0, 0];
+        let cases: Vec<(&str, Vec<u8>, Option<(u8, Option<u16>)>)> = vec![
+            ("binding", request(BINDING, &[]), Some((SUCCESS, None))),
+            (
+                "allocate without credentials",
+                request(ALLOCATE, &[(REQUESTED_TRANSPORT, transport)]),
+                Some((ERROR, Some(UNAUTHORIZED))),
+            ),
+            (
+                "refresh",
+                request(REFRESH, &[]),
+                Some((ERROR, Some(UNAUTHORIZED))),
+            ),
+            (
+                "unknown method",
+                request(0x0FF, &[]),
+                Some((ERROR, Some(BAD_REQUEST))),
+            ),
+            (
+                "unknown comprehension-required attribute",
+                request(ALLOCATE, &[(0x0031, b"x")]),
+                Some((ERROR, Some(UNKNOWN_ATTRIBUTE))),
+            ),
+            ("junk", b"GET / HTTP/1.1\r\n\r\n".to_vec(), None),
+            (
+                "channel data without allocation",
+                vec![0x40, 0, 0, 1, 9],
+                None,
+            ),
+            ("truncated", request(BINDING, &[])[..10].to_vec(), None),
+        ];
+        for (name, pkt, want) in cases {
+            let mut out = Vec::new();
+            let action = t.handle(&pkt, five(), &ClientSink::Discard, &mut out);
+            match want {
+                None => assert!(matches!(action, Action::None), "{name}: {action:?}"),
+                Some((class, code)) => {
+                    assert!(matches!(action, Action::Reply), "{name}: {action:?}");
+                    let m = Msg::parse(&out).unwrap();
+                    assert_eq!(m.class(), class, "{name}");
+                    let got = m
+                        .get(ERROR_CODE)
+                        .map(|v| u16::from(v[2]) * 100 + u16::from(v[3]));
+                    assert_eq!(got, code, "{name}");
+                    assert!(
+                        !m.has(SOFTWARE),
+                        "{name}: SOFTWARE on an unauthenticated answer"
+                    );
+                    if code == Some(UNAUTHORIZED) {
+                        assert!(m.has(REALM) && m.has(NONCE), "{name}: realm and nonce");
+                    }
+                }
+            }
+        }
+    }
+}

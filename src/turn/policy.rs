@@ -85,7 +85,7 @@ impl Policy {
         }
         own.sort();
         own.dedup();
-        let mut slot = self.own.write().unwrap_or_else(|e| e.into_inner());
+        let mut slot = crate::limit::write(&self.own);
         if **slot != own {
             *slot = Arc::new(own);
         }
@@ -93,7 +93,7 @@ impl Policy {
 
     /// The addresses counted as this server's own right now.
     pub fn own_addresses(&self) -> Arc<Vec<IpAddr>> {
-        self.own.read().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::limit::read(&self.own).clone()
     }
 
     pub fn check(&self, ip: IpAddr) -> Verdict {

@@ -128,17 +128,8 @@ pub fn open(
     Err(last)
 }
 
-pub fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    let _ = s.set_recv_buffer_size(1 << 20);
-    let _ = s.set_send_buffer_size(1 << 20);
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    Ok(s.into())
+fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    super::udp::bind_one(addr, false, super::udp::RELAY_BUFFER)
 }
 
 /// Client -> peer: sends `data` from the relay socket, dropping it when the socket is full.

@@ -189,13 +189,12 @@ impl Turn {
         })
     }
 
-    // The table is changed in a few map operations at a time: consistent after a panic too.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
-        self.table.read().unwrap_or_else(|e| e.into_inner())
+        crate::limit::read(&self.table)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
-        self.table.write().unwrap_or_else(|e| e.into_inner())
+        crate::limit::write(&self.table)
     }
 
     /// Where a client address's allocations are counted (IPv6 per `rooms.ipv6_prefix`).

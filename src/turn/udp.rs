@@ -10,8 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::server::{ClientSink, FiveTuple, Proto, Turn};
 
-/// coturn's default socket buffer size.
+/// coturn's default socket buffer size, for the listening sockets.
 const BUFFER: usize = 4 << 20;
+/// Buffers of one relay socket (one allocation's traffic).
+pub const RELAY_BUFFER: usize = 1 << 20;
 
 /// Binds the UDP listening socket(s) for one address: several SO_REUSEPORT sockets on Linux
 /// (one per core, up to 4) so the kernel spreads clients over the runtime's threads.
@@ -27,14 +29,14 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<Vec<UdpSocket>> {
     // is first claimed by a plain socket, which fails with "address in use" if anyone holds
     // it, and the group binds to it right after.
     let addr = if n > 1 {
-        bind_one(addr, false)?.local_addr()?
+        bind_one(addr, false, BUFFER)?.local_addr()?
     } else {
         addr
     };
-    let first = bind_one(addr, n > 1)?;
+    let first = bind_one(addr, n > 1, BUFFER)?;
     let mut out = vec![UdpSocket::from_std(first)?];
     for _ in 1..n {
-        match bind_one(addr, true) {
+        match bind_one(addr, true, BUFFER) {
             Ok(s) => out.push(UdpSocket::from_std(s)?),
             Err(_) => break,
         }
@@ -42,7 +44,13 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<Vec<UdpSocket>> {
     Ok(out)
 }
 
-fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::UdpSocket> {
+/// One non-blocking UDP socket on `addr` (IPv6 ones IPv6-only) with `buffer` bytes of send and
+/// receive buffer: the listening sockets and every relay socket are made here.
+pub fn bind_one(
+    addr: SocketAddr,
+    reuse_port: bool,
+    buffer: usize,
+) -> std::io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -53,8 +61,8 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::Udp
     }
     #[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
     let _ = reuse_port;
-    let _ = s.set_recv_buffer_size(BUFFER);
-    let _ = s.set_send_buffer_size(BUFFER);
+    let _ = s.set_recv_buffer_size(buffer);
+    let _ = s.set_send_buffer_size(buffer);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
@@ -189,7 +197,7 @@ mod tests {
     /// test's server) is "address in use", not a silent share of the clients.
     #[tokio::test]
     async fn a_port_held_by_another_reuseport_socket_is_refused() {
-        let other = bind_one("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let other = bind_one("127.0.0.1:0".parse().unwrap(), true, BUFFER).unwrap();
         let taken = other.local_addr().unwrap();
         let err = bind(taken).err().map(|e| e.kind());
         assert_eq!(err, Some(std::io::ErrorKind::AddrInUse));
