@@ -616,7 +616,9 @@ mod tests {
     async fn unauthenticated_answers() {
         let t = turn();
         let transport: &[u8] = &[17, 0, 0, 0];
-        let cases: Vec<(&str, Vec<u8>, Option<(u8, Option<u16>)>)> = vec![
+        // The answer's class and error code; None: no answer at all.
+        type Want = Option<(u8, Option<u16>)>;
+        let cases: Vec<(&str, Vec<u8>, Want)> = vec![
             ("binding", request(BINDING, &[]), Some((SUCCESS, None))),
             (
                 "allocate without credentials",
