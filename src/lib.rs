@@ -98,7 +98,18 @@ impl Server {
             credentials,
         } = self;
         let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
-        let hub = signal::Hub::new(&config.rooms, turn.clone());
+        let resume = signal::resume::ResumeKey::load_or_create(&config.tls.dir);
+        match &resume.origin {
+            signal::resume::Origin::Loaded(_) => {}
+            signal::resume::Origin::Created(path) => {
+                tracing::info!(path = %path.display(), "created the key that signs resume tokens")
+            }
+            signal::resume::Origin::Ephemeral(why) => tracing::warn!(
+                why = %why,
+                "resume tokens will not survive a restart (calls renegotiate after one)"
+            ),
+        }
+        let hub = signal::Hub::new(&config.rooms, turn.clone(), resume);
         let sessions = TaskTracker::new();
         let tasks = TaskTracker::new();
         let http_stop = CancellationToken::new();

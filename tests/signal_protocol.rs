@@ -1,5 +1,5 @@
 //! The signalling protocol of docs/protocol.md, spoken by real WebSocket clients over real TLS:
-//! joining, relaying, leaving, resuming, and refusing bad input without dropping the client.
+//! joining, relaying, leaving, and refusing bad input without dropping the client.
 
 mod common;
 
@@ -312,81 +312,6 @@ async fn bad_input_is_answered_and_the_connection_stays_usable() {
     }
     // Nobody else heard any of it.
     expect_silence(&mut a, QUIET).await;
-}
-
-#[tokio::test]
-async fn resume_replaces_the_old_member() {
-    let server = common::spawn("").await;
-    let (mut a, mut b) = (server.ws().await, server.ws().await);
-    let a_id = id(&login(&mut a, "r", "Ann").await);
-    let jb = login(&mut b, "r", "Bob").await;
-    let (b_id, token) = (
-        id(&jb),
-        jb["resumeToken"].as_str().unwrap_or_default().to_owned(),
-    );
-    recv_json(&mut a).await;
-
-    // A wrong token is ignored: the login goes through, nobody is removed, nothing leaks.
-    let mut c = server.ws().await;
-    send_json(
-        &mut c,
-        json!({"type": "login", "data": {"roomrequest": "r", "username": "Cy",
-               "resume": {"sessionId": b_id, "token": "not-the-token"}}}),
-    )
-    .await;
-    let jc = recv_json(&mut c).await;
-    assert_eq!(jc["members"].as_array().map(Vec::len), Some(2));
-    let c_id = id(&jc);
-    let login_c = recv_json(&mut a).await;
-    assert_eq!(
-        login_c,
-        json!({"type": "login", "from": c_id,
-                               "data": {"roomrequest": "r", "username": "Cy"}})
-    );
-    recv_json(&mut b).await;
-
-    // Bob's socket "drops" (the server has not noticed yet); he comes back with his token.
-    let mut b2 = server.ws().await;
-    send_json(
-        &mut b2,
-        json!({"type": "login", "data": {"roomrequest": "r", "username": "Bob",
-               "resume": {"sessionId": b_id, "token": token}}}),
-    )
-    .await;
-    let jb2 = recv_json(&mut b2).await;
-    assert_eq!(jb2["type"], "joined");
-    let b2_id = id(&jb2);
-    assert_ne!(b2_id, b_id);
-    let ids: Vec<&str> = jb2["members"]
-        .as_array()
-        .map(|m| m.iter().filter_map(|m| m["sessionId"].as_str()).collect())
-        .unwrap_or_default();
-    assert!(ids.contains(&a_id.as_str()) && ids.contains(&c_id.as_str()) && ids.len() == 2);
-    for ws in [&mut a, &mut c] {
-        let logout = recv_json(ws).await;
-        assert_eq!(logout["type"], "logout");
-        assert_eq!(logout["from"], b_id.as_str());
-        let login = recv_json(ws).await;
-        assert_eq!(login["type"], "login");
-        assert_eq!(login["from"], b2_id.as_str());
-        assert!(login["data"].get("resume").is_none(), "{login}");
-    }
-    // The old socket is out of the room.
-    send_json(&mut b, json!({"type": "offer", "to": a_id, "data": "x"})).await;
-    assert_eq!(error_type(&recv_json(&mut b).await), "not-in-room");
-    // The token is spent with the old session: using it again changes nothing.
-    let mut b3 = server.ws().await;
-    send_json(
-        &mut b3,
-        json!({"type": "login", "data": {"roomrequest": "r", "username": "Bob",
-               "resume": {"sessionId": b_id, "token": token}}}),
-    )
-    .await;
-    assert_eq!(
-        recv_json(&mut b3).await["members"].as_array().map(Vec::len),
-        Some(3)
-    );
-    assert_eq!(recv_json(&mut a).await["type"], "login");
 }
 
 #[tokio::test]

@@ -149,7 +149,11 @@ mod tests {
 
     fn hub(rooms: &str) -> Arc<Hub> {
         let c = Config::parse(&format!("[rooms]\n{rooms}"), Path::new("/")).expect("config");
-        Hub::new(&c.rooms, Arc::new(NoIce))
+        Hub::new(
+            &c.rooms,
+            Arc::new(NoIce),
+            crate::signal::resume::ResumeKey::ephemeral(),
+        )
     }
 
     fn key(ip: &str) -> AddrKey {

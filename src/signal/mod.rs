@@ -4,6 +4,7 @@
 //! - [`protocol`]: parsing client frames, building server frames, error kinds.
 //! - [`relay`]: the hot path: a frame's fields kept as raw text, `from` spliced in.
 //! - [`room`]: rooms and members as plain data; operations say what to send.
+//! - [`resume`]: resume tokens signed with a key that survives restarts.
 //! - [`session`]: one connection's task: reader, writer, timers, rate limits, shutdown.
 //! - [`address`]: connections and shared allowances per client address.
 //!
@@ -13,6 +14,7 @@
 mod address;
 pub mod protocol;
 pub mod relay;
+pub mod resume;
 pub mod room;
 pub mod session;
 
@@ -23,8 +25,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::config::RoomsConfig;
 use crate::limit::lock;
 use address::Connections;
-use protocol::{Resume, SignalError};
-use room::{Member, Outbox, Rooms};
+use protocol::SignalError;
+use resume::ResumeKey;
+use room::{Member, Outbox, Peer, Rooms};
 
 /// Gives each joining member the `iceServers` for its `joined` message, and any client the
 /// answer to its `iceServers` request (both charged to the address's credential allowance).
@@ -43,6 +46,7 @@ pub trait IceProvider: Send + Sync {
 pub struct Hub {
     pub(crate) config: RoomsConfig,
     pub(crate) ice: Arc<dyn IceProvider>,
+    pub(crate) resume: ResumeKey,
     rooms: Mutex<Rooms>,
     connections: Mutex<Connections>,
 }
@@ -54,10 +58,11 @@ pub(crate) struct LoginOutcome {
 }
 
 impl Hub {
-    pub fn new(config: &RoomsConfig, ice: Arc<dyn IceProvider>) -> Arc<Hub> {
+    pub fn new(config: &RoomsConfig, ice: Arc<dyn IceProvider>, resume: ResumeKey) -> Arc<Hub> {
         Arc::new(Hub {
             config: config.clone(),
             ice,
+            resume,
             rooms: Mutex::new(Rooms::new(
                 config.capacity,
                 config.max_rooms,
@@ -72,20 +77,21 @@ impl Hub {
         lock(&self.rooms).exists(room)
     }
 
-    /// Joins `me` to `room`. `joined` builds the newcomer's answer from the other members; it
-    /// is queued before anyone else hears of the newcomer, so nothing can overtake it.
+    /// Joins `me` (until now session `previous`; see [`Rooms::join`]) to `room`. `joined`
+    /// builds the newcomer's answer from the other members; it is queued before anyone else
+    /// hears of the newcomer, so nothing can overtake it.
     pub(crate) fn login(
         &self,
         me: Member,
+        previous: &str,
         room: &str,
-        resume: Option<&Resume>,
         joined: impl FnOnce(&[(String, String)]) -> Utf8Bytes,
     ) -> Result<LoginOutcome, SignalError> {
         let mut out = Outbox::default();
         let peer = me.peer.clone();
         let result = {
             let mut rooms = lock(&self.rooms);
-            match rooms.join(me, room, resume, &mut out) {
+            match rooms.join(me, previous, room, &mut out) {
                 Ok(j) => {
                     out.0.insert(0, (peer, joined(&j.members)));
                     Ok(LoginOutcome {
@@ -114,12 +120,17 @@ impl Hub {
         Ok(())
     }
 
-    /// Takes `id` out of its room (the rest get its logout); returns the room it left.
-    pub(crate) fn leave(&self, id: &str) -> Option<String> {
+    /// Takes `id` out of its room if `peer` is still its connection (the rest get its
+    /// logout); returns the room it left, and whether another connection holds `id` now.
+    pub(crate) fn leave(&self, id: &str, peer: &Arc<Peer>) -> (Option<String>, bool) {
         let mut out = Outbox::default();
-        let left = lock(&self.rooms).leave(id, &mut out);
+        let (left, held) = {
+            let mut rooms = lock(&self.rooms);
+            let left = rooms.leave_if(id, peer, &mut out);
+            (left, rooms.holds(id))
+        };
         out.deliver();
-        left
+        (left, held)
     }
 
     /// Whether `id` is in a room now.

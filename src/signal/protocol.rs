@@ -300,6 +300,8 @@ pub struct Joined<'a> {
     pub members: &'a [(String, String)],
     pub ice_servers: Value,
     pub resume_token: &'a str,
+    /// The session id is one this client had before (its `resume` was verified).
+    pub resumed: bool,
     pub capacity: usize,
 }
 
@@ -317,6 +319,7 @@ pub fn joined_frame(j: Joined<'_>) -> Utf8Bytes {
         "members": members,
         "iceServers": j.ice_servers,
         "resumeToken": j.resume_token,
+        "resumed": j.resumed,
         "capacity": j.capacity,
     }))
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Resume, SignalError};
+use super::protocol::SignalError;
 use crate::limit::AddrKey;
 
 /// The way to reach one session: its outbound queue, bounded in frames and in bytes, and a
@@ -21,6 +21,8 @@ pub struct Peer {
     tx: mpsc::Sender<Utf8Bytes>,
     /// Cancelled when the session must go because its queue overflowed.
     pub kick: CancellationToken,
+    /// Cancelled when another connection resumed this session (its member now points there).
+    pub replaced: CancellationToken,
     /// Bytes queued and not yet taken by the writer.
     queued: AtomicUsize,
     max_bytes: usize,
@@ -39,6 +41,7 @@ impl Peer {
         let peer = Peer {
             tx,
             kick: CancellationToken::new(),
+            replaced: CancellationToken::new(),
             queued: AtomicUsize::new(0),
             max_bytes: bytes,
         };
@@ -104,7 +107,6 @@ impl Outbox {
 pub struct Member {
     pub id: String,
     pub username: String,
-    pub resume_token: String,
     pub peer: Arc<Peer>,
     /// The client address it is limited as (a room it creates counts against it).
     pub addr: AddrKey,
@@ -139,7 +141,7 @@ pub struct Joined {
     pub members: Vec<(String, String)>,
     /// The room this session was in before, if it moved.
     pub left: Option<String>,
-    /// Whether a resumed member was replaced.
+    /// Whether the session took up a session id it had before (a verified resume).
     pub resumed: bool,
 }
 
@@ -163,28 +165,39 @@ impl Rooms {
         self.room_of.get(id).map(String::as_str)
     }
 
-    /// Puts `me` in `room` (leaving its current room first, and replacing a resumed member);
-    /// the others get its login.
+    /// Puts `me` in `room`; the others get its login. The session was `previous` until now:
+    /// it leaves the room it was in first. A different `me.id` is a resume the caller has
+    /// verified: if that member is still in `room` on another connection (whose network
+    /// blinked), `me` takes its place and nobody else hears of it; if it is elsewhere, it
+    /// leaves there. Either way the old connection is told it was replaced.
     pub fn join(
         &mut self,
         me: Member,
+        previous: &str,
         room: &str,
-        resume: Option<&Resume>,
         out: &mut Outbox,
     ) -> Result<Joined, SignalError> {
         let mut joined = Joined {
-            left: self.leave(&me.id, out),
+            left: self.leave(previous, out),
+            resumed: me.id != previous,
             ..Joined::default()
         };
-        if let Some(r) = resume {
-            let matches = self.rooms.get(room).is_some_and(|room| {
-                room.members
+        if joined.resumed {
+            if let Some(members) = self.rooms.get_mut(room).map(|r| &mut r.members)
+                && let Some(old) = members.iter_mut().find(|m| m.id == me.id)
+            {
+                let old = std::mem::replace(old, me);
+                old.peer.replaced.cancel();
+                joined.members = members
                     .iter()
-                    .any(|m| m.id == r.session_id && same_secret(&m.resume_token, &r.token))
-            });
-            if matches {
-                self.leave(&r.session_id, out);
-                joined.resumed = true;
+                    .filter(|m| m.id != old.id)
+                    .map(|m| (m.id.clone(), m.username.clone()))
+                    .collect();
+                return Ok(joined);
+            }
+            if let Some(old) = self.member(&me.id) {
+                old.peer.replaced.cancel();
+                self.leave(&me.id, out);
             }
         }
         let created = self.created_by.get(&me.addr).copied().unwrap_or(0);
@@ -214,6 +227,23 @@ impl Rooms {
         self.room_of.insert(me.id.clone(), room.to_owned());
         members.push(me);
         Ok(joined)
+    }
+
+    /// Takes `id` out of its room if it is still `peer`'s (a resumed session's old
+    /// connection leaves nothing behind); see [`Rooms::leave`].
+    pub fn leave_if(&mut self, id: &str, peer: &Arc<Peer>, out: &mut Outbox) -> Option<String> {
+        let current = self.member(id).is_some_and(|m| Arc::ptr_eq(&m.peer, peer));
+        if current { self.leave(id, out) } else { None }
+    }
+
+    /// Whether some connection is member `id` of a room.
+    pub fn holds(&self, id: &str) -> bool {
+        self.room_of.contains_key(id)
+    }
+
+    fn member(&self, id: &str) -> Option<&Member> {
+        let room = self.room_of.get(id)?;
+        self.rooms.get(room)?.members.iter().find(|m| m.id == id)
     }
 
     /// Takes `id` out of its room; the rest get its logout, an emptied room is deleted.
@@ -252,15 +282,6 @@ impl Rooms {
     }
 }
 
-/// Compares two secrets in time that depends only on their lengths.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,7 +308,6 @@ mod tests {
         Member {
             id: id.into(),
             username: format!("user-{id}"),
-            resume_token: format!("token-{id}"),
             peer: c.peer.clone(),
             addr: addr(ip),
             login: Utf8Bytes::from(format!("login {id}")),
@@ -306,14 +326,11 @@ mod tests {
     /// One step of a scenario: who does what, and what each of a, b, c receives.
     enum Op {
         Join(usize, &'static str, &'static str),
-        Rejoin(
-            usize,
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-        ),
+        /// Client, its fresh id, room, the session id it resumes (verified by the caller).
+        Resume(usize, &'static str, &'static str, &'static str),
         Leave(&'static str),
+        /// The connection of client N ends, as member id.
+        LeaveIf(usize, &'static str),
     }
 
     #[test]
@@ -380,28 +397,37 @@ mod tests {
                 ],
             ),
             (
-                "resume replaces the old member, even in a full room",
+                "resume in place takes the old connection's seat, even in a full room",
                 2,
                 vec![
                     (Join(0, "a", "r"), Ok(()), [none, none, none]),
                     (Join(1, "b", "r"), Ok(()), [&["login b"], none, none]),
-                    (
-                        Rejoin(2, "c", "r", "b", "token-b"),
-                        Ok(()),
-                        [&["logout b", "login c"], none, none],
-                    ),
+                    (Resume(2, "x", "r", "b"), Ok(()), [none, none, none]),
+                    // The old connection's end takes nobody out; the new one is b.
+                    (LeaveIf(1, "b"), Ok(()), [none, none, none]),
+                    (Leave("b"), Ok(()), [&["logout b"], none, none]),
                 ],
             ),
             (
-                "wrong token is ignored",
-                2,
+                "resume after a restart joins with the old id",
+                3,
+                vec![
+                    (Join(0, "a", "r"), Ok(()), [none, none, none]),
+                    (Resume(1, "x", "r", "b"), Ok(()), [&["login b"], none, none]),
+                    (LeaveIf(1, "b"), Ok(()), [&["logout b"], none, none]),
+                ],
+            ),
+            (
+                "resume into another room takes the member out of its old one",
+                3,
                 vec![
                     (Join(0, "a", "r"), Ok(()), [none, none, none]),
                     (Join(1, "b", "r"), Ok(()), [&["login b"], none, none]),
+                    (Join(2, "c", "s"), Ok(()), [none, none, none]),
                     (
-                        Rejoin(2, "c", "r", "b", "token-a"),
-                        Err(SignalError::Full(2)),
-                        [none, none, none],
+                        Resume(2, "c", "s", "b"),
+                        Ok(()),
+                        [&["logout b"], none, none],
                     ),
                 ],
             ),
@@ -413,19 +439,17 @@ mod tests {
                 let mut out = Outbox::default();
                 let got = match op {
                     Join(c, id, room) => rooms
-                        .join(member(&clients[c], id), room, None, &mut out)
+                        .join(member(&clients[c], id), id, room, &mut out)
                         .map(drop),
-                    Rejoin(c, id, room, old, token) => {
-                        let r = Resume {
-                            session_id: old.into(),
-                            token: token.into(),
-                        };
-                        rooms
-                            .join(member(&clients[c], id), room, Some(&r), &mut out)
-                            .map(drop)
-                    }
+                    Resume(c, fresh, room, old) => rooms
+                        .join(member(&clients[c], old), fresh, room, &mut out)
+                        .map(drop),
                     Leave(id) => {
                         rooms.leave(id, &mut out);
+                        Ok(())
+                    }
+                    LeaveIf(c, id) => {
+                        rooms.leave_if(id, &clients[c].peer, &mut out);
                         Ok(())
                     }
                 };
@@ -443,10 +467,10 @@ mod tests {
         let (a, b, c) = (client(8), client(8), client(8));
         let mut rooms = Rooms::new(10, 10, 10);
         let mut out = Outbox::default();
-        rooms.join(member(&a, "a"), "r", None, &mut out).ok();
-        rooms.join(member(&b, "b"), "r", None, &mut out).ok();
-        rooms.join(member(&c, "c"), "s", None, &mut out).ok();
-        let j = rooms.join(member(&c, "d"), "r", None, &mut out);
+        rooms.join(member(&a, "a"), "a", "r", &mut out).ok();
+        rooms.join(member(&b, "b"), "b", "r", &mut out).ok();
+        rooms.join(member(&c, "c"), "c", "s", &mut out).ok();
+        let j = rooms.join(member(&c, "d"), "d", "r", &mut out);
         let names: Vec<_> = j.map(|j| j.members).unwrap_or_default();
         assert_eq!(
             names,
@@ -473,13 +497,13 @@ mod tests {
         let a = client(8);
         let mut rooms = Rooms::new(10, 1, 10);
         let mut out = Outbox::default();
-        assert!(rooms.join(member(&a, "a"), "r", None, &mut out).is_ok());
+        assert!(rooms.join(member(&a, "a"), "a", "r", &mut out).is_ok());
         assert!(rooms.exists("r"));
         assert_eq!(rooms.leave("a", &mut out), Some("r".into()));
         assert!(!rooms.exists("r"));
         assert!(rooms.rooms.is_empty() && rooms.created_by.is_empty());
         assert_eq!(rooms.leave("a", &mut out), None);
-        assert!(rooms.join(member(&a, "a"), "q", None, &mut out).is_ok());
+        assert!(rooms.join(member(&a, "a"), "a", "q", &mut out).is_ok());
     }
 
     #[test]
@@ -515,7 +539,7 @@ mod tests {
         let mut out = Outbox::default();
         let mut join = |rooms: &mut Rooms, id: &str, ip: &str, room: &str| {
             rooms
-                .join(member_from(&c, id, ip), room, None, &mut out)
+                .join(member_from(&c, id, ip), id, room, &mut out)
                 .map(drop)
         };
         // One /64: two rooms, then no third; joining an existing room is always fine.
@@ -534,24 +558,16 @@ mod tests {
         rooms.leave("a", &mut out);
         assert_eq!(
             rooms
-                .join(member_from(&c, "f", "2001:db8::6"), "r5", None, &mut out)
+                .join(member_from(&c, "f", "2001:db8::6"), "f", "r5", &mut out)
                 .map(drop),
             Err(SignalError::TooManyRooms)
         );
         rooms.leave("c", &mut out);
         assert_eq!(
             rooms
-                .join(member_from(&c, "f", "2001:db8::6"), "r5", None, &mut out)
+                .join(member_from(&c, "f", "2001:db8::6"), "f", "r5", &mut out)
                 .map(drop),
             Ok(())
         );
-    }
-
-    #[test]
-    fn secrets_compare() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "ab"));
-        assert!(same_secret("", ""));
     }
 }

@@ -31,6 +31,9 @@ use crate::limit::{AddrKey, TokenBucket, lock};
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// At most one `rate-limited` error per this long, so a flood cannot make the server talk.
 const LIMIT_NOTICE_EVERY: Duration = Duration::from_secs(1);
+/// The close code of a connection whose session another connection resumed (private use
+/// range of RFC 6455; docs/protocol.md).
+const REPLACED: u16 = 4001;
 /// Frames written per flush when the queue has a backlog.
 const BATCH: usize = 64;
 
@@ -71,6 +74,8 @@ enum End {
     Protocol,
     /// A text frame (or a close reason) that is not UTF-8.
     NotUtf8,
+    /// Another connection resumed this session.
+    Replaced,
 }
 
 impl End {
@@ -84,6 +89,7 @@ impl End {
             End::Shutdown => "server shutting down",
             End::Protocol => "protocol error",
             End::NotUtf8 => "invalid UTF-8",
+            End::Replaced => "resumed on another connection",
         }
     }
 
@@ -97,6 +103,7 @@ impl End {
             End::Shutdown => CloseCode::Away,
             End::Protocol => CloseCode::Protocol,
             End::NotUtf8 => CloseCode::Invalid,
+            End::Replaced => CloseCode::from(REPLACED),
         };
         Some(CloseFrame {
             code,
@@ -153,11 +160,6 @@ async fn serve<S>(
     let now = std::time::Instant::now();
     let mut session = Session {
         me: me.clone(),
-        resume_token: format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        ),
         messages: TokenBucket::new(c.messages_per_second.into(), c.message_burst.into(), now),
         bytes: TokenBucket::new(c.bytes_per_second as f64, c.byte_burst, now),
         shared: admission.allowance.clone(),
@@ -178,13 +180,18 @@ async fn serve<S>(
             e = reader => e,
             e = writer => e,
             _ = me.kick.cancelled() => End::TooSlow,
+            _ = me.replaced.cancelled() => End::Replaced,
             _ = shutdown.cancelled() => End::Shutdown,
         }
     };
-    if let Some(room) = hub.leave(&session.id) {
+    let (left, held) = hub.leave(&session.id, &me);
+    if let Some(room) = left {
         tracing::info!(room = %escaped(&room), reason = end.as_str(), "left room");
     }
-    hub.ice.session_ended(&session.id);
+    // A resumed session lives on in another connection, with its relay allocations.
+    if !held {
+        hub.ice.session_ended(&session.id);
+    }
     tracing::debug!(reason = end.as_str(), "disconnected");
     drop(session);
     // Frames still queued are dropped with the receiver, before the close handshake's wait.
@@ -349,7 +356,6 @@ struct Session {
     id: String,
     /// This session's own queue: answers go through the writer like everything else.
     me: Arc<Peer>,
-    resume_token: String,
     /// This connection's own allowances; `shared` is its address's, for all its connections.
     messages: TokenBucket,
     bytes: TokenBucket,
@@ -462,7 +468,7 @@ impl Session {
                 }
                 relayed?;
             }
-            ClientMessage::Logout => match self.hub.leave(&self.id) {
+            ClientMessage::Logout => match self.hub.leave(&self.id, &self.me).0 {
                 Some(room) => {
                     self.in_room = false;
                     tracing::info!(room = %escaped(&room), reason = "logout", "left room");
@@ -502,26 +508,37 @@ impl Session {
     ) -> Result<(), SignalError> {
         // Refused before anything changes: the client stays in the room it is in.
         self.take_credentials()?;
+        let previous = self.id.clone();
+        if let Some(r) = resume.filter(|r| self.hub.resume.verify(&r.token, &r.session_id, &room))
+            && r.session_id != self.id
+        {
+            // Its own session id again (after a restart or a network change): the others
+            // keep their peer connections with it.
+            tracing::info!(resumed = %escaped(&r.session_id), "session resumed");
+            self.hub.ice.session_ended(&self.id);
+            self.id = r.session_id;
+        }
         let id = self.id.as_str();
         let member = Member {
             id: id.to_owned(),
             login: protocol::login_frame(id, &room, &username),
             logout: protocol::logout_frame(id, &username),
             username,
-            resume_token: self.resume_token.clone(),
             peer: self.me.clone(),
             addr: self.admission.addr,
         };
         let ice_servers = self.hub.ice.ice_servers(id, self.host.as_deref());
         let capacity = self.hub.config.capacity;
         let was_in_room = self.in_room && self.hub.in_room(id);
-        let outcome = self.hub.login(member, &room, resume.as_ref(), |members| {
+        let resume_token = self.hub.resume.issue(id, &room);
+        let outcome = self.hub.login(member, &previous, &room, |members| {
             protocol::joined_frame(Joined {
                 session_id: id,
                 room: &room,
                 members,
                 ice_servers,
-                resume_token: &self.resume_token,
+                resume_token: &resume_token,
+                resumed: id != previous,
                 capacity,
             })
         });

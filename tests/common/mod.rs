@@ -39,6 +39,8 @@ pub struct TestServer {
     pub handle: Handle,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
+    /// What it was spawned with, for [`TestServer::restart`].
+    spec: (String, String, String),
 }
 
 /// Starts peerbox with the helper's config merged with `extra` (TOML): a key named there
@@ -60,6 +62,17 @@ pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
 }
 
 async fn spawn_inner(extra: &str, turn_keys: &str, https_bind: &str) -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("ssl")).expect("ssl dir");
+    spawn_in(dir, extra, turn_keys, https_bind).await
+}
+
+async fn spawn_in(
+    dir: tempfile::TempDir,
+    extra: &str,
+    turn_keys: &str,
+    https_bind: &str,
+) -> TestServer {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PEERBOX_LOG")
@@ -67,8 +80,6 @@ async fn spawn_inner(extra: &str, turn_keys: &str, https_bind: &str) -> TestServ
         )
         .with_test_writer()
         .try_init();
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("ssl")).expect("ssl dir");
     let https = TcpListener::bind(https_bind).await.expect("bind https");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
     let (udp, tcp) = bind_turn_pair().await;
@@ -126,6 +137,7 @@ async fn spawn_inner(extra: &str, turn_keys: &str, https_bind: &str) -> TestServ
         handle,
         shutdown,
         task,
+        spec: (extra.into(), turn_keys.into(), https_bind.into()),
     }
 }
 
@@ -177,6 +189,19 @@ impl TestServer {
             .expect("server stopped in time")
             .expect("server task")
             .expect("server result");
+    }
+
+    /// Stops the server (as SIGTERM does) and starts a new one with the same config and the
+    /// same ssl dir (certificate, resume key) on fresh ports: what `systemctl restart` does.
+    pub async fn restart(self) -> TestServer {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("server stopped in time")
+            .expect("server task")
+            .expect("server result");
+        let (extra, turn_keys, https) = &self.spec;
+        spawn_in(self.dir, extra, turn_keys, https).await
     }
 
     /// A TLS client that trusts the certificate currently in the ssl dir.

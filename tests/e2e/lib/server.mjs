@@ -78,7 +78,37 @@ allow_loopback_peers = true
   const configPath = join(dir, 'config.toml');
   writeFileSync(configPath, config);
   mkdirSync(OUT_DIR, { recursive: true });
-  const logPath = join(OUT_DIR, `peerbox-${opts.name ?? 'server'}-${process.pid}-${instances}.log`);
+  const url = `https://127.0.0.1:${httpsPort}`;
+  const name = opts.name ?? 'server';
+  let proc = await launch(configPath, url, name);
+
+  return {
+    url,
+    httpsPort,
+    turnPort,
+    dir,
+    configPath,
+    get logPath() { return proc.logPath; },
+    get pid() { return proc.pid; },
+    /**
+     * Stops the process as `systemctl restart` would (SIGTERM, graceful drain) and starts it again
+     * on the same ports, config and ssl dir. `awayMs`: how long it stays down in between.
+     */
+    async restart(awayMs = 0) {
+      await proc.stop();
+      if (awayMs > 0) await new Promise((r) => setTimeout(r, awayMs));
+      proc = await launch(configPath, url, name);
+    },
+    async stop() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs the binary with `configPath` until it answers on `url`; `stop()` ends only this PID. */
+async function launch(configPath, url, name) {
+  const logPath = join(OUT_DIR, `peerbox-${name}-${process.pid}-${++launches}.log`);
   const log = createWriteStream(logPath);
   const bin = binaryPath();
   const child = spawn(bin, ['--config', configPath], {
@@ -94,7 +124,6 @@ allow_loopback_peers = true
   const reap = () => { if (!exited) child.kill('SIGKILL'); };
   process.once('exit', reap);
 
-  const url = `https://127.0.0.1:${httpsPort}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited) throw new Error(`peerbox (${bin}) exited at startup: ${JSON.stringify(exited)}; log: ${logPath}`);
@@ -105,13 +134,7 @@ allow_loopback_peers = true
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-
   return {
-    url,
-    httpsPort,
-    turnPort,
-    dir,
-    configPath,
     logPath,
     pid: child.pid,
     async stop() {
@@ -122,10 +145,11 @@ allow_loopback_peers = true
         clearTimeout(t);
       }
       process.removeListener('exit', reap);
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
+
+let launches = 0;
 
 function answers(url) {
   return new Promise((ok) => {

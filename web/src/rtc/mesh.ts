@@ -27,6 +27,11 @@ export interface Remote {
   /** The last getStats() summary of the link, and the quality read from it. */
   stats: LinkStats | null
   quality: Quality
+  /**
+   * False while a resumed session has not seen this member back on the server (it restarted): the
+   * link keeps running peer to peer until the member logs in again, or the link fails.
+   */
+  confirmed: boolean
 }
 
 export type MeshEvents = {
@@ -76,9 +81,14 @@ export class Mesh extends Emitter<MeshEvents> {
     this.offs = [
       signal.on('joined', (info) => this.onJoined(info)),
       signal.on('login', (m) => {
-        const known = this.remotes.has(m.from)
+        const known = this.remotes.get(m.from)
         this.addMember(m.from, m.username)
-        this.connect(m.from).start()
+        if (known) known.confirmed = true
+        const link = this.connect(m.from)
+        link.start()
+        // Back after a server restart over a link that did not survive it (a relay allocation
+        // is gone with the server): the ICE restart it tried while the member was away went nowhere.
+        if (known && (known.connection === 'failed' || known.connection === 'disconnected')) link.restartIce()
         if (!known) this.emit('presence', { id: m.from, name: m.username, joined: true })
       }),
       signal.on('offer', (m) => {
@@ -105,8 +115,20 @@ export class Mesh extends Emitter<MeshEvents> {
   }
 
   private onJoined(info: JoinedInfo): void {
-    // A (re)join gives us a new session id: the others renegotiate with it, so old links are dead.
-    for (const id of [...this.remotes.keys()]) this.removeMember(id, false)
+    const resumed = info.resumed === true && this.selfId !== '' && info.sessionId === this.selfId
+    if (resumed) {
+      // Our own session id back (a reconnect, or a server restart): every link that still runs
+      // stays, so nobody renegotiates. Members the server does not list yet are kept unconfirmed
+      // until they log in again (they are reconnecting too) or their link fails.
+      const listed = new Set(info.members.map((m) => m.sessionId))
+      for (const r of [...this.remotes.values()]) {
+        r.confirmed = listed.has(r.id)
+        if (!r.confirmed && !r.link) this.removeMember(r.id, false)
+      }
+    } else {
+      // A new session id: the others renegotiate with it, so old links are dead.
+      for (const id of [...this.remotes.keys()]) this.removeMember(id, false)
+    }
     this.selfId = info.sessionId
     this.iceServers = info.iceServers
     for (const m of info.members) this.addMember(m.sessionId, m.username, false)
@@ -123,6 +145,7 @@ export class Mesh extends Emitter<MeshEvents> {
     this.remotes.set(id, {
       id, name, link: null, chat: null, files: null, stream: null, screen: null, screenId: '',
       mic: true, cam: true, sharing: false, hand: false, connection: 'new', stats: null, quality: 'unknown',
+      confirmed: true,
     })
     if (notify) this.emit('members', undefined)
   }
@@ -160,6 +183,12 @@ export class Mesh extends Emitter<MeshEvents> {
       },
       onConnectionState: (state) => {
         r.connection = state
+        if (state === 'failed' && !r.confirmed) {
+          // Kept across a server restart, but neither back on the server nor reachable: gone.
+          this.removeMember(id)
+          this.emit('presence', { id, name: r.name, joined: false })
+          return
+        }
         this.emit('remote', id)
       },
     })

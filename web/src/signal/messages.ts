@@ -29,6 +29,8 @@ export interface JoinedInfo {
   members: Member[]
   iceServers: RTCIceServer[]
   resumeToken?: string
+  /** The server gave back the session id this client had (its resume token verified). */
+  resumed?: boolean
   capacity?: number
 }
 
@@ -103,6 +105,7 @@ export function parseMessage(text: string): IncomingMessage | null {
         members: parseMembers(raw.members),
         iceServers: parseIceServers(raw.iceServers),
         resumeToken: typeof raw.resumeToken === 'string' ? raw.resumeToken : undefined,
+        resumed: raw.resumed === true,
         capacity: typeof raw.capacity === 'number' ? raw.capacity : undefined,
       }
     case 'login': {

@@ -161,6 +161,42 @@ describe('Mesh', () => {
     expect(pcs).toHaveLength(3)
   })
 
+  it('keeps every running link when the server gives its session id back (a restart)', () => {
+    const { mesh, pcs, signal } = setup()
+    signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
+    signal.emit('login', { type: 'login', from: 'c', username: 'Cy', room: 'r' })
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    expect(pcs).toHaveLength(3)
+    const presence: string[] = []
+    mesh.on('presence', (p) => presence.push(`${p.id}:${p.joined}`))
+    // The restarted server has only b back yet; a and c are reconnecting too.
+    signal.emit('joined', {
+      sessionId: 'me', room: 'r', resumed: true, members: [{ sessionId: 'b', username: 'Bob' }], iceServers: [],
+    })
+    expect(pcs.every((pc) => !pc.closed)).toBe(true)
+    expect([...mesh.remotes.keys()].sort()).toEqual(['a', 'b', 'c'])
+    expect(mesh.remotes.get('c')?.confirmed).toBe(false)
+    // c comes back: its login neither makes a new link nor an offer.
+    const offers = signal.offers.length
+    signal.emit('login', { type: 'login', from: 'c', username: 'Cy', room: 'r' })
+    expect(pcs).toHaveLength(3)
+    expect(signal.offers.length).toBe(offers)
+    expect(mesh.remotes.get('c')?.confirmed).toBe(true)
+    // a never comes back and its link fails: it is gone, and that is said.
+    const aPc = pcs.find((pc) => mesh.remotes.get('a')?.link?.pc === (pc as unknown as RTCPeerConnection))!
+    aPc.connectionState = 'failed'
+    aPc.onconnectionstatechange?.()
+    expect(mesh.remotes.has('a')).toBe(false)
+    expect(presence).toEqual(['a:false'])
+  })
+
+  it('does not keep links on a resumed joined with another session id', () => {
+    const { pcs, signal } = setup()
+    signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
+    signal.emit('joined', { sessionId: 'other', room: 'r', resumed: true, members: [], iceServers: [] })
+    expect(pcs[0]!.closed).toBe(true)
+  })
+
   it('starts over on a new joined (resume gives a new session id)', () => {
     const { mesh, pcs, signal } = setup()
     signal.emit('login', { type: 'login', from: 'b', username: 'Bob', room: 'r' })
