@@ -92,11 +92,14 @@ allow_loopback_peers = true
     get pid() { return proc.pid; },
     /**
      * Stops the process as `systemctl restart` would (SIGTERM, graceful drain) and starts it again
-     * on the same ports, config and ssl dir. `awayMs`: how long it stays down in between.
+     * on the same ports, config and ssl dir. `whileDown` runs once it has stopped; it stays down
+     * for at least `awayMs`.
      */
-    async restart(awayMs = 0) {
+    async restart(awayMs = 0, whileDown = async () => {}) {
       await proc.stop();
-      if (awayMs > 0) await new Promise((r) => setTimeout(r, awayMs));
+      const away = new Promise((r) => setTimeout(r, awayMs));
+      await whileDown();
+      await away;
       proc = await launch(configPath, url, name);
     },
     async stop() {
