@@ -6,6 +6,7 @@
 //! - [`room`]: rooms and members as plain data; operations say what to send.
 //! - [`session`]: one connection's task: reader, writer, timers, rate limits, shutdown.
 //! - [`address`]: connections and shared allowances per client address.
+//! - [`stats`]: counters for `/metrics` (messages, errors, closes, limits).
 //!
 //! The [`Hub`] owns the room state behind a `std::sync::Mutex` (as mini-redis's `Db` does):
 //! critical sections are short and never cross an `.await`; frames are queued after unlocking.
@@ -15,6 +16,7 @@ pub mod protocol;
 pub mod relay;
 pub mod room;
 pub mod session;
+pub mod stats;
 
 use std::sync::{Arc, Mutex};
 
@@ -43,8 +45,18 @@ pub trait IceProvider: Send + Sync {
 pub struct Hub {
     pub(crate) config: RoomsConfig,
     pub(crate) ice: Arc<dyn IceProvider>,
+    pub stats: stats::Stats,
     rooms: Mutex<Rooms>,
     connections: Mutex<Connections>,
+}
+
+/// What signalling holds now, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauges {
+    pub rooms: usize,
+    pub members: usize,
+    /// WebSocket sessions admitted and not ended.
+    pub connections: usize,
 }
 
 /// A login that went through: what `joined` needs beyond what the session knows.
@@ -58,6 +70,7 @@ impl Hub {
         Arc::new(Hub {
             config: config.clone(),
             ice,
+            stats: stats::Stats::default(),
             rooms: Mutex::new(Rooms::new(
                 config.capacity,
                 config.max_rooms,
@@ -65,6 +78,17 @@ impl Hub {
             )),
             connections: Mutex::new(Connections::default()),
         })
+    }
+
+    /// Rooms, members and connections now (each read under its own short lock).
+    pub fn gauges(&self) -> Gauges {
+        let (rooms, members) = lock(&self.rooms).counts();
+        let connections = self.connections_now();
+        Gauges {
+            rooms,
+            members,
+            connections,
+        }
     }
 
     /// Whether a room with this id exists now.
