@@ -13,8 +13,15 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_peerbox");
 
+/// Writes `body` as the config; without a `[metrics]` table of its own, the monitoring
+/// listener is turned off (the default 127.0.0.1:9478 would clash between tests).
 fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("config.toml");
+    let body = if body.contains("[metrics]") {
+        body.to_owned()
+    } else {
+        format!("{body}\n[metrics]\nlisten = []\n")
+    };
     std::fs::write(&path, body).unwrap();
     path
 }
