@@ -337,3 +337,32 @@ async fn the_watchdog_is_pinged_at_half_its_timeout() {
     .unwrap();
     assert!(socket, "a ping after the server stopped");
 }
+
+/// Every metric the example Grafana dashboard and the README table name is one peerbox
+/// serves (a rename would leave an empty panel).
+#[tokio::test]
+async fn the_dashboard_and_readme_name_only_served_metrics() {
+    let server = common::spawn("").await;
+    let (text, _) = scrape(&server).await;
+    let served: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let name = regex_lite::Regex::new(r"peerbox_[a-z_]+").unwrap();
+    for file in ["docs/grafana-dashboard.json", "README.md"] {
+        let doc =
+            std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let named: std::collections::BTreeSet<&str> =
+            name.find_iter(&doc).map(|m| m.as_str()).collect();
+        assert!(named.len() > 10, "{file}: {named:?}");
+        for n in named {
+            let base = n.strip_suffix("_total").unwrap_or(n);
+            assert!(
+                served.contains(n) || served.contains(base),
+                "{file} names {n}, which /metrics does not serve"
+            );
+        }
+    }
+    server.stop(Duration::from_secs(5)).await;
+}
