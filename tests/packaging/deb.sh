@@ -55,11 +55,11 @@ check_package() { # ARCH DEB
     done
     contents=$(dpkg-deb -c "$deb")
     for want_line in \
-        "-rwxr-xr-x root/root .* ./usr/bin/peerbox" \
-        "-rw-r--r-- root/root .* ./etc/peerbox/config.toml" \
-        "-rw-r--r-- root/root .* ./lib/systemd/system/peerbox.service" \
-        "-rw-r--r-- root/root .* ./usr/share/doc/peerbox/README.md" \
-        "-rw-r--r-- root/root .* ./usr/share/doc/peerbox/grafana-dashboard.json"; do
+        "-rwxr-xr-x (root/root|0/0) .* ./usr/bin/peerbox" \
+        "-rw-r--r-- (root/root|0/0) .* ./etc/peerbox/config.toml" \
+        "-rw-r--r-- (root/root|0/0) .* ./lib/systemd/system/peerbox.service" \
+        "-rw-r--r-- (root/root|0/0) .* ./usr/share/doc/peerbox/README.md" \
+        "-rw-r--r-- (root/root|0/0) .* ./usr/share/doc/peerbox/grafana-dashboard.json"; do
         grep -Eq -- "^$want_line$" <<<"$contents" || fail "missing: $want_line in
 $contents"
     done
