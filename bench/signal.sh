@@ -55,6 +55,8 @@ listen = ["127.0.0.1:$PB_PORT"]
 listen = []
 [tls]
 dir = "ssl"
+[metrics]
+listen = []
 [turn]
 listen = []
 [rooms]

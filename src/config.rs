@@ -70,6 +70,7 @@ struct RawConfig {
     tls: RawTls,
     rooms: RawRooms,
     turn: RawTurn,
+    metrics: RawMetrics,
 }
 
 impl Default for RawConfig {
@@ -82,6 +83,7 @@ impl Default for RawConfig {
             tls: RawTls::default(),
             rooms: RawRooms::default(),
             turn: RawTurn::default(),
+            metrics: RawMetrics::default(),
         }
     }
 }
@@ -121,6 +123,25 @@ impl Default for RawHttp {
         }
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    listen: Vec<String>,
+    ready_certificate_days: u64,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            listen: vec![DEFAULT_METRICS_LISTEN.into()],
+            ready_certificate_days: 7,
+        }
+    }
+}
+
+/// Loopback only; in the exporters' range, clear of node_exporter's 9100 and coturn's 9641.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9478";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -250,6 +271,16 @@ pub struct Config {
     pub tls: TlsConfig,
     pub rooms: RoomsConfig,
     pub turn: TurnConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `/metrics`, `/healthz` and `/readyz`, on listeners of their own.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Empty turns the listener off.
+    pub listen: Vec<SocketAddr>,
+    /// `/readyz` fails once the served certificate has fewer days left than this.
+    pub ready_certificate_days: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -537,6 +568,18 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             allowed_origins,
         },
         turn,
+        metrics: MetricsConfig {
+            listen: addrs("metrics.listen", &raw.metrics.listen)?,
+            ready_certificate_days: match raw.metrics.ready_certificate_days {
+                d @ 0..=365 => d,
+                d => {
+                    return Err(invalid(
+                        "metrics.ready_certificate_days",
+                        format!("is {d} but must be between 0 and 365 days"),
+                    ));
+                }
+            },
+        },
     };
     check::listeners(&config)?;
     Ok(config)
@@ -784,6 +827,8 @@ mod tests {
         assert_eq!(c.turn.relay_ports, 49152..=65535);
         assert_eq!(c.turn.credential_ttl, Duration::from_secs(3600));
         assert_eq!(c.turn_realm(), "localhost");
+        assert_eq!(c.metrics.listen, vec!["127.0.0.1:9478".parse().unwrap()]);
+        assert_eq!(c.metrics.ready_certificate_days, 7);
     }
 
     #[test]
@@ -809,6 +854,12 @@ mod tests {
                 "turn.allowed_peers",
             ),
             ("hostname = \"bad host\"", "hostname"),
+            ("[metrics]\nlisten = [\"9478\"]", "metrics.listen"),
+            (
+                "[metrics]\nready_certificate_days = 400",
+                "metrics.ready_certificate_days",
+            ),
+            ("[metrics]\nbogus = 1", "bogus"),
             (
                 "[rooms]\nping_interval_secs = 90",
                 "rooms.idle_timeout_secs",

@@ -12,18 +12,25 @@
 //!   prefix), one token bucket, the per-address connection gate, the poison-tolerant lock.
 //! - [`turn`]: the STUN/TURN server (UDP, TCP, and TLS through the HTTPS port) and the
 //!   credentials handed out in `joined`.
+//! - [`metrics`]: the monitoring listener: `/metrics` (read from the parts' own counters at
+//!   scrape time), `/healthz`, `/readyz`.
+//! - [`health`]: which listeners are served, and whether the server is stopping.
+//! - [`watchdog`]: `WATCHDOG=1` pings for systemd's `WatchdogSec=`.
 //! - [`shutdown`]: OS signals to one cancellation token.
 //!
 //! Every long-running part is `run(listener, deps, shutdown)`; only `main` (or a test) binds
 //! ports, so tests bind port 0 and pass their own shutdown token.
 
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod limit;
+pub mod metrics;
 pub mod shutdown;
 pub mod signal;
 pub mod tls;
 pub mod turn;
+pub mod watchdog;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,15 +50,26 @@ pub struct Listeners {
     /// `turn.listen`'s UDP sockets and `turn.udp_listen`'s.
     pub turn_udp: Vec<UdpSocket>,
     pub turn_tcp: Vec<TcpListener>,
+    /// `metrics.listen`: `/metrics`, `/healthz`, `/readyz`.
+    pub metrics: Vec<TcpListener>,
 }
 
 impl Listeners {
     /// Every bound address: TURN counts them all as its own (no peer may be one).
     fn addresses(&self) -> Vec<std::net::SocketAddr> {
         let tcp = self.https.iter().chain(&self.http).chain(&self.turn_tcp);
+        let tcp = tcp.chain(&self.metrics);
         let mut out: Vec<_> = tcp.filter_map(|l| l.local_addr().ok()).collect();
         out.extend(self.turn_udp.iter().filter_map(|s| s.local_addr().ok()));
         out
+    }
+
+    fn count(&self) -> usize {
+        self.https.len()
+            + self.http.len()
+            + self.turn_udp.len()
+            + self.turn_tcp.len()
+            + self.metrics.len()
     }
 }
 
@@ -66,6 +84,8 @@ pub struct Server {
     config: Arc<Config>,
     certs: tls::CertStore,
     credentials: Arc<turn::Credentials>,
+    acme: Arc<metrics::AcmeStats>,
+    watchdog: Option<watchdog::Watchdog>,
 }
 
 impl Server {
@@ -77,7 +97,20 @@ impl Server {
             config: Arc::new(config),
             certs,
             credentials,
+            acme: Arc::default(),
+            watchdog: None,
         })
+    }
+
+    /// Pings systemd's watchdog while serving (see [`watchdog::Watchdog::from_env`]).
+    pub fn with_watchdog(mut self, dog: Option<watchdog::Watchdog>) -> Server {
+        self.watchdog = dog;
+        self
+    }
+
+    /// The counters the ACME client bumps, shown at `/metrics`.
+    pub fn acme_stats(&self) -> Arc<metrics::AcmeStats> {
+        self.acme.clone()
     }
 
     pub fn handle(&self) -> Handle {
@@ -96,7 +129,11 @@ impl Server {
             config,
             certs,
             credentials,
+            acme,
+            watchdog,
         } = self;
+        let health = Arc::new(health::Health::default());
+        health.expect(listeners.count());
         let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
         let resume = signal::resume::ResumeKey::load_or_create(&config.tls.dir);
         match &resume.origin {
@@ -128,21 +165,50 @@ impl Server {
             shutdown.clone(),
             turn_port,
         ));
+        let monitor = metrics::Monitor::new(
+            metrics::Sources {
+                hub: hub.clone(),
+                turn: turn.stats.clone(),
+                http: app.stats.clone(),
+                certs: certs.clone(),
+                acme,
+                started: tls::now(),
+            },
+            health.clone(),
+            config.metrics.ready_certificate_days,
+        );
+        // Each listener's task holds its `Serving` guard for as long as it runs.
+        let serve = |task: &TaskTracker,
+                     fut: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
+            let serving = health.serving();
+            task.spawn(async move {
+                let _serving = serving;
+                fut.await;
+            });
+        };
         let acceptor = certs.acceptor(config.https.turn);
         for listener in listeners.https {
-            tasks.spawn(http::run_https(
-                listener,
-                acceptor.clone(),
-                app.clone(),
-                http_stop.clone(),
-            ));
+            let fut = http::run_https(listener, acceptor.clone(), app.clone(), http_stop.clone());
+            serve(&tasks, Box::pin(fut));
         }
         for listener in listeners.http {
-            tasks.spawn(http::redirect::run(
-                listener,
-                config.clone(),
-                http_stop.clone(),
-            ));
+            let fut = http::redirect::run(listener, config.clone(), http_stop.clone());
+            serve(&tasks, Box::pin(fut));
+        }
+        // Monitoring and the watchdog last until the very end: `/readyz` says "shutting
+        // down" while the rest drains.
+        let late = TaskTracker::new();
+        let late_stop = CancellationToken::new();
+        for listener in listeners.metrics {
+            let fut = metrics::run(listener, monitor.clone(), late_stop.clone());
+            serve(&late, Box::pin(fut));
+        }
+        if let Some(dog) = watchdog {
+            let (hub, turn) = (hub.clone(), turn.clone());
+            let probe = Arc::new(move || {
+                let _ = (hub.gauges(), turn.allocation_count());
+            });
+            late.spawn(watchdog::run(dog, probe, late_stop.clone()));
         }
         tasks.spawn(tls::watch(
             certs.clone(),
@@ -155,11 +221,13 @@ impl Server {
             turn,
             listeners.turn_udp,
             listeners.turn_tcp,
+            health.clone(),
             turn_stop.clone(),
         ));
         tracing::info!("peerbox is serving");
 
         shutdown.cancelled().await;
+        health.stopping();
         tracing::info!(timeout = ?config.shutdown_timeout, "shutting down");
         // Sessions watch `shutdown` themselves and close with 1001; HTTP stops accepting and
         // drains its connections; TURN goes last so relayed calls live as long as possible.
@@ -189,6 +257,9 @@ impl Server {
         {
             tracing::warn!("turn did not stop in time");
         }
+        late_stop.cancel();
+        late.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), late.wait()).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -113,7 +113,8 @@ fn check_config(path: &Path, config: &Config) -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let server = Server::new(config.clone())?;
+    let server =
+        Server::new(config.clone())?.with_watchdog(peerbox::watchdog::Watchdog::from_env());
     let mut listeners = Listeners::default();
     for addr in &config.https.listen {
         listeners.https.push(bind_tcp(*addr, "https.listen")?);
@@ -127,6 +128,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .map_err(|e| bind_error(e, *addr, "turn.listen", "udp"))?,
         );
         listeners.turn_tcp.push(bind_tcp(*addr, "turn.listen")?);
+    }
+    for addr in &config.metrics.listen {
+        listeners.metrics.push(bind_tcp(*addr, "metrics.listen")?);
     }
     for addr in &config.turn.udp_listen {
         listeners.turn_udp.extend(
@@ -146,6 +150,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     for l in listeners.turn_tcp.iter() {
         tracing::info!(addr = %l.local_addr()?, "listening for stun/turn (udp and tcp)");
+    }
+    for l in listeners.metrics.iter() {
+        tracing::info!(addr = %l.local_addr()?, "listening for /metrics, /healthz, /readyz");
     }
     if let Some(url) = url(&config.hostname, &listeners.https) {
         tracing::info!(%url, "open this address in a browser");

@@ -13,8 +13,15 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_peerbox");
 
+/// Writes `body` as the config; without a `[metrics]` table of its own, the monitoring
+/// listener is turned off (the default 127.0.0.1:9478 would clash between tests).
 fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("config.toml");
+    let body = if body.contains("[metrics]") {
+        body.to_owned()
+    } else {
+        format!("{body}\n[metrics]\nlisten = []\n")
+    };
     std::fs::write(&path, body).unwrap();
     path
 }
@@ -491,4 +498,70 @@ fn udp_listen_is_udp_only() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing listens over tcp"
     );
+}
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): READY=1 once every port is bound, then
+/// WATCHDOG=1 at half of `WATCHDOG_USEC`, and STOPPING=1 on SIGTERM; the monitoring listener
+/// of the config answers `/readyz`.
+#[test]
+fn systemd_notify_and_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = write_config(
+        dir.path(),
+        &format!("{LOCAL}[metrics]\nlisten = [\"127.0.0.1:{port}\"]\n"),
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "600000");
+    let mut running = Running::spawn(cmd);
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1\n");
+    let start = std::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(next(), "WATCHDOG=1\n");
+    }
+    // At once, then every 300 ms.
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+    running.wait_for("systemd watchdog on");
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut tcp,
+        b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut tcp, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("listeners: 3 of 3 served"), "{answer}");
+    running.signal("-TERM");
+    loop {
+        match next().as_str() {
+            "WATCHDOG=1\n" => continue,
+            other => {
+                assert_eq!(other, "STOPPING=1\n");
+                break;
+            }
+        }
+    }
+    assert!(running.wait_exit(Duration::from_secs(10)).success());
 }

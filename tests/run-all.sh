@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test peerbox has, on a fresh clone: installs what it needs (Debian packages, npm
 # packages), builds the release binary (web client included), then runs the web unit tests,
-# the Rust unit and integration tests, the TURN interop run with coturn's client tools, and
-# the end-to-end tests in real Chromium. Exits non-zero on the first failure.
+# the Rust unit and integration tests, the TURN interop run with coturn's client tools, the
+# Debian packages (tests/packaging/deb.sh), and the end-to-end tests in real Chromium. Exits
+# non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -16,6 +17,7 @@ command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v setpriv >/dev/null || need_pkgs+=(util-linux)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v unshare >/dev/null || need_pkgs+=(util-linux)
+command -v promtool >/dev/null || need_pkgs+=(prometheus)
 if ((${#need_pkgs[@]})); then
     step "installing Debian packages: ${need_pkgs[*]}"
     apt-get update -q
@@ -35,6 +37,9 @@ PEERBOX_SKIP_WEB_BUILD=1 cargo clippy --locked --all-targets -- -D warnings
 
 step "rust unit and integration tests (TURN interop with coturn's tools included)"
 PEERBOX_SKIP_WEB_BUILD=1 cargo nextest run --locked --no-fail-fast
+
+step "Debian packages: amd64 and arm64 (cross), contents, scratch install, unit, qemu"
+bash tests/packaging/deb.sh all
 
 step "end-to-end tests in real Chromium"
 bash tests/e2e/run.sh target/release/peerbox

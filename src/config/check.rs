@@ -35,6 +35,7 @@ pub(super) fn listeners(c: &Config) -> Result<(), ConfigError> {
             ("https.listen", &c.https.listen),
             ("http.listen", &c.http.listen),
             ("turn.listen", &c.turn.listen),
+            ("metrics.listen", &c.metrics.listen),
         ],
     )?;
     no_clash(
@@ -130,6 +131,16 @@ pub(super) fn warnings(c: &Config) -> Vec<Warning> {
             "is true: anyone with TURN credentials can reach services on this machine's \
              loopback addresses through the relay; it is meant for tests"
                 .into(),
+        );
+    }
+    if let Some(a) = c.metrics.listen.iter().find(|a| !a.ip().is_loopback()) {
+        warn(
+            "metrics.listen",
+            format!(
+                "{a} is not a loopback address: /metrics (room and relay figures) and the \
+                 health checks answer anyone who reaches it, without a password; allow only \
+                 the Prometheus server in the firewall"
+            ),
         );
     }
     for (key, list) in [
@@ -271,7 +282,7 @@ mod tests {
     #[test]
     fn legal_but_harmful_values_are_warned_about() {
         let local = listen("\"127.0.0.1:8443\"", "", "", "");
-        let cases: [(String, &[&str]); 9] = [
+        let cases: [(String, &[&str]); 11] = [
             (local.clone(), &[]),
             // the defaults: localhost on 0.0.0.0
             (String::new(), &["hostname"]),
@@ -294,6 +305,11 @@ mod tests {
                 ),
                 &["https.listen"],
             ),
+            (
+                format!("{local}[metrics]\nlisten = [\"0.0.0.0:9478\"]"),
+                &["metrics.listen"],
+            ),
+            (format!("{local}[metrics]\nlisten = [\"[::1]:9478\"]"), &[]),
         ];
         for (text, want) in cases {
             assert_eq!(warned(&text), want, "{text}");

@@ -45,6 +45,34 @@ pub struct TurnPort {
     pub tasks: TaskTracker,
 }
 
+/// The HTTPS ports' counters, read at scrape time by [`crate::metrics`].
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// TLS handshakes completed (HTTPS, WebSocket and TURN over TLS alike).
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes that failed or did not finish within the handshake deadline.
+    pub tls_failures: AtomicU64,
+}
+
+/// Counts one handshake as failed unless [`Handshake::done`] is called: a handshake cut
+/// short by the deadline drops this with the connection's future.
+struct Handshake<'a>(&'a Stats, bool);
+
+impl Handshake<'_> {
+    fn done(mut self) {
+        self.1 = true;
+        self.0.tls_handshakes.fetch_add(1, Relaxed);
+    }
+}
+
+impl Drop for Handshake<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.tls_failures.fetch_add(1, Relaxed);
+        }
+    }
+}
+
 /// What a request handler needs: config, the signalling hub, where WebSocket sessions are tracked.
 pub struct App {
     pub config: Arc<Config>,
@@ -58,6 +86,7 @@ pub struct App {
     /// Connections per client address (IPv6: per /64) on every HTTPS port together, from
     /// accept to close, while they are HTTP (a TURN connection moves to TURN's own gate).
     pub gate: Arc<Gate>,
+    pub stats: Arc<Stats>,
 }
 
 impl App {
@@ -85,6 +114,7 @@ impl App {
             headers,
             turn,
             gate,
+            stats: Arc::default(),
         }
     }
 }
@@ -167,7 +197,7 @@ async fn connection(
     let handshake = app.config.https.handshake_timeout;
     let conn = tokio::select! {
         _ = stop.cancelled() => return,
-        r = tokio::time::timeout(handshake, classify(tcp, &acceptor, turn_on)) => match r {
+        r = tokio::time::timeout(handshake, classify(tcp, &acceptor, turn_on, &app.stats)) => match r {
             Ok(Ok(Some(c))) => c,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
@@ -203,6 +233,7 @@ async fn classify(
     mut tcp: TcpStream,
     acceptor: &TlsAcceptor,
     turn_on: bool,
+    stats: &Stats,
 ) -> std::io::Result<Option<Conn>> {
     let mut first = Vec::new();
     let Some(kind) = demux::read_until(&mut tcp, &mut first, demux::plain).await? else {
@@ -214,7 +245,9 @@ async fn classify(
         Plain::Http => return Ok(Some(Conn::PlainHttp(Prefixed::new(first, tcp)))),
         Plain::Turn | Plain::Other => return Ok(None),
     }
+    let counted = Handshake(stats, false);
     let mut tls = acceptor.accept(Prefixed::new(first, tcp)).await?;
+    counted.done();
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     let turn_alpn = alpn.as_deref() == Some(crate::tls::ALPN_TURN);
     let mut first = Vec::new();

@@ -94,6 +94,11 @@ pub(crate) struct Refusal {
 }
 
 impl Hub {
+    /// Connections admitted and not ended.
+    pub(crate) fn connections_now(&self) -> usize {
+        lock(&self.connections).total
+    }
+
     /// Counts a new connection from `addr`, or refuses it over `max_connections(_per_ip)`.
     pub(crate) fn admit(self: &Arc<Self>, addr: AddrKey) -> Result<Admission, Refusal> {
         let now = Instant::now();

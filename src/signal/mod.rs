@@ -7,6 +7,7 @@
 //! - [`resume`]: resume tokens signed with a key that survives restarts.
 //! - [`session`]: one connection's task: reader, writer, timers, rate limits, shutdown.
 //! - [`address`]: connections and shared allowances per client address.
+//! - [`stats`]: counters for `/metrics` (messages, errors, closes, limits).
 //!
 //! The [`Hub`] owns the room state behind a `std::sync::Mutex` (as mini-redis's `Db` does):
 //! critical sections are short and never cross an `.await`; frames are queued after unlocking.
@@ -17,6 +18,7 @@ pub mod relay;
 pub mod resume;
 pub mod room;
 pub mod session;
+pub mod stats;
 
 use std::sync::{Arc, Mutex};
 
@@ -47,8 +49,18 @@ pub struct Hub {
     pub(crate) config: RoomsConfig,
     pub(crate) ice: Arc<dyn IceProvider>,
     pub(crate) resume: ResumeKey,
+    pub stats: stats::Stats,
     rooms: Mutex<Rooms>,
     connections: Mutex<Connections>,
+}
+
+/// What signalling holds now, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauges {
+    pub rooms: usize,
+    pub members: usize,
+    /// WebSocket sessions admitted and not ended.
+    pub connections: usize,
 }
 
 /// A login that went through: what `joined` needs beyond what the session knows.
@@ -63,6 +75,7 @@ impl Hub {
             config: config.clone(),
             ice,
             resume,
+            stats: stats::Stats::default(),
             rooms: Mutex::new(Rooms::new(
                 config.capacity,
                 config.max_rooms,
@@ -70,6 +83,17 @@ impl Hub {
             )),
             connections: Mutex::new(Connections::default()),
         })
+    }
+
+    /// Rooms, members and connections now (each read under its own short lock).
+    pub fn gauges(&self) -> Gauges {
+        let (rooms, members) = lock(&self.rooms).counts();
+        let connections = self.connections_now();
+        Gauges {
+            rooms,
+            members,
+            connections,
+        }
     }
 
     /// Whether a room with this id exists now.

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::relay::Fields;
+use super::relay::{Fields, FieldsError, MAX_FIELDS};
 
 /// The version announced in `joined`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -86,6 +86,16 @@ impl SignalError {
             "type": "error",
             "message": {"errorType": self.error_type(), "errorText": self.to_string()},
         }))
+    }
+}
+
+impl From<FieldsError> for SignalError {
+    fn from(e: FieldsError) -> SignalError {
+        match e {
+            FieldsError::NotJson => SignalError::NotJson,
+            FieldsError::NotObject => SignalError::NotObject,
+            FieldsError::TooMany => SignalError::TooManyFields(MAX_FIELDS),
+        }
     }
 }
 

@@ -17,12 +17,19 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::protocol::SignalError;
-
 /// Most top-level fields a frame may have (the seed client sends five); more is a bad request.
 pub const MAX_FIELDS: usize = 64;
 /// Up to this many fields, repeated keys are found by comparing each with the later ones.
 const SCAN_FIELDS: usize = 8;
+
+/// Why a frame could not be split into fields; [`super::protocol`] maps it to its error kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldsError {
+    NotJson,
+    NotObject,
+    /// More than [`MAX_FIELDS`] top-level fields.
+    TooMany,
+}
 
 /// The top-level fields of a JSON object, in the order sent, each value as its raw text.
 #[derive(Debug, Clone)]
@@ -33,19 +40,19 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Splits a frame that must be a JSON object: text that is not JSON is `NotJson`, any
     /// other JSON value `NotObject`.
-    /// An object with more than [`MAX_FIELDS`] fields is `TooManyFields` (once the whole
+    /// An object with more than [`MAX_FIELDS`] fields is `TooMany` (once the whole
     /// text is known to be JSON).
-    pub fn parse(text: &'a str) -> Result<Fields<'a>, SignalError> {
+    pub fn parse(text: &'a str) -> Result<Fields<'a>, FieldsError> {
         match serde_json::from_str::<TopLevel<'a>>(text) {
-            Ok(TopLevel { overflow: true, .. }) => Err(SignalError::TooManyFields(MAX_FIELDS)),
+            Ok(TopLevel { overflow: true, .. }) => Err(FieldsError::TooMany),
             Ok(TopLevel { pairs, .. }) => Ok(Fields { pairs }),
             // A type error comes only from the top level (keys are strings, values raw); the
             // rest of the text has not been read yet, so it is checked before the answer.
             Err(e) if e.is_data() => match serde_json::from_str::<IgnoredAny>(text) {
-                Ok(_) => Err(SignalError::NotObject),
-                Err(_) => Err(SignalError::NotJson),
+                Ok(_) => Err(FieldsError::NotObject),
+                Err(_) => Err(FieldsError::NotJson),
             },
-            Err(_) => Err(SignalError::NotJson),
+            Err(_) => Err(FieldsError::NotJson),
         }
     }
 
@@ -211,11 +218,11 @@ mod tests {
 
     /// What a full parse makes of `text`: the model this module must agree with wherever
     /// `serde_json::Value` can hold the frame.
-    fn model(text: &str) -> Result<Map<String, Value>, SignalError> {
+    fn model(text: &str) -> Result<Map<String, Value>, FieldsError> {
         match serde_json::from_str::<Value>(text) {
-            Err(_) => Err(SignalError::NotJson),
+            Err(_) => Err(FieldsError::NotJson),
             Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(SignalError::NotObject),
+            Ok(_) => Err(FieldsError::NotObject),
         }
     }
 
@@ -324,11 +331,11 @@ mod tests {
         for n in [MAX_FIELDS + 1, 6100] {
             assert_eq!(
                 Fields::parse(&keys(n)).err(),
-                Some(SignalError::TooManyFields(MAX_FIELDS)),
+                Some(FieldsError::TooMany),
                 "{n}"
             );
         }
         let broken = format!("{},}}", keys(100).trim_end_matches('}'));
-        assert_eq!(Fields::parse(&broken).err(), Some(SignalError::NotJson));
+        assert_eq!(Fields::parse(&broken).err(), Some(FieldsError::NotJson));
     }
 }

@@ -157,6 +157,11 @@ impl Rooms {
         }
     }
 
+    /// Rooms, and members in them.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.rooms.len(), self.room_of.len())
+    }
+
     pub fn exists(&self, room: &str) -> bool {
         self.rooms.contains_key(room)
     }

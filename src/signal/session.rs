@@ -93,6 +93,21 @@ impl End {
         }
     }
 
+    /// The `reason` label of `peerbox_ws_closed_total` ([`super::stats::CLOSE_REASONS`]).
+    fn label(self) -> &'static str {
+        match self {
+            End::Closed => "closed",
+            End::Gone => "gone",
+            End::Idle => "idle",
+            End::TooBig => "too_big",
+            End::TooSlow => "too_slow",
+            End::Shutdown => "shutdown",
+            End::Protocol => "protocol",
+            End::NotUtf8 => "not_utf8",
+            End::Replaced => "replaced",
+        }
+    }
+
     /// The close frame the server sends, if any.
     fn close_frame(self) -> Option<CloseFrame> {
         let code = match self {
@@ -139,6 +154,8 @@ async fn serve<S>(
     let admission = match hub.admit(key) {
         Ok(a) => a,
         Err(refusal) => {
+            hub.stats.closed("refused");
+            hub.stats.error(&refusal.error);
             if refusal.log {
                 tracing::info!(addr = %key, "connection refused: too many connections");
             } else {
@@ -155,6 +172,7 @@ async fn serve<S>(
         }
     };
     tracing::debug!("connected");
+    hub.stats.connections_total.fetch_add(1, Ordering::Relaxed);
     let c = &hub.config;
     let (me, mut rx) = Peer::new(c.outbound_queue, c.outbound_queue_bytes);
     let now = std::time::Instant::now();
@@ -192,6 +210,7 @@ async fn serve<S>(
     if !held {
         hub.ice.session_ended(&session.id);
     }
+    hub.stats.closed(end.label());
     tracing::debug!(reason = end.as_str(), "disconnected");
     drop(session);
     // Frames still queued are dropped with the receiver, before the close handshake's wait.
@@ -420,6 +439,8 @@ impl Session {
         let Charge { allowed, pause } = self.charge(len, now, false);
         if !allowed {
             tracing::debug!("rate limited");
+            self.hub.stats.rate_limited("messages");
+            self.hub.stats.error(&SignalError::RateLimited);
             if self
                 .last_notice
                 .is_none_or(|t| now.duration_since(t) >= LIMIT_NOTICE_EVERY)
@@ -441,6 +462,7 @@ impl Session {
             .and_then(|msg| self.handle(msg));
         if let Err(e) = result {
             tracing::debug!(error_type = e.error_type(), "refused message");
+            self.hub.stats.error(&e);
             self.me.send_or_drop(e.to_frame());
         }
         pause
@@ -448,6 +470,7 @@ impl Session {
 
     fn handle(&mut self, msg: ClientMessage<'_>) -> Result<(), SignalError> {
         tracing::debug!(kind = msg.kind(), "message");
+        self.hub.stats.message(msg.kind());
         match msg {
             ClientMessage::RandomCheck { room } => {
                 let exists = self.hub.room_exists(&room);
@@ -497,6 +520,7 @@ impl Session {
         if shared.notices.try_take(1, now) {
             tracing::info!(addr = %self.admission.addr, "credential issuance rate-limited");
         }
+        self.hub.stats.rate_limited("credentials");
         Err(SignalError::CredentialsRateLimited)
     }
 
@@ -621,6 +645,11 @@ mod tests {
             assert_eq!(
                 end.close_frame().map(|f| u16::from(f.code)),
                 code,
+                "{end:?}"
+            );
+            // Every end is counted under a label the metrics list.
+            assert!(
+                super::super::stats::CLOSE_REASONS.contains(&end.label()),
                 "{end:?}"
             );
         }

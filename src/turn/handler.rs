@@ -89,6 +89,7 @@ impl Turn {
             Ok(m) => m,
             Err(e) => {
                 if e == ParseError::NotStun && classic_binding(pkt, five.client, out) {
+                    Stats::inc(&self.stats.bindings[five.proto.index()]);
                     return Action::Reply;
                 }
                 Stats::inc(&self.stats.malformed);
@@ -223,6 +224,7 @@ impl Turn {
         }
         let method = msg.method();
         if method == BINDING {
+            Stats::inc(&self.stats.bindings[five.proto.index()]);
             let mut w = Writer::new(out, BINDING, SUCCESS, msg.tid);
             let client = canonical(five.client);
             w.xor_addr(XOR_MAPPED_ADDRESS, client)

@@ -10,6 +10,7 @@
 //! - [`server`] — the allocation table (by 5-tuple and by relay address), quotas per session,
 //!   per client address and in total, sessions that ended, sweeping.
 //! - [`handler`] — request dispatch; [`Turn::handle`] is the socket-free entry point.
+//! - [`socket`] — UDP socket primitives (bind, send now, batched receive), no TURN state.
 //! - [`relay`], [`udp`], [`tcp`] — the sockets; [`relay::to_allocation`] hands a packet from
 //!   one allocation straight to another; [`tcp::serve`] is TURN over any stream (TCP, TLS).
 //! - [`stats`] — counters.
@@ -24,6 +25,7 @@ pub mod nonce;
 pub mod policy;
 pub mod relay;
 pub mod server;
+pub mod socket;
 pub mod stats;
 pub mod tcp;
 pub mod udp;
@@ -34,6 +36,8 @@ use std::time::Instant;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::health::Health;
 
 pub use credentials::Credentials;
 pub use handler::Action;
@@ -47,21 +51,28 @@ pub fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<Vec<UdpSocket>> {
 
 /// Serves STUN/TURN on the given sockets until `shutdown` is cancelled, then drops every
 /// allocation. `turn` is built by the caller (the composition root), which also hands it to
-/// the HTTPS listeners for TURN over TLS and to the signalling hub for credentials.
+/// the HTTPS listeners for TURN over TLS and to the signalling hub for credentials. Each
+/// socket is counted in `health` for as long as it is served.
 pub async fn run(
     turn: Arc<Turn>,
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
+    health: Arc<Health>,
     shutdown: CancellationToken,
 ) {
     let tasks = TaskTracker::new();
     for s in udp {
-        if let Err(e) = udp::spawn(turn.clone(), s, shutdown.clone()) {
+        if let Err(e) = udp::spawn(turn.clone(), s, health.serving(), shutdown.clone()) {
             tracing::error!(error = %e, "cannot start a turn udp thread");
         }
     }
     for l in tcp {
-        tasks.spawn(tcp::run(turn.clone(), l, shutdown.clone()));
+        let serving = health.serving();
+        let (turn, stop) = (turn.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let _serving = serving;
+            tcp::run(turn, l, stop).await;
+        });
     }
     tasks.spawn(server::sweeper(turn.clone(), shutdown.clone()));
     tasks.close();

@@ -129,12 +129,12 @@ pub fn open(
 }
 
 fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    super::udp::bind_one(addr, false, super::udp::RELAY_BUFFER)
+    super::socket::bind_one(addr, false, super::socket::RELAY_BUFFER)
 }
 
 /// Client -> peer: sends `data` from the relay socket, dropping it when the socket is full.
 pub fn to_peer(alloc: &Allocation, stats: &Stats, peer: SocketAddr, data: &[u8]) {
-    if super::udp::send_now(&alloc.relay, data, peer).is_ok() {
+    if super::socket::send_now(&alloc.relay, data, peer).is_ok() {
         Stats::relayed(
             &stats.client_to_peer_packets,
             &stats.client_to_peer_bytes,
@@ -177,9 +177,9 @@ thread_local! {
 /// Peer -> client, until the allocation is cancelled. The payload is received after
 /// [`HEAD`] spare bytes of the thread's buffer and the header written in front of it.
 pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
-    super::udp::serve_readable(&alloc.relay, &alloc.cancel, || {
+    super::socket::serve_readable(&alloc.relay, &alloc.cancel, || {
         BUF.with_borrow_mut(|buf| {
-            super::udp::recv_batch(&alloc.relay, buf, HEAD..HEAD + MAX_PAYLOAD, |buf, r| {
+            super::socket::recv_batch(&alloc.relay, buf, HEAD..HEAD + MAX_PAYLOAD, |buf, r| {
                 if let Ok((n, peer)) = r {
                     forward(&alloc, &stats, buf, n, peer, Via::Kernel);
                 }

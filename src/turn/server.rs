@@ -31,6 +31,22 @@ pub enum Proto {
 }
 
 impl Proto {
+    pub const ALL: [Proto; 3] = [Proto::Udp, Proto::Tcp, Proto::Tls];
+
+    /// Its position in [`Proto::ALL`] (and in per-transport counters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The lowercase name metrics and logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+            Proto::Tls => "tls",
+        }
+    }
+
     /// Stream transports frame ChannelData with padding (RFC 8656 12.5).
     pub fn is_stream(self) -> bool {
         !matches!(self, Proto::Udp)
@@ -60,7 +76,7 @@ impl ClientSink {
     /// Sends without waiting; false when dropped (full buffer or queue, closed connection).
     pub fn send(&self, frame: &[u8], to: SocketAddr) -> bool {
         match self {
-            ClientSink::Udp(s) => super::udp::send_now(s, frame, to).is_ok(),
+            ClientSink::Udp(s) => super::socket::send_now(s, frame, to).is_ok(),
             ClientSink::Tcp(q) => q.try_send(Bytes::copy_from_slice(frame)).is_ok(),
             ClientSink::Discard => true,
         }
@@ -189,6 +205,11 @@ impl Turn {
         })
     }
 
+    /// Allocations in the table now (takes the table's read lock: the watchdog's probe).
+    pub fn allocation_count(&self) -> usize {
+        self.read().by_five.len()
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
         crate::limit::read(&self.table)
     }
@@ -250,6 +271,7 @@ impl Turn {
     }
 
     pub fn add(&self, alloc: Arc<Allocation>) -> Result<(), AddError> {
+        let by = alloc.five.proto.index();
         let mut t = self.write();
         self.room(&t, &alloc.five, &alloc.owner)?;
         *t.per_owner.entry(alloc.owner.clone()).or_default() += 1;
@@ -258,8 +280,8 @@ impl Turn {
             .or_default() += 1;
         t.by_relayed.insert(alloc.relayed, alloc.clone());
         t.by_five.insert(alloc.five, alloc);
-        self.stats.allocations_active.fetch_add(1, Relaxed);
-        self.stats.allocations_total.fetch_add(1, Relaxed);
+        self.stats.allocations_active[by].fetch_add(1, Relaxed);
+        self.stats.allocations_total[by].fetch_add(1, Relaxed);
         Ok(())
     }
 
@@ -281,7 +303,7 @@ impl Turn {
         };
         if let Some(a) = removed {
             a.cancel.cancel();
-            self.stats.allocations_active.fetch_sub(1, Relaxed);
+            self.stats.allocations_active[a.five.proto.index()].fetch_sub(1, Relaxed);
         }
     }
 

@@ -1,11 +1,21 @@
-//! Counters for a later `/metrics`: plain atomics, bumped on the paths that matter.
+//! TURN's counters: plain atomics bumped on the paths that matter, read at scrape time by
+//! [`crate::metrics`] (no registry here, no locks on the relay path).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::server::Proto;
+
+/// Per transport, indexed by [`Proto::index`].
+pub type ByProto = [AtomicU64; Proto::ALL.len()];
+
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub allocations_active: AtomicU64,
-    pub allocations_total: AtomicU64,
+    /// Allocations in the table now.
+    pub allocations_active: ByProto,
+    /// Allocations ever added to the table.
+    pub allocations_total: ByProto,
+    /// STUN Binding requests answered (RFC 5389 and classic RFC 3489 ones).
+    pub bindings: ByProto,
     pub denied_auth: AtomicU64,
     pub denied_peer: AtomicU64,
     pub denied_quota: AtomicU64,

@@ -34,6 +34,8 @@ pub struct TestServer {
     pub http: SocketAddr,
     /// STUN/TURN, UDP and TCP on the same port.
     pub turn: SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz` (plain HTTP).
+    pub metrics: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: Config,
     pub handle: Handle,
@@ -47,24 +49,34 @@ pub struct TestServer {
 /// replaces the helper's, and tables merge key by key, so `"[turn]\nuser_quota = 2"` keeps
 /// the helper's `[turn] listen`.
 pub async fn spawn(extra: &str) -> TestServer {
-    spawn_inner(extra, "", "127.0.0.1:0").await
+    spawn_inner(extra, "", "127.0.0.1:0", None).await
+}
+
+/// Like [`spawn`], pinging `watchdog` as systemd's watchdog would be.
+pub async fn spawn_with_watchdog(extra: &str, watchdog: peerbox::watchdog::Watchdog) -> TestServer {
+    spawn_inner(extra, "", "127.0.0.1:0", Some(watchdog)).await
 }
 
 /// Like [`spawn`], with the HTTPS listener bound to `https` (e.g. `"[::]:0"` for IPv6 clients).
 pub async fn spawn_at(extra: &str, https: &str) -> TestServer {
-    spawn_inner(extra, "", https).await
+    spawn_inner(extra, "", https, None).await
 }
 
 /// Like [`spawn`], with `turn_keys` (TOML keys) merged into the `[turn]` table, whose
 /// `listen` address is only known once bound.
 pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
-    spawn_inner("", turn_keys, "127.0.0.1:0").await
+    spawn_inner("", turn_keys, "127.0.0.1:0", None).await
 }
 
-async fn spawn_inner(extra: &str, turn_keys: &str, https_bind: &str) -> TestServer {
+async fn spawn_inner(
+    extra: &str,
+    turn_keys: &str,
+    https_bind: &str,
+    watchdog: Option<peerbox::watchdog::Watchdog>,
+) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("ssl")).expect("ssl dir");
-    spawn_in(dir, extra, turn_keys, https_bind).await
+    spawn_in(dir, extra, turn_keys, https_bind, watchdog).await
 }
 
 async fn spawn_in(
@@ -72,6 +84,7 @@ async fn spawn_in(
     extra: &str,
     turn_keys: &str,
     https_bind: &str,
+    watchdog: Option<peerbox::watchdog::Watchdog>,
 ) -> TestServer {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -82,6 +95,10 @@ async fn spawn_in(
         .try_init();
     let https = TcpListener::bind(https_bind).await.expect("bind https");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+    let metrics = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind metrics");
+    let ma = metrics.local_addr().unwrap();
     let (udp, tcp) = bind_turn_pair().await;
     let (ha, pa, ta) = (
         https.local_addr().unwrap(),
@@ -109,6 +126,7 @@ async fn spawn_in(
                 ("relay_ports", "40000-40999".into()),
             ]),
         ),
+        ("metrics", section(&[("listen", listen(ma))])),
     ]);
     let mut turn = toml::Table::new();
     turn.insert("turn".into(), Value::Table(parse_toml(turn_keys)));
@@ -118,7 +136,9 @@ async fn spawn_in(
     let path = dir.path().join("config.toml");
     std::fs::write(&path, &text).expect("write config");
     let config = Config::load(&path).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
-    let server = Server::new(config.clone()).expect("server starts");
+    let server = Server::new(config.clone())
+        .expect("server starts")
+        .with_watchdog(watchdog);
     let handle = server.handle();
     let shutdown = CancellationToken::new();
     let listeners = Listeners {
@@ -126,12 +146,14 @@ async fn spawn_in(
         http: vec![http],
         turn_udp: vec![udp],
         turn_tcp: vec![tcp],
+        metrics: vec![metrics],
     };
     let task = tokio::spawn(server.run(listeners, shutdown.clone()));
     TestServer {
         https: ha,
         http: pa,
         turn: ta,
+        metrics: ma,
         dir,
         config,
         handle,
@@ -201,7 +223,7 @@ impl TestServer {
             .expect("server task")
             .expect("server result");
         let (extra, turn_keys, https) = &self.spec;
-        spawn_in(self.dir, extra, turn_keys, https).await
+        spawn_in(self.dir, extra, turn_keys, https, None).await
     }
 
     /// A TLS client that trusts the certificate currently in the ssl dir.
@@ -268,6 +290,16 @@ impl TestServer {
 
     pub async fn get(&self, path: &str) -> hyper::Response<Bytes> {
         self.request("GET", path, &[]).await
+    }
+
+    /// GET over plain HTTP to the monitoring listener (`/metrics`, `/healthz`, `/readyz`).
+    pub async fn get_metrics(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> hyper::Response<Bytes> {
+        let tcp = TcpStream::connect(self.metrics).await.expect("connect");
+        send(TokioIo::new(tcp), "GET", path, headers, "localhost").await
     }
 
     /// GET over plain HTTP to the port-80 listener.

@@ -35,6 +35,8 @@ write_peerbox_config() {
     printf '[https]\nlisten = ["127.0.0.1:%s"]\n' "$(free_port)"
     printf '[http]\nlisten = ["127.0.0.1:%s"]\n' "$(free_port)"
     printf '[tls]\ndir = "ssl"\n'
+    # Off: the default 127.0.0.1:9478 would clash between runs side by side.
+    printf '[metrics]\nlisten = []\n'
     if [ "${TURN_V6:-0}" = 1 ]; then
       printf '[turn]\nlisten = ["127.0.0.1:%s", "[::1]:%s"]\n' "$1" "$1"
     else

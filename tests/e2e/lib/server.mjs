@@ -66,6 +66,9 @@ listen = ["127.0.0.1:${httpPort}"]
 dir = "ssl"
 watch_interval_secs = 0
 
+[metrics]
+listen = []
+
 [rooms]
 capacity = ${opts.capacity ?? 10}
 ${opts.extraRooms ?? ''}
