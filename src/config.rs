@@ -3,8 +3,10 @@
 //! are refused with the range, never clamped; what needs several keys at once (listeners that
 //! clash, legal but harmful values) is in [`check`].
 
+mod acme;
 mod check;
 
+pub use acme::{AcmeConfig, Challenge, LETS_ENCRYPT};
 pub use check::Warning;
 
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +72,7 @@ struct RawConfig {
     tls: RawTls,
     rooms: RawRooms,
     turn: RawTurn,
+    acme: acme::RawAcme,
 }
 
 impl Default for RawConfig {
@@ -82,6 +85,7 @@ impl Default for RawConfig {
             tls: RawTls::default(),
             rooms: RawRooms::default(),
             turn: RawTurn::default(),
+            acme: acme::RawAcme::default(),
         }
     }
 }
@@ -250,6 +254,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub rooms: RoomsConfig,
     pub turn: TurnConfig,
+    pub acme: AcmeConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -477,6 +482,15 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     }
     let https_turn = raw.https.turn && !raw.https.listen.is_empty();
     let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
+    let acme = acme::validate(
+        raw.acme,
+        &hostname,
+        acme::Ports {
+            https: !raw.https.listen.is_empty(),
+            http: !raw.http.listen.is_empty(),
+        },
+        base,
+    )?;
     let config = Config {
         hostname,
         shutdown_timeout: whole_seconds(
@@ -537,6 +551,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             allowed_origins,
         },
         turn,
+        acme,
     };
     check::listeners(&config)?;
     Ok(config)

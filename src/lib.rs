@@ -2,7 +2,10 @@
 //!
 //! Module map:
 //! - [`config`]: the admin's `config.toml`, parsed once and validated into typed values.
-//! - [`tls`]: certificates from the ssl dir (or a generated self-signed one), hot reload.
+//! - [`tls`]: certificates from the ssl dir (or a generated self-signed one), hot reload,
+//!   TLS-ALPN-01 challenge certificates.
+//! - [`acme`]: certificates from an ACME CA (Let's Encrypt by default): one task that orders,
+//!   renews and installs them into the ssl dir, with peerbox answering the challenges.
 //! - [`http`]: the HTTPS accept loop (TLS, ALPN h2/http1.1, TURN over TLS/TCP told apart by
 //!   the first bytes), the router, the embedded web app, security headers, the WebSocket
 //!   upgrade, and the port-80 redirect.
@@ -17,6 +20,7 @@
 //! Every long-running part is `run(listener, deps, shutdown)`; only `main` (or a test) binds
 //! ports, so tests bind port 0 and pass their own shutdown token.
 
+pub mod acme;
 pub mod config;
 pub mod http;
 pub mod limit;
@@ -55,10 +59,12 @@ impl Listeners {
     }
 }
 
-/// What the running server hands back to its owner: a way to reload certificates.
+/// What the running server hands back to its owner: a way to reload certificates, and what
+/// ACME did (all zero while it is off).
 #[derive(Clone)]
 pub struct Handle {
     pub certs: tls::CertStore,
+    pub acme: Arc<acme::Stats>,
 }
 
 /// Loads certificates and builds the shared state; the step that can fail at startup.
@@ -66,6 +72,7 @@ pub struct Server {
     config: Arc<Config>,
     certs: tls::CertStore,
     credentials: Arc<turn::Credentials>,
+    acme_stats: Arc<acme::Stats>,
 }
 
 impl Server {
@@ -77,12 +84,14 @@ impl Server {
             config: Arc::new(config),
             certs,
             credentials,
+            acme_stats: Arc::default(),
         })
     }
 
     pub fn handle(&self) -> Handle {
         Handle {
             certs: self.certs.clone(),
+            acme: self.acme_stats.clone(),
         }
     }
 
@@ -96,7 +105,9 @@ impl Server {
             config,
             certs,
             credentials,
+            acme_stats,
         } = self;
+        let tokens = Arc::new(acme::Http01Tokens::default());
         let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
         let hub = signal::Hub::new(&config.rooms, turn.clone());
         let sessions = TaskTracker::new();
@@ -116,8 +127,9 @@ impl Server {
             sessions.clone(),
             shutdown.clone(),
             turn_port,
+            tokens.clone(),
         ));
-        let acceptor = certs.acceptor(config.https.turn);
+        let acceptor = certs.acceptor(config.https.turn, acme::wants_tls_alpn(&config));
         for listener in listeners.https {
             tasks.spawn(http::run_https(
                 listener,
@@ -130,6 +142,7 @@ impl Server {
             tasks.spawn(http::redirect::run(
                 listener,
                 config.clone(),
+                tokens.clone(),
                 http_stop.clone(),
             ));
         }
@@ -139,6 +152,15 @@ impl Server {
             config.tls.watch_interval,
             http_stop.clone(),
         ));
+        if config.acme.enabled {
+            let acme = acme::Acme {
+                config: config.clone(),
+                certs: certs.clone(),
+                tokens: tokens.clone(),
+                stats: acme_stats,
+            };
+            tasks.spawn(acme::run(acme, http_stop.clone()));
+        }
         // Always running, for the sweeper, even when TURN lives only on the HTTPS port.
         let turn_task = tokio::spawn(turn::run(
             turn,
