@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use instant_acme::{Account, AccountBuilder, AccountCredentials, NewAccount};
+use instant_acme::{Account, AccountBuilder, AccountCredentials, ExternalAccountKey, NewAccount};
 use serde::{Deserialize, Serialize};
 
 use super::problem::Failure;
@@ -82,6 +82,16 @@ pub async fn register(config: &AcmeConfig, dir: &Path) -> Result<Account, Failur
     let contact = config.contact.as_ref().map(|c| format!("mailto:{c}"));
     let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
     tracing::info!(directory = %config.directory, "acme: registering an account");
+    let eab = match &config.eab {
+        Some((kid, key)) => {
+            use base64::Engine;
+            let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key.expose())
+                .map_err(|_| Failure::Local("acme.eab_hmac_key is not base64url".into()))?;
+            Some(ExternalAccountKey::new(kid.clone(), &key))
+        }
+        None => None,
+    };
     let (account, credentials) = builder(config)?
         .create(
             &NewAccount {
@@ -90,7 +100,7 @@ pub async fn register(config: &AcmeConfig, dir: &Path) -> Result<Account, Failur
                 only_return_existing: false,
             },
             config.directory.clone(),
-            None,
+            eab.as_ref(),
         )
         .await?;
     let saved = Saved {

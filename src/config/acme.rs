@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, Secret, invalid};
 
 /// Let's Encrypt's production directory: the default, since a staging certificate is one no
 /// browser trusts.
@@ -21,6 +21,8 @@ pub(super) struct RawAcme {
     directory: String,
     challenge: RawChallenges,
     ca_file: String,
+    eab_kid: String,
+    eab_hmac_key: String,
 }
 
 impl Default for RawAcme {
@@ -31,6 +33,8 @@ impl Default for RawAcme {
             directory: LETS_ENCRYPT.into(),
             challenge: RawChallenges::List(vec!["tls-alpn-01".into(), "http-01".into()]),
             ca_file: String::new(),
+            eab_kid: String::new(),
+            eab_hmac_key: String::new(),
         }
     }
 }
@@ -80,6 +84,9 @@ pub struct AcmeConfig {
     /// A PEM root the directory's HTTPS certificate chains to (a private or test CA);
     /// `None`: the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// External account binding (RFC 8555 §7.3.4), which ZeroSSL and some private CAs ask
+    /// for at registration: the key id and the HMAC key (decoded from base64url).
+    pub eab: Option<(String, Secret)>,
 }
 
 /// Which listeners exist, for the challenges that need them.
@@ -133,12 +140,34 @@ pub(super) fn validate(
     }
     let contact = contact(&raw.contact)?;
     let ca_file = (!raw.ca_file.trim().is_empty()).then(|| base.join(raw.ca_file.trim()));
+    let eab = match (raw.eab_kid.trim(), raw.eab_hmac_key.trim()) {
+        ("", "") => None,
+        ("", _) | (_, "") => {
+            return Err(invalid(
+                "acme.eab_kid",
+                "acme.eab_kid and acme.eab_hmac_key go together: set both or neither",
+            ));
+        }
+        (kid, key) => {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key.trim_end_matches('='))
+                .map_err(|_| {
+                    invalid("acme.eab_hmac_key", "is not base64url (as the CA shows it)")
+                })?;
+            if decoded.is_empty() {
+                return Err(invalid("acme.eab_hmac_key", "is empty once decoded"));
+            }
+            Some((kid.to_owned(), Secret::new(key.trim_end_matches('='))))
+        }
+    };
     let config = AcmeConfig {
         enabled: raw.enabled,
         contact,
         directory,
         challenges,
         ca_file,
+        eab,
     };
     if !config.enabled {
         return Ok(config);
@@ -240,6 +269,15 @@ mod tests {
             Some(Path::new("/etc/peerbox/ssl/test-ca.pem"))
         );
         assert_eq!(c.directory, "https://ca.test/dir");
+        let eab = parse(&format!(
+            "{ON}eab_kid = \"kid-1\"\neab_hmac_key = \"c2VjcmV0\""
+        ))
+        .unwrap()
+        .acme
+        .eab
+        .unwrap();
+        assert_eq!(eab.0, "kid-1");
+        assert_eq!(format!("{:?}", eab.1), "***");
     }
 
     #[test]
@@ -274,6 +312,11 @@ mod tests {
                 "https.listen",
             ),
             (&format!("{ON}bogus = 1"), "bogus"),
+            (&format!("{ON}eab_kid = \"kid\""), "acme.eab_kid"),
+            (
+                &format!("{ON}eab_kid = \"kid\"\neab_hmac_key = \"not base64!\""),
+                "acme.eab_hmac_key",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text).expect_err(text).to_string();
