@@ -45,21 +45,39 @@ pub struct TestServer {
 /// replaces the helper's, and tables merge key by key, so `"[turn]\nuser_quota = 2"` keeps
 /// the helper's `[turn] listen`.
 pub async fn spawn(extra: &str) -> TestServer {
-    spawn_inner(extra, "", "127.0.0.1:0").await
+    spawn_inner(extra, "", "127.0.0.1:0", "127.0.0.1:0", None).await
 }
 
 /// Like [`spawn`], with the HTTPS listener bound to `https` (e.g. `"[::]:0"` for IPv6 clients).
 pub async fn spawn_at(extra: &str, https: &str) -> TestServer {
-    spawn_inner(extra, "", https).await
+    spawn_inner(extra, "", https, "127.0.0.1:0", None).await
+}
+
+/// Like [`spawn`], with the HTTPS and HTTP listeners bound to `https` and `http` (real ports
+/// such as 443 and 80, inside a namespace the test made), in `dir` when given (a restart on
+/// the same ssl dir and config directory; see [`TestServer::stop_keeping_dir`]).
+pub async fn spawn_on(
+    extra: &str,
+    https: &str,
+    http: &str,
+    dir: Option<tempfile::TempDir>,
+) -> TestServer {
+    spawn_inner(extra, "", https, http, dir).await
 }
 
 /// Like [`spawn`], with `turn_keys` (TOML keys) merged into the `[turn]` table, whose
 /// `listen` address is only known once bound.
 pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
-    spawn_inner("", turn_keys, "127.0.0.1:0").await
+    spawn_inner("", turn_keys, "127.0.0.1:0", "127.0.0.1:0", None).await
 }
 
-async fn spawn_inner(extra: &str, turn_keys: &str, https_bind: &str) -> TestServer {
+async fn spawn_inner(
+    extra: &str,
+    turn_keys: &str,
+    https_bind: &str,
+    http_bind: &str,
+    dir: Option<tempfile::TempDir>,
+) -> TestServer {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PEERBOX_LOG")
@@ -67,10 +85,10 @@ async fn spawn_inner(extra: &str, turn_keys: &str, https_bind: &str) -> TestServ
         )
         .with_test_writer()
         .try_init();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.unwrap_or_else(|| tempfile::tempdir().expect("tempdir"));
     std::fs::create_dir_all(dir.path().join("ssl")).expect("ssl dir");
     let https = TcpListener::bind(https_bind).await.expect("bind https");
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+    let http = TcpListener::bind(http_bind).await.expect("bind http");
     let (udp, tcp) = bind_turn_pair().await;
     let (ha, pa, ta) = (
         https.local_addr().unwrap(),
@@ -177,6 +195,18 @@ impl TestServer {
             .expect("server stopped in time")
             .expect("server task")
             .expect("server result");
+    }
+
+    /// Stops the server like [`TestServer::stop`] and hands back its directory (ssl dir,
+    /// config) for a restart with [`spawn_on`].
+    pub async fn stop_keeping_dir(self, limit: Duration) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        tokio::time::timeout(limit, self.task)
+            .await
+            .expect("server stopped in time")
+            .expect("server task")
+            .expect("server result");
+        self.dir
     }
 
     /// A TLS client that trusts the certificate currently in the ssl dir.
