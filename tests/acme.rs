@@ -288,7 +288,9 @@ async fn a_restart_reuses_the_account_and_the_certificate() {
     let ssl = server.ssl_dir();
     let account = std::fs::read(ssl.join("acme-account.json")).unwrap();
     let chain = std::fs::read(ssl.join("fullchain.pem")).unwrap();
+    // Pebble logs every request it serves: one new order so far.
     let orders_logged = pebble.log().matches("POST /order-plz").count();
+    assert_eq!(orders_logged, 1, "{}", pebble.log());
     let dir = server.stop_keeping_dir(Duration::from_secs(10)).await;
 
     let again = common::spawn_on(&config, HTTPS, HTTP, Some(dir)).await;
