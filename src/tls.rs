@@ -288,7 +288,8 @@ fn log_expiry(v: &Validity, now: i64) {
         State::ExpiresSoon { days_left } => tracing::warn!(
             days_left,
             %not_after,
-            "certificate expires soon: renew it (is certbot's timer running?)"
+            "certificate expires soon: renewal is failing (with [acme] on, its `acme:` lines say \
+             why; with certbot, is its timer running?)"
         ),
         State::Expired => tracing::error!(
             %not_after,
