@@ -356,6 +356,53 @@ mod tests {
         assert!(!dir.path().join("cert.pem").exists());
     }
 
+    /// A CA's chain and key replace the self-signed certificate; a key that does not fit is
+    /// refused before anything is written.
+    #[test]
+    fn install_writes_fullchain_and_key_and_serves_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::load_or_generate(dir.path(), "a.example").unwrap();
+        let before = store.fingerprint();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        let err = store
+            .install(&cert.pem(), &other.serialize_pem())
+            .unwrap_err();
+        assert!(matches!(err, TlsError::Mismatch(_)), "{err}");
+        assert!(!dir.path().join("fullchain.pem").exists());
+        assert_eq!(store.fingerprint(), before);
+
+        store.install(&cert.pem(), &key.serialize_pem()).unwrap();
+        assert_ne!(store.fingerprint(), before);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("fullchain.pem")).unwrap(),
+            cert.pem()
+        );
+        let mode = |f: &str| {
+            std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("privkey.pem"), 0o600);
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // A restart loads what was installed.
+        let again = CertStore::load_or_generate(dir.path(), "a.example").unwrap();
+        assert_eq!(again.fingerprint(), store.fingerprint());
+    }
+
     #[test]
     fn io_errors_are_said_once() {
         let dir = tempfile::tempdir().unwrap();

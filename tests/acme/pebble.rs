@@ -183,17 +183,22 @@ impl Pebble {
             .stderr(out)
             .spawn()
             .expect("start pebble");
+        // Owned at once, so that a panic below still ends the process.
+        let pebble = Pebble {
+            child: Some(child),
+            log,
+        };
         let addr: SocketAddr = format!("{CA_IP}:{DIR_PORT}").parse().unwrap();
         for _ in 0..200 {
             if TcpStream::connect(addr).await.is_ok() {
-                return Pebble {
-                    child: Some(child),
-                    log,
-                };
+                return pebble;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("pebble did not listen on {addr} within 10 s");
+        panic!(
+            "pebble did not listen on {addr} within 10 s:\n{}",
+            pebble.log()
+        );
     }
 
     pub fn directory() -> String {
