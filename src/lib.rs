@@ -77,6 +77,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config) -> anyhow::Result<Server> {
+        acme::check(&config).map_err(anyhow::Error::msg)?;
         let certs = tls::CertStore::load_or_generate(&config.tls.dir, &config.hostname)
             .with_context(|| format!("TLS certificates in {}", config.tls.dir.display()))?;
         let credentials = turn::Credentials::new(&config);

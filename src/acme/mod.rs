@@ -331,6 +331,46 @@ fn unit_random() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// What start and `check-config` refuse: an `acme.ca_file` that is not a PEM certificate
+/// (the task would only fail at every attempt).
+pub fn check(config: &Config) -> Result<(), String> {
+    let Some(ca) = config.acme.ca_file.as_ref().filter(|_| config.acme.enabled) else {
+        return Ok(());
+    };
+    use rustls_pki_types::pem::PemObject;
+    match rustls_pki_types::CertificateDer::pem_file_iter(ca).map(|mut c| c.next()) {
+        Ok(Some(Ok(_))) => Ok(()),
+        Ok(_) => Err(format!(
+            "acme.ca_file {}: holds no PEM certificate",
+            ca.display()
+        )),
+        Err(e) => Err(format!("acme.ca_file {}: {e}", ca.display())),
+    }
+}
+
+/// One line for `check-config`: what ACME will do at start.
+pub fn summary(config: &Config) -> Option<String> {
+    let cfg = &config.acme;
+    if !cfg.enabled {
+        return None;
+    }
+    let names: Vec<_> = cfg.challenges.iter().map(|c| c.name()).collect();
+    let account = if account::saved_for(&config.tls.dir, &cfg.directory) {
+        format!(
+            "the account in {} is reused",
+            account::path(&config.tls.dir).display()
+        )
+    } else {
+        "an account is registered at start".into()
+    };
+    Some(format!(
+        "acme: certificates for {} from {} by {}; {account}",
+        config.hostname,
+        cfg.directory,
+        names.join(" or ")
+    ))
+}
+
 /// Whether the HTTPS acceptor must offer `acme-tls/1`.
 pub fn wants_tls_alpn(config: &Config) -> bool {
     config.acme.enabled && config.acme.challenges.contains(&Challenge::TlsAlpn01)

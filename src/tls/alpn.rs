@@ -46,7 +46,8 @@ impl Challenges {
         let name = hello.server_name()?.to_ascii_lowercase();
         let found = self.by_name.read().ok().and_then(|m| m.get(&name).cloned());
         if found.is_none() {
-            tracing::info!(sni = %name, "acme-tls/1 handshake for a name with no pending challenge");
+            // debug: anyone can send such a hello, and the log must not be theirs to fill.
+            tracing::debug!(sni = %name, "acme-tls/1 handshake for a name with no pending challenge");
         }
         Some(found)
     }
