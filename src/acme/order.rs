@@ -52,8 +52,16 @@ pub async fn issue(ask: Ask<'_>, on_order: impl FnOnce()) -> Result<(), Failure>
         tokens_set: Vec::new(),
     };
     let used = answer(&mut order, &ask, &mut guard).await?;
+    // The order's own error, when the CA reports one, is the validation's.
+    let challenge = used
+        .or(ask.challenges.first().copied())
+        .unwrap_or(Challenge::TlsAlpn01);
     let status = order.poll_ready(&POLL).await.map_err(|e| match e {
         instant_acme::Error::Timeout(_) => Failure::Timeout("the CA's validation"),
+        instant_acme::Error::Api(p) => Failure::Validation {
+            challenge,
+            problem: Some(p),
+        },
         other => other.into(),
     })?;
     if status != OrderStatus::Ready {
