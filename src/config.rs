@@ -3,8 +3,10 @@
 //! are refused with the range, never clamped; what needs several keys at once (listeners that
 //! clash, legal but harmful values) is in [`check`].
 
+mod acme;
 mod check;
 
+pub use acme::{AcmeConfig, Challenge, LETS_ENCRYPT};
 pub use check::Warning;
 
 use std::net::{IpAddr, SocketAddr};
@@ -71,6 +73,7 @@ struct RawConfig {
     rooms: RawRooms,
     turn: RawTurn,
     metrics: RawMetrics,
+    acme: acme::RawAcme,
 }
 
 impl Default for RawConfig {
@@ -84,6 +87,7 @@ impl Default for RawConfig {
             rooms: RawRooms::default(),
             turn: RawTurn::default(),
             metrics: RawMetrics::default(),
+            acme: acme::RawAcme::default(),
         }
     }
 }
@@ -272,6 +276,7 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub turn: TurnConfig,
     pub metrics: MetricsConfig,
+    pub acme: AcmeConfig,
 }
 
 /// `/metrics`, `/healthz` and `/readyz`, on listeners of their own.
@@ -508,6 +513,15 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     }
     let https_turn = raw.https.turn && !raw.https.listen.is_empty();
     let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
+    let acme = acme::validate(
+        raw.acme,
+        &hostname,
+        acme::Ports {
+            https: !raw.https.listen.is_empty(),
+            http: !raw.http.listen.is_empty(),
+        },
+        base,
+    )?;
     let config = Config {
         hostname,
         shutdown_timeout: whole_seconds(
@@ -580,6 +594,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
                 }
             },
         },
+        acme,
     };
     check::listeners(&config)?;
     Ok(config)

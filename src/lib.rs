@@ -2,7 +2,10 @@
 //!
 //! Module map:
 //! - [`config`]: the admin's `config.toml`, parsed once and validated into typed values.
-//! - [`tls`]: certificates from the ssl dir (or a generated self-signed one), hot reload.
+//! - [`tls`]: certificates from the ssl dir (or a generated self-signed one), hot reload,
+//!   TLS-ALPN-01 challenge certificates.
+//! - [`acme`]: certificates from an ACME CA (Let's Encrypt by default): one task that orders,
+//!   renews and installs them into the ssl dir, with peerbox answering the challenges.
 //! - [`http`]: the HTTPS accept loop (TLS, ALPN h2/http1.1, TURN over TLS/TCP told apart by
 //!   the first bytes), the router, the embedded web app, security headers, the WebSocket
 //!   upgrade, and the port-80 redirect.
@@ -21,6 +24,7 @@
 //! Every long-running part is `run(listener, deps, shutdown)`; only `main` (or a test) binds
 //! ports, so tests bind port 0 and pass their own shutdown token.
 
+pub mod acme;
 pub mod config;
 pub mod health;
 pub mod http;
@@ -73,10 +77,12 @@ impl Listeners {
     }
 }
 
-/// What the running server hands back to its owner: a way to reload certificates.
+/// What the running server hands back to its owner: a way to reload certificates, and what
+/// ACME did (all zero while it is off).
 #[derive(Clone)]
 pub struct Handle {
     pub certs: tls::CertStore,
+    pub acme: Arc<acme::Stats>,
 }
 
 /// Loads certificates and builds the shared state; the step that can fail at startup.
@@ -84,12 +90,13 @@ pub struct Server {
     config: Arc<Config>,
     certs: tls::CertStore,
     credentials: Arc<turn::Credentials>,
-    acme: Arc<metrics::AcmeStats>,
+    acme_stats: Arc<acme::Stats>,
     watchdog: Option<watchdog::Watchdog>,
 }
 
 impl Server {
     pub fn new(config: Config) -> anyhow::Result<Server> {
+        acme::check(&config).map_err(anyhow::Error::msg)?;
         let certs = tls::CertStore::load_or_generate(&config.tls.dir, &config.hostname)
             .with_context(|| format!("TLS certificates in {}", config.tls.dir.display()))?;
         let credentials = turn::Credentials::new(&config);
@@ -97,7 +104,7 @@ impl Server {
             config: Arc::new(config),
             certs,
             credentials,
-            acme: Arc::default(),
+            acme_stats: Arc::default(),
             watchdog: None,
         })
     }
@@ -108,14 +115,10 @@ impl Server {
         self
     }
 
-    /// The counters the ACME client bumps, shown at `/metrics`.
-    pub fn acme_stats(&self) -> Arc<metrics::AcmeStats> {
-        self.acme.clone()
-    }
-
     pub fn handle(&self) -> Handle {
         Handle {
             certs: self.certs.clone(),
+            acme: self.acme_stats.clone(),
         }
     }
 
@@ -129,11 +132,12 @@ impl Server {
             config,
             certs,
             credentials,
-            acme,
+            acme_stats,
             watchdog,
         } = self;
         let health = Arc::new(health::Health::default());
         health.expect(listeners.count());
+        let tokens = Arc::new(acme::Http01Tokens::default());
         let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
         let resume = signal::resume::ResumeKey::load_or_create(&config.tls.dir);
         match &resume.origin {
@@ -164,6 +168,7 @@ impl Server {
             sessions.clone(),
             shutdown.clone(),
             turn_port,
+            tokens.clone(),
         ));
         let monitor = metrics::Monitor::new(
             metrics::Sources {
@@ -171,7 +176,7 @@ impl Server {
                 turn: turn.stats.clone(),
                 http: app.stats.clone(),
                 certs: certs.clone(),
-                acme,
+                acme: acme_stats.clone(),
                 started: tls::now(),
             },
             health.clone(),
@@ -186,13 +191,14 @@ impl Server {
                 fut.await;
             });
         };
-        let acceptor = certs.acceptor(config.https.turn);
+        let acceptor = certs.acceptor(config.https.turn, acme::wants_tls_alpn(&config));
         for listener in listeners.https {
             let fut = http::run_https(listener, acceptor.clone(), app.clone(), http_stop.clone());
             serve(&tasks, Box::pin(fut));
         }
         for listener in listeners.http {
-            let fut = http::redirect::run(listener, config.clone(), http_stop.clone());
+            let fut =
+                http::redirect::run(listener, config.clone(), tokens.clone(), http_stop.clone());
             serve(&tasks, Box::pin(fut));
         }
         // Monitoring and the watchdog last until the very end: `/readyz` says "shutting
@@ -216,6 +222,15 @@ impl Server {
             config.tls.watch_interval,
             http_stop.clone(),
         ));
+        if config.acme.enabled {
+            let acme = acme::Acme {
+                config: config.clone(),
+                certs: certs.clone(),
+                tokens: tokens.clone(),
+                stats: acme_stats,
+            };
+            tasks.spawn(acme::run(acme, http_stop.clone()));
+        }
         // Always running, for the sweeper, even when TURN lives only on the HTTPS port.
         let turn_task = tokio::spawn(turn::run(
             turn,

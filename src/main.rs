@@ -105,6 +105,13 @@ fn check_config(path: &Path, config: &Config) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Err(e) = peerbox::acme::check(config) {
+        eprintln!("peerbox: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(line) = peerbox::acme::summary(config) {
+        println!("{line}");
+    }
     for w in config.warnings() {
         eprintln!("warning: {w}");
     }

@@ -1,11 +1,15 @@
 //! Certificates from the ssl dir ([`files`]: layouts, key formats, the self-signed fallback)
 //! and hot reload (SIGHUP or file changes) that never drops the working certificate, neither
 //! for a broken one nor for an expired or not-yet-valid one; warnings as the served one nears
-//! its end ([`validity`]).
+//! its end ([`validity`]); the TLS-ALPN-01 challenge certificates ACME puts up ([`alpn`]) and
+//! the certificates it installs ([`CertStore::install`]).
 
+mod alpn;
 mod files;
 mod validity;
 
+pub use alpn::{ALPN_ACME, challenge_key};
+pub use files::write_atomic;
 pub use validity::{State, Validity, date, now};
 
 use std::path::{Path, PathBuf};
@@ -15,6 +19,7 @@ use std::time::Duration;
 use rustls::crypto::ring::default_provider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls_pki_types::CertificateDer;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -44,8 +49,10 @@ pub enum TlsError {
     MissingKey { found: PathBuf },
     #[error("the private key does not fit the certificate: {0}")]
     Mismatch(rustls::Error),
-    #[error("cannot generate a self-signed certificate: {0}")]
+    #[error("cannot generate a certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("the certificate the CA sent is unusable: {0}")]
+    Issued(String),
     #[error(
         "cannot write the self-signed certificate to {path}: {error} (the directory must be \
          writable by the user peerbox runs as, or hold a certificate)"
@@ -66,6 +73,7 @@ pub struct CertStore {
 struct Resolver {
     dir: PathBuf,
     current: RwLock<Loaded>,
+    challenges: alpn::Challenges,
 }
 
 /// What `check-config` reports about the ssl dir.
@@ -80,7 +88,10 @@ pub enum Found {
 }
 
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(challenge) = self.challenges.answer(&hello) {
+            return challenge;
+        }
         self.current.read().ok().map(|c| c.key.clone())
     }
 }
@@ -119,6 +130,7 @@ impl CertStore {
             inner: Arc::new(Resolver {
                 dir: dir.to_owned(),
                 current: RwLock::new(loaded),
+                challenges: alpn::Challenges::default(),
             }),
         })
     }
@@ -162,6 +174,36 @@ impl CertStore {
         }
     }
 
+    /// Checks a chain and key from a CA, writes them as `fullchain.pem` and `privkey.pem`
+    /// (each atomically, the key first) and puts them in place of the served certificate.
+    /// Connections open on the old one keep it; only new handshakes see the new one.
+    pub fn install(&self, chain_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+        let new = files::store(&self.inner.dir, chain_pem, key_pem)?;
+        let want = fingerprint(&new.key);
+        if self.reload() && self.fingerprint() == want {
+            Ok(())
+        } else {
+            Err(TlsError::Issued(format!(
+                "written to {} but not taken on reload (see the line above)",
+                self.inner.dir.display()
+            )))
+        }
+    }
+
+    /// Puts up a TLS-ALPN-01 challenge certificate for `name` (see [`challenge_key`]).
+    pub fn set_challenge(&self, name: &str, key: Arc<CertifiedKey>) {
+        self.inner.challenges.set(name, key);
+    }
+
+    pub fn remove_challenge(&self, name: &str) {
+        self.inner.challenges.remove(name);
+    }
+
+    /// The leaf certificate in use.
+    pub fn leaf(&self) -> Option<CertificateDer<'static>> {
+        self.current().key.cert.first().cloned()
+    }
+
     /// SHA-256 fingerprint of the leaf certificate in use, as `AA:BB:...`.
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.current().key)
@@ -182,8 +224,9 @@ impl CertStore {
 
     /// A TLS acceptor offering HTTP/2 and HTTP/1.1 by ALPN (and with `turn`, first, TURN's
     /// `stun.turn` of RFC 7443: rustls picks the server's first protocol the client offers,
-    /// and coturn's client offers `http/1.1` before it), using the current certificate.
-    pub fn acceptor(&self, turn: bool) -> TlsAcceptor {
+    /// and coturn's client offers `http/1.1` before it; with `acme`, last, `acme-tls/1`, which
+    /// only a CA validating TLS-ALPN-01 offers), using the current certificate.
+    pub fn acceptor(&self, turn: bool, acme: bool) -> TlsAcceptor {
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
@@ -192,6 +235,9 @@ impl CertStore {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         if turn {
             config.alpn_protocols.insert(0, ALPN_TURN.to_vec());
+        }
+        if acme {
+            config.alpn_protocols.push(ALPN_ACME.to_vec());
         }
         TlsAcceptor::from(Arc::new(config))
     }
@@ -242,7 +288,8 @@ fn log_expiry(v: &Validity, now: i64) {
         State::ExpiresSoon { days_left } => tracing::warn!(
             days_left,
             %not_after,
-            "certificate expires soon: renew it (is certbot's timer running?)"
+            "certificate expires soon: renewal is failing (with [acme] on, its `acme:` lines say \
+             why; with certbot, is its timer running?)"
         ),
         State::Expired => tracing::error!(
             %not_after,
@@ -307,6 +354,53 @@ mod tests {
             key
         );
         assert!(!dir.path().join("cert.pem").exists());
+    }
+
+    /// A CA's chain and key replace the self-signed certificate; a key that does not fit is
+    /// refused before anything is written.
+    #[test]
+    fn install_writes_fullchain_and_key_and_serves_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::load_or_generate(dir.path(), "a.example").unwrap();
+        let before = store.fingerprint();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        let err = store
+            .install(&cert.pem(), &other.serialize_pem())
+            .unwrap_err();
+        assert!(matches!(err, TlsError::Mismatch(_)), "{err}");
+        assert!(!dir.path().join("fullchain.pem").exists());
+        assert_eq!(store.fingerprint(), before);
+
+        store.install(&cert.pem(), &key.serialize_pem()).unwrap();
+        assert_ne!(store.fingerprint(), before);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("fullchain.pem")).unwrap(),
+            cert.pem()
+        );
+        let mode = |f: &str| {
+            std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("privkey.pem"), 0o600);
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // A restart loads what was installed.
+        let again = CertStore::load_or_generate(dir.path(), "a.example").unwrap();
+        assert_eq!(again.fingerprint(), store.fingerprint());
     }
 
     #[test]

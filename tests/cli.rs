@@ -275,7 +275,11 @@ fn check_config_refuses_what_start_would_refuse() {
     let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
     // (config, files in ssl/, what both check-config and start say)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 6] = [
+    let acme_ca = format!(
+        "hostname = \"a.example\"\n{LOCAL}[acme]\nenabled = true\nca_file = \"missing-ca.pem\"\n"
+    );
+    let cases: [Case; 7] = [
+        (&acme_ca, &[], "acme.ca_file"),
         (
             CLASH_HTTPS_HTTP,
             &[],
@@ -353,6 +357,21 @@ fn check_config_reports_the_certificate_and_warns_about_what_hurts() {
         stderr(&out)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("sha256 "));
+
+    // With ACME on, what it will do at start.
+    let acme = write_config(
+        dir.path(),
+        &format!(
+            "hostname = \"a.example\"\n{LOCAL}[acme]\nenabled = true\nchallenge = \"http-01\"\n"
+        ),
+    );
+    let out = check_config(&acme);
+    assert_ok(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("acme: certificates for a.example from https://acme-v02.api.letsencrypt.org/directory by http-01; an account is registered at start"),
+        "{said}"
+    );
 
     // The shipped config: hostname "localhost" while listening on 0.0.0.0.
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");

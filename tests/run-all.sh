@@ -13,6 +13,8 @@ step() { printf '\n==> %s\n' "$*"; }
 need_pkgs=()
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 command -v turnutils_uclient >/dev/null || need_pkgs+=(coturn)
+# tests/acme.rs: a real ACME CA (pebble) and its DNS (pebble-challtestsrv)
+command -v pebble >/dev/null || need_pkgs+=(pebble)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v setpriv >/dev/null || need_pkgs+=(util-linux)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
@@ -35,7 +37,7 @@ step "format and lints"
 cargo fmt --check
 PEERBOX_SKIP_WEB_BUILD=1 cargo clippy --locked --all-targets -- -D warnings
 
-step "rust unit and integration tests (TURN interop with coturn's tools included)"
+step "rust unit and integration tests (TURN interop with coturn's tools, ACME against pebble)"
 PEERBOX_SKIP_WEB_BUILD=1 cargo nextest run --locked --no-fail-fast
 
 step "Debian packages: amd64 and arm64 (cross), contents, scratch install, unit, qemu"

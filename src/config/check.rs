@@ -165,6 +165,24 @@ pub(super) fn warnings(c: &Config) -> Vec<Warning> {
             }
         }
     }
+    if c.acme.enabled {
+        for ch in &c.acme.challenges {
+            let (key, list) = match ch {
+                super::Challenge::TlsAlpn01 => ("https.listen", &c.https.listen),
+                super::Challenge::Http01 => ("http.listen", &c.http.listen),
+            };
+            if !list.iter().any(|a| a.port() == ch.port()) {
+                warn(
+                    key,
+                    format!(
+                        "has no listener on port {port}, where the CA checks {name}: forward                          port {port} to one of these, or certificates cannot be issued by {name}",
+                        port = ch.port(),
+                        name = ch.name()
+                    ),
+                );
+            }
+        }
+    }
     out
 }
 
@@ -282,7 +300,8 @@ mod tests {
     #[test]
     fn legal_but_harmful_values_are_warned_about() {
         let local = listen("\"127.0.0.1:8443\"", "", "", "");
-        let cases: [(String, &[&str]); 11] = [
+        let acme = "[acme]\nenabled = true\n";
+        let cases: [(String, &[&str]); 14] = [
             (local.clone(), &[]),
             // the defaults: localhost on 0.0.0.0
             (String::new(), &["hostname"]),
@@ -310,6 +329,22 @@ mod tests {
                 &["metrics.listen"],
             ),
             (format!("{local}[metrics]\nlisten = [\"[::1]:9478\"]"), &[]),
+            // ACME with the shipped listeners (443 and 80), then with the CA's ports elsewhere
+            (format!("hostname = \"a.example\"\n{acme}"), &[]),
+            (
+                format!(
+                    "hostname = \"a.example\"\n{}{acme}",
+                    listen("\"0.0.0.0:8443\"", "\"0.0.0.0:8080\"", "", "")
+                ),
+                &["https.listen", "http.listen"],
+            ),
+            (
+                format!(
+                    "hostname = \"a.example\"\n{}{acme}challenge = \"http-01\"",
+                    listen("\"0.0.0.0:8443\"", "\"0.0.0.0:80\"", "", "")
+                ),
+                &[],
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(warned(&text), want, "{text}");

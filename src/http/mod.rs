@@ -87,6 +87,8 @@ pub struct App {
     /// accept to close, while they are HTTP (a TURN connection moves to TURN's own gate).
     pub gate: Arc<Gate>,
     pub stats: Arc<Stats>,
+    /// HTTP-01 answers, for plain HTTP sent to this port.
+    pub tokens: Arc<crate::acme::Http01Tokens>,
 }
 
 impl App {
@@ -96,6 +98,7 @@ impl App {
         sessions: TaskTracker,
         shutdown: CancellationToken,
         turn: Option<TurnPort>,
+        tokens: Arc<crate::acme::Http01Tokens>,
     ) -> App {
         let headers = headers::SecurityHeaders::new(&config);
         let rooms = &config.rooms;
@@ -115,6 +118,7 @@ impl App {
             turn,
             gate,
             stats: Arc::default(),
+            tokens,
         }
     }
 }
@@ -213,7 +217,7 @@ async fn connection(
     match conn {
         Conn::Https(io) => serve(io, peer, app, pass, stop).await,
         Conn::PlainHttp(io) => {
-            let conn = redirect::connection(io, app.config.clone());
+            let conn = redirect::connection(io, app.config.clone(), app.tokens.clone());
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => if let Err(e) = r {
@@ -249,6 +253,12 @@ async fn classify(
     let mut tls = acceptor.accept(Prefixed::new(first, tcp)).await?;
     counted.done();
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    if alpn.as_deref() == Some(crate::tls::ALPN_ACME) {
+        // A CA validating TLS-ALPN-01: the handshake was the answer (RFC 8737 §3).
+        tracing::info!("acme: tls-alpn-01 challenge answered");
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+        return Ok(None);
+    }
     let turn_alpn = alpn.as_deref() == Some(crate::tls::ALPN_TURN);
     let mut first = Vec::new();
     // The first request (or STUN message) comes under the same deadline as the handshake: a

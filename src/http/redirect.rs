@@ -1,5 +1,5 @@
-//! Plain HTTP (port 80): 301 to https on the same host and path, except ACME challenges,
-//! which certbot's webroot mode needs served from the well-known dir.
+//! Plain HTTP (port 80): 301 to https on the same host and path, except ACME challenges:
+//! peerbox's own HTTP-01 answers from memory, else the well-known dir (certbot's webroot mode).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,15 +18,21 @@ use tokio_util::sync::CancellationToken;
 use super::headers::status;
 use super::well_known;
 use crate::Config;
+use crate::acme::Http01Tokens;
 
-pub async fn run(listener: TcpListener, config: Arc<Config>, stop: CancellationToken) {
+pub async fn run(
+    listener: TcpListener,
+    config: Arc<Config>,
+    tokens: Arc<Http01Tokens>,
+    stop: CancellationToken,
+) {
     let graceful = GracefulShutdown::new();
     loop {
         let Some((tcp, peer)) = super::accept(&listener, &stop).await else {
             break;
         };
         let watcher = graceful.watcher();
-        let conn = connection(tcp, config.clone());
+        let conn = connection(tcp, config.clone(), tokens.clone());
         tokio::spawn(async move {
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "http connection error");
@@ -42,13 +48,14 @@ pub async fn run(listener: TcpListener, config: Arc<Config>, stop: CancellationT
 pub fn connection<I>(
     io: I,
     config: Arc<Config>,
+    tokens: Arc<Http01Tokens>,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
-        let config = config.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(req, &config).await) }
+        let (config, tokens) = (config.clone(), tokens.clone());
+        async move { Ok::<_, std::convert::Infallible>(handle(req, &config, &tokens).await) }
     });
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -56,9 +63,20 @@ where
         .serve_connection(TokioIo::new(io), service)
 }
 
-async fn handle(req: Request<Incoming>, config: &Config) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    config: &Config,
+    tokens: &Http01Tokens,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if let Some(token) = path.strip_prefix("/.well-known/acme-challenge/") {
+        if let Some(answer) = tokens.get(token) {
+            tracing::info!("acme: http-01 challenge answered");
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Full::new(Bytes::from(answer)))
+                .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "error"));
+        }
         let rest = format!("acme-challenge/{token}");
         let head = req.method() == hyper::Method::HEAD;
         return well_known::serve(&config.https.well_known_dir, &rest, head).await;

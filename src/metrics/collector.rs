@@ -16,22 +16,14 @@ use crate::signal::{self, Hub};
 use crate::tls::CertStore;
 use crate::turn::{self, Proto};
 
-/// ACME's counters, bumped by the ACME client (renewals that put a new certificate in place,
-/// and orders that failed), read here. The ACME client gets this struct from
-/// [`crate::Server::acme_stats`]; without ACME both stay 0.
-#[derive(Debug, Default)]
-pub struct AcmeStats {
-    pub renewals: AtomicU64,
-    pub failures: AtomicU64,
-}
-
 /// Everything a scrape reads.
 pub struct Sources {
     pub hub: Arc<Hub>,
     pub turn: Arc<turn::Stats>,
     pub http: Arc<crate::http::Stats>,
     pub certs: CertStore,
-    pub acme: Arc<AcmeStats>,
+    /// What the ACME client did (all zero while it is off).
+    pub acme: Arc<crate::acme::Stats>,
     /// Unix seconds at start.
     pub started: i64,
 }
@@ -295,7 +287,7 @@ impl Collector for Sources {
             e,
             "peerbox_acme_renewals",
             "Certificates obtained by ACME and put in place.",
-            get(&self.acme.renewals),
+            get(&self.acme.renewals_ok),
         )?;
         counter(
             e,

@@ -5,11 +5,11 @@
 //! time: it is not meant for the public.
 //!
 //! - [`collector`]: the scrape-time [`prometheus_client::collector::Collector`] over
-//!   peerbox's own counters; [`AcmeStats`] is the ACME client's share of them.
+//!   peerbox's own counters, ACME's (`crate::acme::Stats`) among them.
 
 pub mod collector;
 
-pub use collector::{AcmeStats, Sources};
+pub use collector::Sources;
 
 use std::sync::Arc;
 use std::time::Duration;

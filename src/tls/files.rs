@@ -104,6 +104,60 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// Checks that `chain_pem` holds certificates and `key_pem` the key of the first, then writes
+/// them: `privkey.pem` (0600) first, `fullchain.pem` last, so a reload in between sees the
+/// old certificate with the new key (refused, the old one stays) and never a new certificate
+/// with the old key.
+pub(super) fn store(dir: &Path, chain_pem: &str, key_pem: &str) -> Result<Loaded, TlsError> {
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .filter_map(Result::ok)
+        .collect();
+    let leaf = chain
+        .first()
+        .ok_or_else(|| TlsError::Issued("no PEM certificate in it".into()))?;
+    let validity = Validity::of(leaf).map_err(TlsError::Issued)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|_| TlsError::Issued("the private key does not parse".into()))?;
+    let key =
+        CertifiedKey::from_der(chain, key, &default_provider()).map_err(TlsError::Mismatch)?;
+    write_atomic(&dir.join("privkey.pem"), key_pem.as_bytes(), 0o600)?;
+    write_atomic(&dir.join("fullchain.pem"), chain_pem.as_bytes(), 0o644)?;
+    Ok(Loaded {
+        key: Arc::new(key),
+        validity,
+    })
+}
+
+/// Writes `path` so that a reader sees the old content or the new, never a part: a temporary
+/// file beside it, fsync, rename over, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |error| TlsError::Write {
+        path: path.to_owned(),
+        error,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{}.tmp", name.unwrap_or_default()));
+    // A leftover from a crash may have other permissions: create it anew with `mode`.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(err)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)
+}
+
 /// Writes a self-signed certificate for `hostname`, localhost, 127.0.0.1 and ::1 into `dir`.
 pub(super) fn generate(dir: &Path, hostname: &str) -> Result<(), TlsError> {
     let mut names = vec![

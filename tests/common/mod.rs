@@ -42,48 +42,82 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
     /// What it was spawned with, for [`TestServer::restart`].
-    spec: (String, String, String),
+    spec: Spec,
 }
 
 /// Starts peerbox with the helper's config merged with `extra` (TOML): a key named there
 /// replaces the helper's, and tables merge key by key, so `"[turn]\nuser_quota = 2"` keeps
 /// the helper's `[turn] listen`.
 pub async fn spawn(extra: &str) -> TestServer {
-    spawn_inner(extra, "", "127.0.0.1:0", None).await
+    spawn_inner(
+        Spec::new(extra, "", "127.0.0.1:0", "127.0.0.1:0"),
+        None,
+        None,
+    )
+    .await
 }
 
 /// Like [`spawn`], pinging `watchdog` as systemd's watchdog would be.
 pub async fn spawn_with_watchdog(extra: &str, watchdog: peerbox::watchdog::Watchdog) -> TestServer {
-    spawn_inner(extra, "", "127.0.0.1:0", Some(watchdog)).await
+    spawn_inner(
+        Spec::new(extra, "", "127.0.0.1:0", "127.0.0.1:0"),
+        None,
+        Some(watchdog),
+    )
+    .await
 }
 
 /// Like [`spawn`], with the HTTPS listener bound to `https` (e.g. `"[::]:0"` for IPv6 clients).
 pub async fn spawn_at(extra: &str, https: &str) -> TestServer {
-    spawn_inner(extra, "", https, None).await
+    spawn_inner(Spec::new(extra, "", https, "127.0.0.1:0"), None, None).await
+}
+
+/// Like [`spawn`], with the HTTPS and HTTP listeners bound to `https` and `http` (real ports
+/// such as 443 and 80, inside a namespace the test made), in `dir` when given (a restart on
+/// the same ssl dir and config directory; see [`TestServer::stop_keeping_dir`]).
+pub async fn spawn_on(
+    extra: &str,
+    https: &str,
+    http: &str,
+    dir: Option<tempfile::TempDir>,
+) -> TestServer {
+    spawn_inner(Spec::new(extra, "", https, http), dir, None).await
 }
 
 /// Like [`spawn`], with `turn_keys` (TOML keys) merged into the `[turn]` table, whose
 /// `listen` address is only known once bound.
 pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
-    spawn_inner("", turn_keys, "127.0.0.1:0", None).await
+    spawn_inner(
+        Spec::new("", turn_keys, "127.0.0.1:0", "127.0.0.1:0"),
+        None,
+        None,
+    )
+    .await
+}
+
+/// What a test server is spawned with (kept for [`TestServer::restart`]).
+#[derive(Clone)]
+struct Spec {
+    extra: String,
+    turn_keys: String,
+    https: String,
+    http: String,
+}
+
+impl Spec {
+    fn new(extra: &str, turn_keys: &str, https: &str, http: &str) -> Spec {
+        Spec {
+            extra: extra.into(),
+            turn_keys: turn_keys.into(),
+            https: https.into(),
+            http: http.into(),
+        }
+    }
 }
 
 async fn spawn_inner(
-    extra: &str,
-    turn_keys: &str,
-    https_bind: &str,
-    watchdog: Option<peerbox::watchdog::Watchdog>,
-) -> TestServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("ssl")).expect("ssl dir");
-    spawn_in(dir, extra, turn_keys, https_bind, watchdog).await
-}
-
-async fn spawn_in(
-    dir: tempfile::TempDir,
-    extra: &str,
-    turn_keys: &str,
-    https_bind: &str,
+    spec: Spec,
+    dir: Option<tempfile::TempDir>,
     watchdog: Option<peerbox::watchdog::Watchdog>,
 ) -> TestServer {
     let _ = tracing_subscriber::fmt()
@@ -93,8 +127,10 @@ async fn spawn_in(
         )
         .with_test_writer()
         .try_init();
-    let https = TcpListener::bind(https_bind).await.expect("bind https");
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+    let dir = dir.unwrap_or_else(|| tempfile::tempdir().expect("tempdir"));
+    std::fs::create_dir_all(dir.path().join("ssl")).expect("ssl dir");
+    let https = TcpListener::bind(&spec.https).await.expect("bind https");
+    let http = TcpListener::bind(&spec.http).await.expect("bind http");
     let metrics = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind metrics");
@@ -129,9 +165,9 @@ async fn spawn_in(
         ("metrics", section(&[("listen", listen(ma))])),
     ]);
     let mut turn = toml::Table::new();
-    turn.insert("turn".into(), Value::Table(parse_toml(turn_keys)));
+    turn.insert("turn".into(), Value::Table(parse_toml(&spec.turn_keys)));
     merge(&mut config, turn);
-    merge(&mut config, parse_toml(extra));
+    merge(&mut config, parse_toml(&spec.extra));
     let text = toml::to_string(&config).expect("config serializes");
     let path = dir.path().join("config.toml");
     std::fs::write(&path, &text).expect("write config");
@@ -159,7 +195,7 @@ async fn spawn_in(
         handle,
         shutdown,
         task,
-        spec: (extra.into(), turn_keys.into(), https_bind.into()),
+        spec,
     }
 }
 
@@ -213,17 +249,25 @@ impl TestServer {
             .expect("server result");
     }
 
-    /// Stops the server (as SIGTERM does) and starts a new one with the same config and the
-    /// same ssl dir (certificate, resume key) on fresh ports: what `systemctl restart` does.
-    pub async fn restart(self) -> TestServer {
+    /// Stops the server like [`TestServer::stop`] and hands back its directory (ssl dir,
+    /// config) for a restart with [`spawn_on`].
+    pub async fn stop_keeping_dir(self, limit: Duration) -> tempfile::TempDir {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
+        tokio::time::timeout(limit, self.task)
             .await
             .expect("server stopped in time")
             .expect("server task")
             .expect("server result");
-        let (extra, turn_keys, https) = &self.spec;
-        spawn_in(self.dir, extra, turn_keys, https, None).await
+        self.dir
+    }
+
+    /// Stops the server (as SIGTERM does) and starts a new one with the same config and the
+    /// same ssl dir (certificate, resume key), on fresh ports where it had port 0: what
+    /// `systemctl restart` does.
+    pub async fn restart(self) -> TestServer {
+        let spec = self.spec.clone();
+        let dir = self.stop_keeping_dir(Duration::from_secs(10)).await;
+        spawn_inner(spec, Some(dir), None).await
     }
 
     /// A TLS client that trusts the certificate currently in the ssl dir.
