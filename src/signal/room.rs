@@ -1,17 +1,25 @@
 //! Room state as plain data: rooms -> members -> the bounded queue of each member's session.
 //! No sockets here: every operation says what to send in an [`Outbox`], which the hub hands to
-//! the queues once its lock is released.
+//! the queues once its lock is released. Joining and leaving are here; what a host may do
+//! (settings, lobby, removal) is in [`host`].
+
+mod host;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Resume, SignalError};
+use super::password::{self, Key, Salt};
+use super::protocol::{self, Resume, SignalError};
 use crate::limit::AddrKey;
+
+pub use host::Policy;
 
 /// The way to reach one session: its outbound queue, bounded in frames and in bytes, and a
 /// switch that disconnects it. Shared (`Arc`) by the session and its room entry, so routing
@@ -21,6 +29,8 @@ pub struct Peer {
     tx: mpsc::Sender<Utf8Bytes>,
     /// Cancelled when the session must go because its queue overflowed.
     pub kick: CancellationToken,
+    /// Cancelled when the host removed it: the session sends what is queued, then closes.
+    pub removed: CancellationToken,
     /// Bytes queued and not yet taken by the writer.
     queued: AtomicUsize,
     max_bytes: usize,
@@ -39,6 +49,7 @@ impl Peer {
         let peer = Peer {
             tx,
             kick: CancellationToken::new(),
+            removed: CancellationToken::new(),
             queued: AtomicUsize::new(0),
             max_bytes: bytes,
         };
@@ -112,24 +123,60 @@ pub struct Member {
     pub login: Utf8Bytes,
     /// The `logout` the others get when it leaves.
     pub logout: Utf8Bytes,
+    /// The `iceServers` of its `joined` (with its TURN credentials).
+    pub ice_servers: Value,
 }
 
-/// Every room, and which room each session is in.
+/// What a login brings besides the member: the session it takes the place of, and its
+/// password stretched with the room's salt.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Entry<'a> {
+    pub resume: Option<&'a Resume>,
+    pub password: Option<&'a Key>,
+}
+
+/// Every room, and which room each session is in (or knocks at).
 #[derive(Debug)]
 pub struct Rooms {
     rooms: HashMap<String, Room>,
     room_of: HashMap<String, String>,
+    /// Sessions waiting in a room's lobby, and that room.
+    knocking: HashMap<String, String>,
     /// Rooms in existence by the address of the member that created them.
     created_by: HashMap<AddrKey, usize>,
     capacity: usize,
     max_rooms: usize,
     max_rooms_per_addr: usize,
+    /// How long a removed member's address and name are refused by the room.
+    removal: Duration,
+    /// Shortest id of a room a login may create.
+    min_room_chars: usize,
 }
 
 #[derive(Debug)]
 struct Room {
+    /// In the order they came in: the first is the one present longest.
     members: Vec<Member>,
     creator: AddrKey,
+    /// The host's session id: always one of the members'.
+    host: String,
+    policy: Policy,
+    /// Drawn when the room is made; stretches its password.
+    salt: Salt,
+}
+
+impl Room {
+    /// Tells every member the room's state (after the host or a setting changed).
+    fn tell_state(&self, out: &mut Outbox) {
+        let frame = protocol::room_state_frame(self.policy.state(&self.host));
+        for m in &self.members {
+            out.push(&m.peer, &frame);
+        }
+    }
+
+    fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
 }
 
 /// What a successful join tells the newcomer, and what it cost the rooms it left.
@@ -141,6 +188,8 @@ pub struct Joined {
     pub left: Option<String>,
     /// Whether a resumed member was replaced.
     pub resumed: bool,
+    /// Whether it waits in the lobby (and got `knocking`, not `joined`).
+    pub knocking: bool,
 }
 
 impl Rooms {
@@ -148,11 +197,26 @@ impl Rooms {
         Rooms {
             rooms: HashMap::new(),
             room_of: HashMap::new(),
+            knocking: HashMap::new(),
             created_by: HashMap::new(),
             capacity,
             max_rooms,
             max_rooms_per_addr,
+            removal: Duration::from_secs(600),
+            min_room_chars: 1,
         }
+    }
+
+    /// Logins may create only rooms with ids of at least `chars` characters.
+    pub fn with_min_room_chars(mut self, chars: usize) -> Rooms {
+        self.min_room_chars = chars;
+        self
+    }
+
+    /// How long the address and name of a removed member are refused.
+    pub fn with_removal(mut self, removal: Duration) -> Rooms {
+        self.removal = removal;
+        self
     }
 
     pub fn exists(&self, room: &str) -> bool {
@@ -163,82 +227,187 @@ impl Rooms {
         self.room_of.get(id).map(String::as_str)
     }
 
-    /// Puts `me` in `room` (leaving its current room first, and replacing a resumed member);
-    /// the others get its login.
+    /// Puts `me` in `room` (leaving its current room first, and replacing a resumed member),
+    /// or in its lobby; the others get its login.
+    ///
+    /// In order: a resumed member takes its place (and its host role) back past every check
+    /// it passed before; then a removed member is refused, a locked room, a wrong or missing
+    /// password, a full room; then a room with a lobby makes the newcomer knock.
     pub fn join(
         &mut self,
         me: Member,
         room: &str,
-        resume: Option<&Resume>,
+        entry: Entry<'_>,
+        now: Instant,
         out: &mut Outbox,
     ) -> Result<Joined, SignalError> {
         let mut joined = Joined {
             left: self.leave(&me.id, out),
             ..Joined::default()
         };
-        if let Some(r) = resume {
-            let matches = self.rooms.get(room).is_some_and(|room| {
-                room.members
-                    .iter()
-                    .any(|m| m.id == r.session_id && same_secret(&m.resume_token, &r.token))
-            });
-            if matches {
-                self.leave(&r.session_id, out);
+        let mut host_came_back = false;
+        if let Some(r) = entry.resume {
+            if let Some(was_host) = self.take_back(room, r, &me.id, out) {
                 joined.resumed = true;
+                host_came_back = was_host;
             }
         }
         let created = self.created_by.get(&me.addr).copied().unwrap_or(0);
         match self.rooms.get(room) {
+            Some(r) if !joined.resumed => r.policy.admits(&me, entry.password, now)?,
+            None if self.rooms.len() >= self.max_rooms => return Err(SignalError::ServerFull),
+            None if created >= self.max_rooms_per_addr => return Err(SignalError::TooManyRooms),
+            None if room.chars().count() < self.min_room_chars => {
+                return Err(SignalError::RoomNameTooShort(self.min_room_chars));
+            }
+            _ => {}
+        }
+        match self.rooms.get(room) {
             Some(r) if r.members.len() >= self.capacity => {
                 return Err(SignalError::Full(self.capacity));
             }
-            None if self.rooms.len() >= self.max_rooms => return Err(SignalError::ServerFull),
-            None if created >= self.max_rooms_per_addr => return Err(SignalError::TooManyRooms),
-            _ => {}
-        }
-        let members = &mut self
-            .rooms
-            .entry(room.to_owned())
-            .or_insert_with(|| {
+            Some(r) if r.policy.lobby && !joined.resumed => {
+                self.knock(room, me, out)?;
+                joined.knocking = true;
+                return Ok(joined);
+            }
+            Some(_) => {}
+            None => {
                 *self.created_by.entry(me.addr).or_default() += 1;
-                Room {
+                let fresh = Room {
                     members: Vec::new(),
                     creator: me.addr,
-                }
-            })
-            .members;
-        for m in members.iter() {
-            out.push(&m.peer, &me.login);
-            joined.members.push((m.id.clone(), m.username.clone()));
+                    host: me.id.clone(),
+                    policy: Policy::default(),
+                    salt: password::salt(),
+                };
+                self.rooms.insert(room.to_owned(), fresh);
+            }
         }
-        self.room_of.insert(me.id.clone(), room.to_owned());
-        members.push(me);
+        joined.members = self.enter(room, me, host_came_back, out);
         Ok(joined)
     }
 
-    /// Takes `id` out of its room; the rest get its logout, an emptied room is deleted.
-    /// Returns the room it was in.
+    /// Adds `me` to the existing `room`: it gets `joined` (with the room's state), then the
+    /// others get its login (and the state when `tell_all`: the host changed). Returns the
+    /// other members.
+    fn enter(
+        &mut self,
+        room: &str,
+        me: Member,
+        tell_all: bool,
+        out: &mut Outbox,
+    ) -> Vec<(String, String)> {
+        let capacity = self.capacity;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Vec::new();
+        };
+        let others: Vec<(String, String)> = r
+            .members
+            .iter()
+            .map(|m| (m.id.clone(), m.username.clone()))
+            .collect();
+        let joined = protocol::joined_frame(protocol::Joined {
+            session_id: &me.id,
+            room,
+            members: &others,
+            ice_servers: &me.ice_servers,
+            resume_token: &me.resume_token,
+            capacity,
+            state: r.policy.state(&r.host),
+        });
+        // `joined` first: nothing the others send the newcomer can overtake it.
+        out.push(&me.peer, &joined);
+        for m in &r.members {
+            out.push(&m.peer, &me.login);
+        }
+        if tell_all {
+            r.tell_state(out);
+        }
+        self.room_of.insert(me.id.clone(), room.to_owned());
+        r.members.push(me);
+        others
+    }
+
+    /// Takes the member `r` names out of `room` if its token matches, handing its host role
+    /// to `new_id`; the room stays even if that emptied it. Returns whether it was the host.
+    fn take_back(
+        &mut self,
+        room: &str,
+        r: &Resume,
+        new_id: &str,
+        out: &mut Outbox,
+    ) -> Option<bool> {
+        let rm = self.rooms.get_mut(room)?;
+        let old = rm.member(&r.session_id)?;
+        if !same_secret(old.resume_token.as_bytes(), r.token.as_bytes()) {
+            return None;
+        }
+        let was_host = rm.host == r.session_id;
+        if was_host {
+            rm.host = new_id.to_owned();
+        }
+        self.room_of.remove(&r.session_id);
+        self.detach(room, &r.session_id, out);
+        Some(was_host)
+    }
+
+    /// Takes `id` out of its room (or its lobby); the rest get its logout, an emptied room is
+    /// deleted. Returns the room it was in (or knocking at).
     pub fn leave(&mut self, id: &str, out: &mut Outbox) -> Option<String> {
+        if let Some(room) = self.knocking.remove(id) {
+            self.unknock(&room, id, out);
+            return Some(room);
+        }
         let room = self.room_of.remove(id)?;
-        if let Some(r) = self.rooms.get_mut(&room) {
-            if let Some(i) = r.members.iter().position(|m| m.id == id) {
-                let gone = r.members.swap_remove(i);
-                for m in r.members.iter() {
-                    out.push(&m.peer, &gone.logout);
-                }
-            }
-            if r.members.is_empty() {
-                let creator = r.creator;
-                self.rooms.remove(&room);
-                if let Some(n) = self.created_by.get_mut(&creator) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.created_by.remove(&creator);
-                    }
+        self.detach(&room, id, out);
+        self.drop_if_empty(&room, out);
+        Some(room)
+    }
+
+    /// Removes member `id` from `room` (the room of `id` is already forgotten): the others
+    /// get its logout; a leaving host hands over to the member present longest, who also
+    /// gets the lobby's queue.
+    fn detach(&mut self, room: &str, id: &str, out: &mut Outbox) -> Option<Member> {
+        let r = self.rooms.get_mut(room)?;
+        let i = r.members.iter().position(|m| m.id == id)?;
+        let gone = r.members.remove(i);
+        for m in &r.members {
+            out.push(&m.peer, &gone.logout);
+        }
+        if r.host == id {
+            if let Some(next) = r.members.first() {
+                r.host = next.id.clone();
+                r.tell_state(out);
+                if !r.policy.waiting.is_empty() {
+                    r.tell_lobby(out);
                 }
             }
         }
-        Some(room)
+        Some(gone)
+    }
+
+    /// Deletes `room` if nobody is in it; whoever waits in its lobby is told.
+    fn drop_if_empty(&mut self, room: &str, out: &mut Outbox) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if !r.members.is_empty() {
+            return;
+        }
+        let closed = SignalError::LobbyClosed.to_frame();
+        for k in r.policy.waiting.drain(..) {
+            self.knocking.remove(&k.id);
+            out.push(&k.peer, &closed);
+        }
+        let creator = r.creator;
+        self.rooms.remove(room);
+        if let Some(n) = self.created_by.get_mut(&creator) {
+            *n -= 1;
+            if *n == 0 {
+                self.created_by.remove(&creator);
+            }
+        }
     }
 
     /// Finds the member `to` in the room of `from`.
@@ -253,24 +422,21 @@ impl Rooms {
 }
 
 /// Compares two secrets in time that depends only on their lengths.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::protocol::{HostAction, RoomChange};
 
-    struct Client {
+    pub(super) struct Client {
         rx: mpsc::Receiver<Utf8Bytes>,
         peer: Arc<Peer>,
     }
 
-    fn client(queue: usize) -> Client {
+    pub(super) fn client(queue: usize) -> Client {
         let (peer, rx) = Peer::new(queue, usize::MAX);
         Client { rx, peer }
     }
@@ -292,20 +458,66 @@ mod tests {
             addr: addr(ip),
             login: Utf8Bytes::from(format!("login {id}")),
             logout: Utf8Bytes::from(format!("logout {id}")),
+            ice_servers: Value::Array(Vec::new()),
         }
     }
 
+    /// What a client got, each frame in short: the test's own `login x`/`logout x` as is,
+    /// the server's JSON frames by type and what matters in them.
     fn drain(c: &mut Client) -> Vec<String> {
         let mut got = Vec::new();
         while let Ok(f) = c.rx.try_recv() {
-            got.push(f.as_str().to_owned());
+            got.push(summary(f.as_str()));
         }
         got
     }
 
-    /// One step of a scenario: who does what, and what each of a, b, c receives.
-    enum Op {
+    fn summary(frame: &str) -> String {
+        let Ok(v) = serde_json::from_str::<Value>(frame) else {
+            return frame.to_owned();
+        };
+        let d = &v["data"];
+        let state = |d: &Value| {
+            let mut s = format!("host={}", d["host"].as_str().unwrap_or_default());
+            for flag in ["locked", "lobby", "password"] {
+                if d[flag] == true {
+                    s = format!("{s} {flag}");
+                }
+            }
+            if d["history"] == false {
+                s.push_str(" nohistory");
+            }
+            s
+        };
+        match v["type"].as_str().unwrap_or_default() {
+            "joined" => format!("joined {}", state(&v["state"])),
+            "roomState" => format!("state {}", state(d)),
+            "lobby" => {
+                let ids: Vec<&str> = d
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k["sessionId"].as_str())
+                    .collect();
+                format!("lobby [{}]", ids.join(","))
+            }
+            "error" => format!(
+                "error {}",
+                v["message"]["errorType"].as_str().unwrap_or("?")
+            ),
+            "askMute" => format!("askMute {}", d["kind"].as_str().unwrap_or("?")),
+            kind => kind.to_owned(),
+        }
+    }
+
+    /// One step of a scenario: who does what. Clients are a, b, c, d (0..4); session ids are
+    /// chosen by the step.
+    pub(super) enum Op {
         Join(usize, &'static str, &'static str),
+        /// As `Join`, from another address (192.0.2.2).
+        JoinFrom2(usize, &'static str, &'static str),
+        /// Join with a password (stretched as the hub would, with the room's salt).
+        JoinPw(usize, &'static str, &'static str, &'static str),
         Rejoin(
             usize,
             &'static str,
@@ -314,118 +526,98 @@ mod tests {
             &'static str,
         ),
         Leave(&'static str),
+        /// `roomSettings` from a session: (locked, lobby, password: "" clears).
+        Set(
+            &'static str,
+            Option<bool>,
+            Option<bool>,
+            Option<&'static str>,
+        ),
+        Host(&'static str, HostAction, &'static str),
+        End(&'static str),
+        Expire(&'static str),
     }
 
-    #[test]
-    fn scenarios() {
-        use Op::*;
-        type Step = (Op, Result<(), SignalError>, [&'static [&'static str]; 3]);
-        let none: &[&str] = &[];
-        let table: Vec<(&str, usize, Vec<Step>)> = vec![
-            (
-                "join, forward login, leave, delete",
-                3,
-                vec![
-                    (Join(0, "a", "r"), Ok(()), [none, none, none]),
-                    (Join(1, "b", "r"), Ok(()), [&["login b"], none, none]),
-                    (
-                        Join(2, "c", "r"),
-                        Ok(()),
-                        [&["login c"], &["login c"], none],
-                    ),
-                    (Leave("b"), Ok(()), [&["logout b"], none, &["logout b"]]),
-                    (Leave("a"), Ok(()), [none, none, &["logout a"]]),
-                    (Leave("c"), Ok(()), [none, none, none]),
-                ],
-            ),
-            (
-                "second login moves rooms",
-                3,
-                vec![
-                    (Join(0, "a", "r"), Ok(()), [none, none, none]),
-                    (Join(1, "b", "r"), Ok(()), [&["login b"], none, none]),
-                    (Join(2, "c", "s"), Ok(()), [none, none, none]),
-                    (
-                        Join(1, "b", "s"),
-                        Ok(()),
-                        [&["logout b"], none, &["login b"]],
-                    ),
-                ],
-            ),
-            (
-                "full at capacity 2",
-                2,
-                vec![
-                    (Join(0, "a", "r"), Ok(()), [none, none, none]),
-                    (Join(1, "b", "r"), Ok(()), [&["login b"], none, none]),
-                    (
-                        Join(2, "c", "r"),
-                        Err(SignalError::Full(2)),
-                        [none, none, none],
-                    ),
-                ],
-            ),
-            (
-                "server full at 2 rooms",
-                3,
-                vec![
-                    (Join(0, "a", "r"), Ok(()), [none, none, none]),
-                    (Join(1, "b", "s"), Ok(()), [none, none, none]),
-                    (
-                        Join(2, "c", "t"),
-                        Err(SignalError::ServerFull),
-                        [none, none, none],
-                    ),
-                    (Join(2, "c", "s"), Ok(()), [none, &["login c"], none]),
-                ],
-            ),
-            (
-                "resume replaces the old member, even in a full room",
-                2,
-                vec![
-                    (Join(0, "a", "r"), Ok(()), [none, none, none]),
-                    (Join(1, "b", "r"), Ok(()), [&["login b"], none, none]),
-                    (
-                        Rejoin(2, "c", "r", "b", "token-b"),
-                        Ok(()),
-                        [&["logout b", "login c"], none, none],
-                    ),
-                ],
-            ),
-            (
-                "wrong token is ignored",
-                2,
-                vec![
-                    (Join(0, "a", "r"), Ok(()), [none, none, none]),
-                    (Join(1, "b", "r"), Ok(()), [&["login b"], none, none]),
-                    (
-                        Rejoin(2, "c", "r", "b", "token-a"),
-                        Err(SignalError::Full(2)),
-                        [none, none, none],
-                    ),
-                ],
-            ),
-        ];
+    /// A step, what it returns, and what each of a, b, c, d receives.
+    pub(super) type Step = (Op, Result<(), SignalError>, [&'static [&'static str]; 4]);
+    pub(super) const NONE: &[&str] = &[];
+
+    /// Runs each scenario on fresh rooms (at most 2 rooms, 10 per address).
+    pub(super) fn run(table: Vec<(&str, usize, Vec<Step>)>) {
         for (name, capacity, steps) in table {
             let mut rooms = Rooms::new(capacity, 2, 10);
-            let mut clients: Vec<Client> = (0..3).map(|_| client(8)).collect();
+            let mut clients: Vec<Client> = (0..4).map(|_| client(16)).collect();
+            let now = Instant::now();
             for (i, (op, want, frames)) in steps.into_iter().enumerate() {
                 let mut out = Outbox::default();
+                let none = Entry::default();
                 let got = match op {
                     Join(c, id, room) => rooms
-                        .join(member(&clients[c], id), room, None, &mut out)
+                        .join(member(&clients[c], id), room, none, now, &mut out)
                         .map(drop),
+                    JoinFrom2(c, id, room) => rooms
+                        .join(
+                            member_from(&clients[c], id, "192.0.2.2"),
+                            room,
+                            none,
+                            now,
+                            &mut out,
+                        )
+                        .map(drop),
+                    JoinPw(c, id, room, pw) => {
+                        let key = rooms
+                            .password_salt(room)
+                            .map(|salt| password::stretch(&salt, pw));
+                        let entry = Entry {
+                            password: key.as_ref(),
+                            ..none
+                        };
+                        rooms
+                            .join(member(&clients[c], id), room, entry, now, &mut out)
+                            .map(drop)
+                    }
                     Rejoin(c, id, room, old, token) => {
                         let r = Resume {
                             session_id: old.into(),
                             token: token.into(),
                         };
+                        let entry = Entry {
+                            resume: Some(&r),
+                            ..none
+                        };
                         rooms
-                            .join(member(&clients[c], id), room, Some(&r), &mut out)
+                            .join(member(&clients[c], id), room, entry, now, &mut out)
                             .map(drop)
                     }
                     Leave(id) => {
                         rooms.leave(id, &mut out);
+                        Ok(())
+                    }
+                    Set(from, locked, lobby, pw) => {
+                        let key = pw.map(|pw| match (pw, rooms.host_salt(from)) {
+                            ("", _) | (_, Err(_)) => None,
+                            (pw, Ok(salt)) => Some(password::stretch(&salt, pw)),
+                        });
+                        let change = RoomChange {
+                            locked,
+                            lobby,
+                            ..RoomChange::default()
+                        };
+                        rooms.configure(from, &change, key, &mut out)
+                    }
+                    Host(from, HostAction::Remove, to) => {
+                        rooms.remove_member(from, to, now, &mut out).map(drop)
+                    }
+                    Host(from, action, to) => match action {
+                        HostAction::HandOver => rooms.hand_over(from, to, &mut out),
+                        HostAction::Admit => rooms.admit(from, to, &mut out),
+                        HostAction::Decline => rooms.decline(from, to, &mut out),
+                        HostAction::AskMute { audio } => rooms.ask_mute(from, to, audio, &mut out),
+                        HostAction::Remove => unreachable!(),
+                    },
+                    End(from) => rooms.end(from, &mut out),
+                    Expire(id) => {
+                        rooms.expire_knock(id, &mut out);
                         Ok(())
                     }
                 };
@@ -438,15 +630,130 @@ mod tests {
         }
     }
 
+    use Op::*;
+    /// What a newcomer gets when it joins a room hosted by `a` with nothing set.
+    const IN_A: &[&str] = &["joined host=a"];
+
+    #[test]
+    fn scenarios() {
+        let table: Vec<(&str, usize, Vec<Step>)> = vec![
+            (
+                "join, forward login, leave, delete",
+                3,
+                vec![
+                    (Join(0, "a", "r"), Ok(()), [IN_A, NONE, NONE, NONE]),
+                    (Join(1, "b", "r"), Ok(()), [&["login b"], IN_A, NONE, NONE]),
+                    (
+                        Join(2, "c", "r"),
+                        Ok(()),
+                        [&["login c"], &["login c"], IN_A, NONE],
+                    ),
+                    (
+                        Leave("b"),
+                        Ok(()),
+                        [&["logout b"], NONE, &["logout b"], NONE],
+                    ),
+                    (
+                        Leave("a"),
+                        Ok(()),
+                        [NONE, NONE, &["logout a", "state host=c"], NONE],
+                    ),
+                    (Leave("c"), Ok(()), [NONE, NONE, NONE, NONE]),
+                ],
+            ),
+            (
+                "second login moves rooms",
+                3,
+                vec![
+                    (Join(0, "a", "r"), Ok(()), [IN_A, NONE, NONE, NONE]),
+                    (Join(1, "b", "r"), Ok(()), [&["login b"], IN_A, NONE, NONE]),
+                    (
+                        Join(2, "c", "s"),
+                        Ok(()),
+                        [NONE, NONE, &["joined host=c"], NONE],
+                    ),
+                    (
+                        Join(1, "b", "s"),
+                        Ok(()),
+                        [&["logout b"], &["joined host=c"], &["login b"], NONE],
+                    ),
+                ],
+            ),
+            (
+                "full at capacity 2",
+                2,
+                vec![
+                    (Join(0, "a", "r"), Ok(()), [IN_A, NONE, NONE, NONE]),
+                    (Join(1, "b", "r"), Ok(()), [&["login b"], IN_A, NONE, NONE]),
+                    (
+                        Join(2, "c", "r"),
+                        Err(SignalError::Full(2)),
+                        [NONE, NONE, NONE, NONE],
+                    ),
+                ],
+            ),
+            (
+                "server full at 2 rooms",
+                3,
+                vec![
+                    (Join(0, "a", "r"), Ok(()), [IN_A, NONE, NONE, NONE]),
+                    (
+                        Join(1, "b", "s"),
+                        Ok(()),
+                        [NONE, &["joined host=b"], NONE, NONE],
+                    ),
+                    (
+                        Join(2, "c", "t"),
+                        Err(SignalError::ServerFull),
+                        [NONE, NONE, NONE, NONE],
+                    ),
+                    (
+                        Join(2, "c", "s"),
+                        Ok(()),
+                        [NONE, &["login c"], &["joined host=b"], NONE],
+                    ),
+                ],
+            ),
+            (
+                "resume replaces the old member, even in a full room",
+                2,
+                vec![
+                    (Join(0, "a", "r"), Ok(()), [IN_A, NONE, NONE, NONE]),
+                    (Join(1, "b", "r"), Ok(()), [&["login b"], IN_A, NONE, NONE]),
+                    (
+                        Rejoin(2, "c", "r", "b", "token-b"),
+                        Ok(()),
+                        [&["logout b", "login c"], NONE, IN_A, NONE],
+                    ),
+                ],
+            ),
+            (
+                "wrong token is ignored",
+                2,
+                vec![
+                    (Join(0, "a", "r"), Ok(()), [IN_A, NONE, NONE, NONE]),
+                    (Join(1, "b", "r"), Ok(()), [&["login b"], IN_A, NONE, NONE]),
+                    (
+                        Rejoin(2, "c", "r", "b", "token-a"),
+                        Err(SignalError::Full(2)),
+                        [NONE, NONE, NONE, NONE],
+                    ),
+                ],
+            ),
+        ];
+        run(table);
+    }
+
     #[test]
     fn members_list_and_routing() {
         let (a, b, c) = (client(8), client(8), client(8));
         let mut rooms = Rooms::new(10, 10, 10);
         let mut out = Outbox::default();
-        rooms.join(member(&a, "a"), "r", None, &mut out).ok();
-        rooms.join(member(&b, "b"), "r", None, &mut out).ok();
-        rooms.join(member(&c, "c"), "s", None, &mut out).ok();
-        let j = rooms.join(member(&c, "d"), "r", None, &mut out);
+        let (none, now) = (Entry::default(), Instant::now());
+        rooms.join(member(&a, "a"), "r", none, now, &mut out).ok();
+        rooms.join(member(&b, "b"), "r", none, now, &mut out).ok();
+        rooms.join(member(&c, "c"), "s", none, now, &mut out).ok();
+        let j = rooms.join(member(&c, "d"), "r", none, now, &mut out);
         let names: Vec<_> = j.map(|j| j.members).unwrap_or_default();
         assert_eq!(
             names,
@@ -473,13 +780,22 @@ mod tests {
         let a = client(8);
         let mut rooms = Rooms::new(10, 1, 10);
         let mut out = Outbox::default();
-        assert!(rooms.join(member(&a, "a"), "r", None, &mut out).is_ok());
+        let (none, now) = (Entry::default(), Instant::now());
+        assert!(
+            rooms
+                .join(member(&a, "a"), "r", none, now, &mut out)
+                .is_ok()
+        );
         assert!(rooms.exists("r"));
         assert_eq!(rooms.leave("a", &mut out), Some("r".into()));
         assert!(!rooms.exists("r"));
         assert!(rooms.rooms.is_empty() && rooms.created_by.is_empty());
         assert_eq!(rooms.leave("a", &mut out), None);
-        assert!(rooms.join(member(&a, "a"), "q", None, &mut out).is_ok());
+        assert!(
+            rooms
+                .join(member(&a, "a"), "q", none, now, &mut out)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -515,7 +831,13 @@ mod tests {
         let mut out = Outbox::default();
         let mut join = |rooms: &mut Rooms, id: &str, ip: &str, room: &str| {
             rooms
-                .join(member_from(&c, id, ip), room, None, &mut out)
+                .join(
+                    member_from(&c, id, ip),
+                    room,
+                    Entry::default(),
+                    Instant::now(),
+                    &mut out,
+                )
                 .map(drop)
         };
         // One /64: two rooms, then no third; joining an existing room is always fine.
@@ -534,14 +856,26 @@ mod tests {
         rooms.leave("a", &mut out);
         assert_eq!(
             rooms
-                .join(member_from(&c, "f", "2001:db8::6"), "r5", None, &mut out)
+                .join(
+                    member_from(&c, "f", "2001:db8::6"),
+                    "r5",
+                    Entry::default(),
+                    Instant::now(),
+                    &mut out,
+                )
                 .map(drop),
             Err(SignalError::TooManyRooms)
         );
         rooms.leave("c", &mut out);
         assert_eq!(
             rooms
-                .join(member_from(&c, "f", "2001:db8::6"), "r5", None, &mut out)
+                .join(
+                    member_from(&c, "f", "2001:db8::6"),
+                    "r5",
+                    Entry::default(),
+                    Instant::now(),
+                    &mut out,
+                )
                 .map(drop),
             Ok(())
         );
@@ -549,9 +883,9 @@ mod tests {
 
     #[test]
     fn secrets_compare() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "ab"));
-        assert!(same_secret("", ""));
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"ab"));
+        assert!(same_secret(b"", b""));
     }
 }
