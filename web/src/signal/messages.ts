@@ -12,16 +12,40 @@ export interface ResumeInfo {
 
 export type SessionDescription = { type: RTCSdpType; sdp: string }
 
+/** A room's state (extension): who hosts it and what the host has set. */
+export interface RoomState {
+  host: string
+  locked: boolean
+  lobby: boolean
+  password: boolean
+  history: boolean
+}
+
+/** A host's change to the room's settings: fields left out stay as they are; `password: null` clears it. */
+export interface RoomChange {
+  locked?: boolean
+  lobby?: boolean
+  history?: boolean
+  password?: string | null
+}
+
+export type HostAction = 'handOver' | 'admit' | 'decline' | 'remove'
+
 /** Messages this client sends. `from` is always overwritten by the server, so it is never sent. */
 export type OutgoingMessage =
   | { type: 'randomCheck'; data: string }
-  | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo } }
+  | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo; password?: string } }
   // `fresh` is a relayed field the server passes on untouched (not part of the seed's protocol).
   | { type: 'offer'; to: string; data: SessionDescription; username: string; fresh?: true }
   | { type: 'answer'; to: string; data: SessionDescription }
   | { type: 'candidate'; to: string; data: RTCIceCandidateInit | null }
   | { type: 'logout' }
   | { type: 'iceServers' }
+  // The host's powers (extensions; the server refuses them from anyone else with not-host).
+  | { type: 'roomSettings'; data: RoomChange }
+  | { type: HostAction; to: string }
+  | { type: 'askMute'; to: string; data: { kind: 'audio' | 'video' } }
+  | { type: 'endCall' }
 
 export interface JoinedInfo {
   sessionId: string
@@ -30,6 +54,8 @@ export interface JoinedInfo {
   iceServers: RTCIceServer[]
   resumeToken?: string
   capacity?: number
+  /** Absent from servers without host powers. */
+  state?: RoomState
 }
 
 export type IncomingMessage =
@@ -42,6 +68,11 @@ export type IncomingMessage =
   | { type: 'candidate'; from: string; candidate: RTCIceCandidateInit | null }
   | { type: 'error'; errorType: string; errorText: string }
   | { type: 'iceServers'; iceServers: RTCIceServer[] }
+  | { type: 'roomState'; state: RoomState }
+  | { type: 'lobby'; waiting: Member[] }
+  | { type: 'knocking'; room: string }
+  | { type: 'askMute'; from: string; kind: 'audio' | 'video' }
+  | { type: 'ended'; from: string }
 
 type Obj = Record<string, unknown>
 
@@ -65,6 +96,11 @@ function parseIceServers(v: unknown): RTCIceServer[] {
     if (typeof s.credential === 'string') out.credential = s.credential
     return [out]
   })
+}
+
+function parseState(v: unknown): RoomState | undefined {
+  if (!isObj(v) || typeof v.host !== 'string') return undefined
+  return { host: v.host, locked: v.locked === true, lobby: v.lobby === true, password: v.password === true, history: v.history !== false }
 }
 
 /** Accepts `{type, sdp}` (what browsers serialise) or a bare SDP string (older clients). */
@@ -104,6 +140,7 @@ export function parseMessage(text: string): IncomingMessage | null {
         iceServers: parseIceServers(raw.iceServers),
         resumeToken: typeof raw.resumeToken === 'string' ? raw.resumeToken : undefined,
         capacity: typeof raw.capacity === 'number' ? raw.capacity : undefined,
+        state: parseState(raw.state),
       }
     case 'login': {
       const d = isObj(data) ? data : {}
@@ -126,6 +163,20 @@ export function parseMessage(text: string): IncomingMessage | null {
       return { type: 'candidate', from, candidate: isObj(data) ? (data as RTCIceCandidateInit) : null }
     case 'iceServers':
       return Array.isArray(data) ? { type: 'iceServers', iceServers: parseIceServers(data) } : null
+    case 'roomState': {
+      const state = parseState(data)
+      return state ? { type: 'roomState', state } : null
+    }
+    case 'lobby':
+      return Array.isArray(data) ? { type: 'lobby', waiting: parseMembers(data) } : null
+    case 'knocking':
+      return { type: 'knocking', room: str(isObj(data) ? data.roomrequest : '') }
+    case 'askMute': {
+      const kind = isObj(data) ? data.kind : ''
+      return from && (kind === 'audio' || kind === 'video') ? { type: 'askMute', from, kind } : null
+    }
+    case 'ended':
+      return { type: 'ended', from }
     case 'error': {
       const m = isObj(raw.message) ? raw.message : {}
       return { type: 'error', errorType: str(m.errorType) || 'unknown', errorText: str(m.errorText) }
