@@ -208,13 +208,13 @@ export class SignalClient extends Emitter<SignalEvents> {
   }
 
   /** `fresh`: the first offer of a new peer connection that replaces a running one (see Mesh). */
-  sendOffer(to: string, description: SessionDescription, fresh = false): void {
+  sendOffer(to: string, description: SessionDescription, fresh = false, auth?: string): void {
     const username = this.wanted?.username ?? ''
-    this.send({ type: 'offer', to, data: description, username, ...(fresh ? { fresh: true as const } : {}) })
+    this.send({ type: 'offer', to, data: description, username, ...(fresh ? { fresh: true as const } : {}), ...(auth ? { auth } : {}) })
   }
 
-  sendAnswer(to: string, description: SessionDescription): void {
-    this.send({ type: 'answer', to, data: description })
+  sendAnswer(to: string, description: SessionDescription, auth?: string): void {
+    this.send({ type: 'answer', to, data: description, ...(auth ? { auth } : {}) })
   }
 
   sendCandidate(to: string, candidate: RTCIceCandidateInit | null): void {

@@ -36,8 +36,9 @@ export type OutgoingMessage =
   | { type: 'randomCheck'; data: string }
   | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo; password?: string } }
   // `fresh` is a relayed field the server passes on untouched (not part of the seed's protocol).
-  | { type: 'offer'; to: string; data: SessionDescription; username: string; fresh?: true }
-  | { type: 'answer'; to: string; data: SessionDescription }
+  // `auth`: the sender's DTLS fingerprints signed with the room secret (relayed untouched, see rtc/trust.ts).
+  | { type: 'offer'; to: string; data: SessionDescription; username: string; fresh?: true; auth?: string }
+  | { type: 'answer'; to: string; data: SessionDescription; auth?: string }
   | { type: 'candidate'; to: string; data: RTCIceCandidateInit | null }
   | { type: 'logout' }
   | { type: 'iceServers' }
@@ -63,8 +64,8 @@ export type IncomingMessage =
   | ({ type: 'joined' } & JoinedInfo)
   | { type: 'login'; from: string; username: string; room: string }
   | { type: 'logout'; from: string; username: string }
-  | { type: 'offer'; from: string; description: SessionDescription; username?: string; fresh?: boolean }
-  | { type: 'answer'; from: string; description: SessionDescription }
+  | { type: 'offer'; from: string; description: SessionDescription; username?: string; fresh?: boolean; auth?: string }
+  | { type: 'answer'; from: string; description: SessionDescription; auth?: string }
   | { type: 'candidate'; from: string; candidate: RTCIceCandidateInit | null }
   | { type: 'error'; errorType: string; errorText: string }
   | { type: 'iceServers'; iceServers: RTCIceServer[] }
@@ -154,9 +155,10 @@ export function parseMessage(text: string): IncomingMessage | null {
     case 'answer': {
       const description = parseDescription(data, raw.type)
       if (!from || !description) return null
+      const auth = typeof raw.auth === 'string' ? { auth: raw.auth } : {}
       return raw.type === 'offer'
-        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined, fresh: raw.fresh === true }
-        : { type: 'answer', from, description }
+        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined, fresh: raw.fresh === true, ...auth }
+        : { type: 'answer', from, description, ...auth }
     }
     case 'candidate':
       if (!from) return null
