@@ -188,6 +188,9 @@ struct RawRooms {
     credentials_per_minute: u32,
     credential_burst: u32,
     allowed_origins: Vec<String>,
+    removed_for_secs: f64,
+    lobby_wait_secs: f64,
+    min_room_chars: usize,
 }
 
 impl Default for RawRooms {
@@ -215,6 +218,9 @@ impl Default for RawRooms {
             credentials_per_minute: 20,
             credential_burst: 30,
             allowed_origins: Vec::new(),
+            removed_for_secs: 600.0,
+            lobby_wait_secs: 300.0,
+            min_room_chars: 1,
         }
     }
 }
@@ -342,6 +348,13 @@ pub struct RoomsConfig {
     pub credential_burst: u32,
     /// Origins allowed to open the WebSocket besides this server's own host name.
     pub allowed_origins: AllowedOrigins,
+    /// How long a room refuses the address and name of a member its host removed.
+    pub removal: Duration,
+    /// How long a knock at a lobby waits for the host before it is given up.
+    pub lobby_wait: Duration,
+    /// Shortest id (in characters) of a room a login may create; existing rooms are joined
+    /// whatever their length.
+    pub min_room_chars: usize,
 }
 
 /// Which browser origins besides peerbox's own host may open its WebSocket.
@@ -511,6 +524,11 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             "must be longer than rooms.ping_interval_secs",
         ));
     }
+    let removal = seconds("rooms.removed_for_secs", rooms.removed_for_secs)?;
+    let lobby_wait = seconds("rooms.lobby_wait_secs", rooms.lobby_wait_secs)?;
+    if !(1..=crate::signal::protocol::MAX_ROOM_CHARS).contains(&rooms.min_room_chars) {
+        return Err(invalid("rooms.min_room_chars", "must be between 1 and 128"));
+    }
     let https_turn = raw.https.turn && !raw.https.listen.is_empty();
     let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
     let acme = acme::validate(
@@ -580,6 +598,9 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             credentials_per_minute: rooms.credentials_per_minute,
             credential_burst: rooms.credential_burst,
             allowed_origins,
+            removal,
+            lobby_wait,
+            min_room_chars: rooms.min_room_chars,
         },
         turn,
         metrics: MetricsConfig {

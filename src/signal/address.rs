@@ -14,6 +14,10 @@ use crate::limit::{AddrKey, TokenBucket, lock};
 /// Log lines about one address's refusals and floods: a burst, then one a minute.
 const NOTICES_PER_MINUTE: f64 = 1.0;
 const NOTICE_BURST: u64 = 5;
+/// Wrong room passwords (and passwords a host sets) from one address: a few at once, then
+/// one every 12 seconds; a guesser gets 300 guesses an hour.
+const PASSWORDS_PER_MINUTE: f64 = 5.0;
+const PASSWORD_BURST: u64 = 5;
 /// Addresses with no connection and full allowances (nothing to remember) are forgotten when
 /// the table reaches this many entries, then whenever it doubles since the last sweep: it
 /// cannot grow with every address ever seen, and sweeping costs O(1) per connection.
@@ -26,6 +30,8 @@ pub(crate) struct Allowance {
     pub bytes: TokenBucket,
     /// `joined` and `iceServers`: each hands out TURN credentials.
     pub credentials: TokenBucket,
+    /// Room passwords stretched: each wrong one at a login, each one a host sets.
+    pub passwords: TokenBucket,
     /// Info-level log lines about this address (refusals, floods).
     pub notices: TokenBucket,
 }
@@ -44,6 +50,7 @@ impl Allowance {
                 c.credential_burst.into(),
                 now,
             ),
+            passwords: TokenBucket::new(PASSWORDS_PER_MINUTE / 60.0, PASSWORD_BURST, now),
             notices: TokenBucket::new(NOTICES_PER_MINUTE / 60.0, NOTICE_BURST, now),
         }
     }
@@ -53,6 +60,7 @@ impl Allowance {
         self.messages.is_full(now)
             && self.bytes.is_full(now)
             && self.credentials.is_full(now)
+            && self.passwords.is_full(now)
             && self.notices.is_full(now)
     }
 }

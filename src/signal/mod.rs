@@ -3,7 +3,9 @@
 //!
 //! - [`protocol`]: parsing client frames, building server frames, error kinds.
 //! - [`relay`]: the hot path: a frame's fields kept as raw text, `from` spliced in.
-//! - [`room`]: rooms and members as plain data; operations say what to send.
+//! - [`room`]: rooms and members as plain data; operations say what to send; a room's host's
+//!   powers (lock, password, lobby, removal) in `room::host`.
+//! - [`password`]: room passwords stretched (PBKDF2) off the reactor, compared in constant time.
 //! - [`resume`]: resume tokens signed with a key that survives restarts.
 //! - [`session`]: one connection's task: reader, writer, timers, rate limits, shutdown.
 //! - [`address`]: connections and shared allowances per client address.
@@ -13,6 +15,7 @@
 //! critical sections are short and never cross an `.await`; frames are queued after unlocking.
 
 mod address;
+pub mod password;
 pub mod protocol;
 pub mod relay;
 pub mod resume;
@@ -21,15 +24,17 @@ pub mod session;
 pub mod stats;
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::config::RoomsConfig;
 use crate::limit::lock;
 use address::Connections;
-use protocol::SignalError;
+use password::{Key, Salt};
+use protocol::{HostAction, RoomChange, SignalError};
 use resume::ResumeKey;
-use room::{Member, Outbox, Peer, Rooms};
+use room::{Entry, Member, Outbox, Peer, Rooms};
 
 /// Gives each joining member the `iceServers` for its `joined` message, and any client the
 /// answer to its `iceServers` request (both charged to the address's credential allowance).
@@ -67,6 +72,8 @@ pub struct Gauges {
 pub(crate) struct LoginOutcome {
     pub left: Option<String>,
     pub resumed: bool,
+    /// It waits in the lobby.
+    pub knocking: bool,
 }
 
 impl Hub {
@@ -76,11 +83,11 @@ impl Hub {
             ice,
             resume,
             stats: stats::Stats::default(),
-            rooms: Mutex::new(Rooms::new(
-                config.capacity,
-                config.max_rooms,
-                config.max_rooms_per_ip,
-            )),
+            rooms: Mutex::new(
+                Rooms::new(config.capacity, config.max_rooms, config.max_rooms_per_ip)
+                    .with_removal(config.removal)
+                    .with_min_room_chars(config.min_room_chars),
+            ),
             connections: Mutex::new(Connections::default()),
         })
     }
@@ -101,33 +108,91 @@ impl Hub {
         lock(&self.rooms).exists(room)
     }
 
-    /// Joins `me` (until now session `previous`; see [`Rooms::join`]) to `room`. `joined`
-    /// builds the newcomer's answer from the other members; it is queued before anyone else
-    /// hears of the newcomer, so nothing can overtake it.
+    /// Joins `me` to `room` (or puts it in the room's lobby). Its `joined` is queued before
+    /// anyone else hears of it, so nothing can overtake it.
     pub(crate) fn login(
         &self,
         me: Member,
-        previous: &str,
         room: &str,
-        joined: impl FnOnce(&[(String, String)]) -> Utf8Bytes,
+        entry: Entry<'_>,
     ) -> Result<LoginOutcome, SignalError> {
         let mut out = Outbox::default();
-        let peer = me.peer.clone();
+        let result = lock(&self.rooms).join(me, room, entry, Instant::now(), &mut out);
+        out.deliver();
+        result.map(|j| LoginOutcome {
+            left: j.left,
+            resumed: j.resumed,
+            knocking: j.knocking,
+        })
+    }
+
+    /// The salt a login to `room` must stretch its password with, if the room has one.
+    pub(crate) fn password_salt(&self, room: &str) -> Option<Salt> {
+        lock(&self.rooms).password_salt(room)
+    }
+
+    /// The salt of the room `id` is the host of, for a new password.
+    pub(crate) fn host_salt(&self, id: &str) -> Result<Salt, SignalError> {
+        lock(&self.rooms).host_salt(id)
+    }
+
+    /// `roomSettings` from `from` (host only), with its new password already stretched.
+    pub(crate) fn configure(
+        &self,
+        from: &str,
+        change: &RoomChange,
+        password: Option<Option<Key>>,
+    ) -> Result<(), SignalError> {
+        let mut out = Outbox::default();
+        let result = lock(&self.rooms).configure(from, change, password, &mut out);
+        out.deliver();
+        result
+    }
+
+    /// A host's action on member (or knocker) `to`.
+    pub(crate) fn host_action(
+        &self,
+        from: &str,
+        action: HostAction,
+        to: &str,
+    ) -> Result<(), SignalError> {
+        let mut out = Outbox::default();
+        let mut removed = None;
         let result = {
             let mut rooms = lock(&self.rooms);
-            match rooms.join(me, previous, room, &mut out) {
-                Ok(j) => {
-                    out.0.insert(0, (peer, joined(&j.members)));
-                    Ok(LoginOutcome {
-                        left: j.left,
-                        resumed: j.resumed,
-                    })
-                }
-                Err(e) => Err(e),
+            match action {
+                HostAction::HandOver => rooms.hand_over(from, to, &mut out),
+                HostAction::Admit => rooms.admit(from, to, &mut out),
+                HostAction::Decline => rooms.decline(from, to, &mut out),
+                HostAction::AskMute { audio } => rooms.ask_mute(from, to, audio, &mut out),
+                HostAction::Remove => rooms
+                    .remove_member(from, to, Instant::now(), &mut out)
+                    .map(|peer| removed = Some(peer)),
             }
         };
         out.deliver();
+        // Only once its `removed` error is queued: the session sends what is queued, then
+        // closes.
+        if let Some(peer) = removed {
+            peer.removed.cancel();
+        }
         result
+    }
+
+    /// `endCall` from `from` (host only).
+    pub(crate) fn end_call(&self, from: &str) -> Result<(), SignalError> {
+        let mut out = Outbox::default();
+        let result = lock(&self.rooms).end(from, &mut out);
+        out.deliver();
+        result
+    }
+
+    /// The lobby wait of `id` is over; whether it was still waiting.
+    pub(crate) fn expire_knock(&self, id: &str) -> bool {
+        let mut out = Outbox::default();
+        let waiting = lock(&self.rooms).expire_knock(id, &mut out);
+        out.deliver();
+        waiting
     }
 
     /// Relays the frame `build` makes to member `to` of the sender's room. The route is
@@ -144,8 +209,9 @@ impl Hub {
         Ok(())
     }
 
-    /// Takes `id` out of its room if `peer` is still its connection (the rest get its
-    /// logout); returns the room it left, and whether another connection holds `id` now.
+    /// Takes `id` out of its room (or lobby) unless another connection than `peer` holds its
+    /// seat now (the rest get its logout); returns the room it left, and whether another
+    /// connection holds `id`.
     pub(crate) fn leave(&self, id: &str, peer: &Arc<Peer>) -> (Option<String>, bool) {
         let mut out = Outbox::default();
         let (left, held) = {

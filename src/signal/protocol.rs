@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::relay::{Fields, FieldsError, MAX_FIELDS};
+use crate::config::Secret;
 
 /// The version announced in `joined`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -17,6 +18,8 @@ pub const MAX_ROOM_CHARS: usize = 128;
 pub const MAX_USERNAME_CHARS: usize = 64;
 /// Longest resume session id or token we look at; anything longer cannot match.
 const MAX_RESUME_CHARS: usize = 128;
+/// Longest room password, in characters.
+pub const MAX_PASSWORD_CHARS: usize = 128;
 /// Longest frame that is not an offer, answer or candidate (a login with the longest names,
 /// every character escaped, fits). Longer ones are refused before a JSON tree is built, and
 /// before joining a room they are not parsed at all (only relayed messages may be longer).
@@ -61,6 +64,38 @@ pub enum SignalError {
     ServerFull,
     #[error("too many connections")]
     TooManyConnections,
+    #[error("This room is locked: the host lets nobody new in.")]
+    Locked,
+    #[error("This room has a password.")]
+    PasswordRequired,
+    #[error("Wrong password.")]
+    WrongPassword,
+    #[error("too many wrong passwords from your network; try again in a minute")]
+    PasswordRateLimited,
+    #[error("The host removed you from this room.")]
+    Removed,
+    #[error("The host did not let you in.")]
+    Declined,
+    #[error("Too many people are waiting to be let in; try again later.")]
+    LobbyFull,
+    #[error("Nobody let you in; knock again to keep waiting.")]
+    LobbyTimeout,
+    #[error("Everyone left the room before letting you in.")]
+    LobbyClosed,
+    #[error("only the host can do that")]
+    NotHost,
+    #[error("room names must be at least {0} characters")]
+    RoomNameTooShort(usize),
+}
+
+impl From<FieldsError> for SignalError {
+    fn from(e: FieldsError) -> SignalError {
+        match e {
+            FieldsError::NotJson => SignalError::NotJson,
+            FieldsError::NotObject => SignalError::NotObject,
+            FieldsError::TooMany => SignalError::TooManyFields(MAX_FIELDS),
+        }
+    }
 }
 
 impl SignalError {
@@ -77,6 +112,17 @@ impl SignalError {
             TooManyRooms => "too-many-rooms",
             ServerFull => "server-full",
             TooManyConnections => "too-many-connections",
+            Locked => "locked",
+            PasswordRequired => "password-required",
+            WrongPassword => "wrong-password",
+            PasswordRateLimited => "rate-limited",
+            Removed => "removed",
+            Declined => "declined",
+            LobbyFull => "lobby-full",
+            LobbyTimeout => "lobby-timeout",
+            LobbyClosed => "lobby-closed",
+            NotHost => "not-host",
+            RoomNameTooShort(_) => "room-name-too-short",
         }
     }
 
@@ -86,16 +132,6 @@ impl SignalError {
             "type": "error",
             "message": {"errorType": self.error_type(), "errorText": self.to_string()},
         }))
-    }
-}
-
-impl From<FieldsError> for SignalError {
-    fn from(e: FieldsError) -> SignalError {
-        match e {
-            FieldsError::NotJson => SignalError::NotJson,
-            FieldsError::NotObject => SignalError::NotObject,
-            FieldsError::TooMany => SignalError::TooManyFields(MAX_FIELDS),
-        }
     }
 }
 
@@ -114,6 +150,29 @@ pub struct Resume {
     pub token: String,
 }
 
+/// What a host may do to one member (or, for admit and decline, to one knocker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAction {
+    HandOver,
+    Admit,
+    Decline,
+    Remove,
+    /// Ask the member to turn its microphone (false: its camera) off.
+    AskMute {
+        audio: bool,
+    },
+}
+
+/// A host's change to the room's settings: each field left out stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomChange {
+    pub locked: Option<bool>,
+    pub lobby: Option<bool>,
+    pub history: Option<bool>,
+    /// `Some(None)` clears the password.
+    pub password: Option<Option<Secret>>,
+}
+
 /// A validated client message; a relayed one borrows from the frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage<'a> {
@@ -124,6 +183,8 @@ pub enum ClientMessage<'a> {
         room: String,
         username: String,
         resume: Option<Resume>,
+        /// Extension: the room's password.
+        password: Option<Secret>,
     },
     /// `fields` is the whole object as sent; `from` is overwritten by [`relay_frame`].
     Relay {
@@ -134,6 +195,15 @@ pub enum ClientMessage<'a> {
     Logout,
     /// Extension: fresh `iceServers` without joining (a connection check before a login).
     IceServers,
+    /// Extension, host only: `roomSettings`.
+    Configure(RoomChange),
+    /// Extension, host only: `handOver`, `admit`, `decline`, `remove`, `askMute`.
+    Host {
+        action: HostAction,
+        to: String,
+    },
+    /// Extension, host only: `endCall`.
+    EndCall,
 }
 
 impl ClientMessage<'_> {
@@ -156,6 +226,15 @@ impl ClientMessage<'_> {
             } => "candidate",
             ClientMessage::Logout => "logout",
             ClientMessage::IceServers => "iceServers",
+            ClientMessage::Configure(_) => "roomSettings",
+            ClientMessage::Host { action, .. } => match action {
+                HostAction::HandOver => "handOver",
+                HostAction::Admit => "admit",
+                HostAction::Decline => "decline",
+                HostAction::Remove => "remove",
+                HostAction::AskMute { .. } => "askMute",
+            },
+            ClientMessage::EndCall => "endCall",
         }
     }
 }
@@ -171,7 +250,8 @@ pub fn parse(text: &str) -> Result<ClientMessage<'_>, SignalError> {
         Some(Err(())) => return Err(SignalError::WrongType("type")),
     };
     let relay = match &*kind {
-        "randomCheck" | "login" | "logout" | "iceServers" => {
+        "randomCheck" | "login" | "logout" | "iceServers" | "roomSettings" | "handOver"
+        | "admit" | "decline" | "remove" | "askMute" | "endCall" => {
             if text.len() > MAX_CONTROL_BYTES {
                 return Err(SignalError::ControlTooLong(MAX_CONTROL_BYTES));
             }
@@ -211,8 +291,60 @@ fn parse_value(text: &str) -> Result<ClientMessage<'static>, SignalError> {
         Some("login") => parse_login(fields.get("data")),
         Some("logout") => Ok(ClientMessage::Logout),
         Some("iceServers") => Ok(ClientMessage::IceServers),
-        _ => Err(SignalError::UnknownType),
+        Some("roomSettings") => parse_settings(fields.get("data")),
+        Some("endCall") => Ok(ClientMessage::EndCall),
+        Some(kind) => {
+            let action = match kind {
+                "handOver" => HostAction::HandOver,
+                "admit" => HostAction::Admit,
+                "decline" => HostAction::Decline,
+                "remove" => HostAction::Remove,
+                "askMute" => {
+                    let kind = fields.get("data").and_then(|d| d.get("kind"));
+                    match kind.and_then(Value::as_str) {
+                        Some("audio") => HostAction::AskMute { audio: true },
+                        Some("video") => HostAction::AskMute { audio: false },
+                        Some(_) => return Err(SignalError::WrongType("data.kind")),
+                        None if kind.is_none() => return Err(SignalError::Missing("data.kind")),
+                        None => return Err(SignalError::WrongType("data.kind")),
+                    }
+                }
+                _ => return Err(SignalError::UnknownType),
+            };
+            let to = text_field(fields.get("to"), "to", MAX_RESUME_CHARS)?;
+            Ok(ClientMessage::Host { action, to })
+        }
+        None => Err(SignalError::UnknownType),
     }
+}
+
+/// `roomSettings`: `data` is an object of optional booleans and an optional password.
+fn parse_settings(data: Option<&Value>) -> Result<ClientMessage<'static>, SignalError> {
+    let data = match data {
+        None => return Err(SignalError::Missing("data")),
+        Some(Value::Object(d)) => d,
+        Some(_) => return Err(SignalError::WrongType("data")),
+    };
+    let flag = |name: &'static str, key: &str| match data.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(SignalError::WrongType(name)),
+    };
+    let password = match data.get("password") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        v => Some(Some(Secret::new(text_field(
+            v,
+            "data.password",
+            MAX_PASSWORD_CHARS,
+        )?))),
+    };
+    Ok(ClientMessage::Configure(RoomChange {
+        locked: flag("data.locked", "locked")?,
+        lobby: flag("data.lobby", "lobby")?,
+        history: flag("data.history", "history")?,
+        password,
+    }))
 }
 
 fn parse_login(data: Option<&Value>) -> Result<ClientMessage<'static>, SignalError> {
@@ -240,10 +372,19 @@ fn parse_login(data: Option<&Value>) -> Result<ClientMessage<'static>, SignalErr
         },
         Some(_) => return Err(SignalError::WrongType("data.resume")),
     };
+    let password = match data.get("password") {
+        None | Some(Value::Null) => None,
+        v => Some(Secret::new(text_field(
+            v,
+            "data.password",
+            MAX_PASSWORD_CHARS,
+        )?)),
+    };
     Ok(ClientMessage::Login {
         room,
         username,
         resume,
+        password,
     })
 }
 
@@ -302,17 +443,64 @@ pub fn ice_servers_frame(ice_servers: Value) -> Utf8Bytes {
     frame(&json!({"type": "iceServers", "data": ice_servers}))
 }
 
+/// A room's settings as every member sees them (`roomState`, extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomState<'a> {
+    pub host: &'a str,
+    pub locked: bool,
+    pub lobby: bool,
+    pub password: bool,
+    pub history: bool,
+}
+
+impl RoomState<'_> {
+    fn to_json(self) -> Value {
+        json!({"host": self.host, "locked": self.locked, "lobby": self.lobby,
+               "password": self.password, "history": self.history})
+    }
+}
+
+/// Sent to every member when the host or a setting changes (`joined` carries it as `state`).
+pub fn room_state_frame(s: RoomState<'_>) -> Utf8Bytes {
+    frame(&json!({"type": "roomState", "data": s.to_json()}))
+}
+
+/// The host's view of who is waiting (extension): session id and user name of each.
+pub fn lobby_frame<'a>(waiting: impl Iterator<Item = (&'a str, &'a str)>) -> Utf8Bytes {
+    let list: Vec<Value> = waiting
+        .map(|(id, name)| json!({"sessionId": id, "username": name}))
+        .collect();
+    frame(&json!({"type": "lobby", "data": list}))
+}
+
+/// To a newcomer put in the lobby (extension).
+pub fn knocking_frame(room: &str) -> Utf8Bytes {
+    frame(&json!({"type": "knocking", "data": {"roomrequest": room}}))
+}
+
+/// The host's request to turn a microphone or camera off (extension).
+pub fn ask_mute_frame(from: &str, audio: bool) -> Utf8Bytes {
+    let kind = if audio { "audio" } else { "video" };
+    frame(&json!({"type": "askMute", "from": from, "data": {"kind": kind}}))
+}
+
+/// The host ended the call for everyone (extension).
+pub fn ended_frame(from: &str) -> Utf8Bytes {
+    frame(&json!({"type": "ended", "from": from}))
+}
+
 /// What `joined` tells the newcomer.
 pub struct Joined<'a> {
     pub session_id: &'a str,
     pub room: &'a str,
     /// The other members: (session id, user name).
     pub members: &'a [(String, String)],
-    pub ice_servers: Value,
+    pub ice_servers: &'a Value,
     pub resume_token: &'a str,
     /// The session id is one this client had before (its `resume` was verified).
     pub resumed: bool,
     pub capacity: usize,
+    pub state: RoomState<'a>,
 }
 
 pub fn joined_frame(j: Joined<'_>) -> Utf8Bytes {
@@ -331,6 +519,7 @@ pub fn joined_frame(j: Joined<'_>) -> Utf8Bytes {
         "resumeToken": j.resume_token,
         "resumed": j.resumed,
         "capacity": j.capacity,
+        "state": j.state.to_json(),
     }))
 }
 
@@ -424,6 +613,32 @@ mod tests {
             ),
             (&long_logout, SignalError::ControlTooLong(MAX_CONTROL_BYTES)),
             (&many_fields, SignalError::TooManyFields(64)),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r","username":"a","password":7}}"#,
+                SignalError::WrongType("data.password"),
+            ),
+            (r#"{"type":"roomSettings"}"#, SignalError::Missing("data")),
+            (
+                r#"{"type":"roomSettings","data":{"lobby":1}}"#,
+                SignalError::WrongType("data.lobby"),
+            ),
+            (
+                r#"{"type":"roomSettings","data":{"password":" "}}"#,
+                SignalError::Empty("data.password"),
+            ),
+            (r#"{"type":"remove"}"#, SignalError::Missing("to")),
+            (
+                r#"{"type":"handOver","to":3}"#,
+                SignalError::WrongType("to"),
+            ),
+            (
+                r#"{"type":"askMute","to":"m"}"#,
+                SignalError::Missing("data.kind"),
+            ),
+            (
+                r#"{"type":"askMute","to":"m","data":{"kind":"screen"}}"#,
+                SignalError::WrongType("data.kind"),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(&err(text), want, "{text}");
@@ -452,6 +667,7 @@ mod tests {
                     room: "r1".into(),
                     username: "Ann".into(),
                     resume: None,
+                    password: None,
                 },
             ),
             (
@@ -463,8 +679,50 @@ mod tests {
                         session_id: "s".into(),
                         token: "t".into(),
                     }),
+                    password: None,
                 },
             ),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r","username":"A","password":" pw "}}"#,
+                ClientMessage::Login {
+                    room: "r".into(),
+                    username: "A".into(),
+                    resume: None,
+                    password: Some(Secret::new("pw")),
+                },
+            ),
+            (
+                r#"{"type":"roomSettings","data":{"locked":true,"history":false,"password":null}}"#,
+                ClientMessage::Configure(RoomChange {
+                    locked: Some(true),
+                    lobby: None,
+                    history: Some(false),
+                    password: Some(None),
+                }),
+            ),
+            (
+                r#"{"type":"roomSettings","data":{"lobby":false,"password":"x"}}"#,
+                ClientMessage::Configure(RoomChange {
+                    lobby: Some(false),
+                    password: Some(Some(Secret::new("x"))),
+                    ..RoomChange::default()
+                }),
+            ),
+            (
+                r#"{"type":"admit","to":"k"}"#,
+                ClientMessage::Host {
+                    action: HostAction::Admit,
+                    to: "k".into(),
+                },
+            ),
+            (
+                r#"{"type":"askMute","to":"m","data":{"kind":"video"}}"#,
+                ClientMessage::Host {
+                    action: HostAction::AskMute { audio: false },
+                    to: "m".into(),
+                },
+            ),
+            (r#"{"type":"endCall"}"#, ClientMessage::EndCall),
             (r#"{"type":"logout"}"#, ClientMessage::Logout),
             (r#"{"type":"iceServers"}"#, ClientMessage::IceServers),
             (
@@ -508,6 +766,17 @@ mod tests {
             (SignalError::TooManyConnections, "too-many-connections", ""),
             (SignalError::CredentialsRateLimited, "rate-limited", ""),
             (SignalError::TooManyRooms, "too-many-rooms", ""),
+            (SignalError::Locked, "locked", ""),
+            (SignalError::PasswordRequired, "password-required", ""),
+            (SignalError::WrongPassword, "wrong-password", ""),
+            (SignalError::PasswordRateLimited, "rate-limited", ""),
+            (SignalError::Removed, "removed", ""),
+            (SignalError::Declined, "declined", ""),
+            (SignalError::LobbyFull, "lobby-full", ""),
+            (SignalError::LobbyTimeout, "lobby-timeout", ""),
+            (SignalError::LobbyClosed, "lobby-closed", ""),
+            (SignalError::NotHost, "not-host", ""),
+            (SignalError::RoomNameTooShort(8), "room-name-too-short", ""),
         ];
         for (e, kind, text) in cases {
             let v: Value = serde_json::from_str(&e.to_frame()).unwrap_or_default();

@@ -23,8 +23,10 @@ use tracing::Instrument as _;
 
 use super::Hub;
 use super::address::{Admission, Allowance, read_pause};
-use super::protocol::{self, ClientMessage, Joined, MAX_CONTROL_BYTES, SignalError};
-use super::room::{Member, Peer};
+use super::password::{self, Key, Salt};
+use super::protocol::{self, ClientMessage, MAX_CONTROL_BYTES, Resume, RoomChange, SignalError};
+use super::room::{Entry, Member, Peer};
+use crate::config::Secret;
 use crate::limit::{AddrKey, TokenBucket, lock};
 
 /// How long the server waits for a close handshake or a last write before dropping the socket.
@@ -74,6 +76,8 @@ enum End {
     Protocol,
     /// A text frame (or a close reason) that is not UTF-8.
     NotUtf8,
+    /// The room's host removed it.
+    Removed,
     /// Another connection resumed this session.
     Replaced,
 }
@@ -89,6 +93,7 @@ impl End {
             End::Shutdown => "server shutting down",
             End::Protocol => "protocol error",
             End::NotUtf8 => "invalid UTF-8",
+            End::Removed => "removed by the host",
             End::Replaced => "resumed on another connection",
         }
     }
@@ -104,6 +109,7 @@ impl End {
             End::Shutdown => "shutdown",
             End::Protocol => "protocol",
             End::NotUtf8 => "not_utf8",
+            End::Removed => "removed",
             End::Replaced => "replaced",
         }
     }
@@ -114,7 +120,7 @@ impl End {
             End::Closed | End::Gone => return None,
             End::Idle => CloseCode::Normal,
             End::TooBig => CloseCode::Size,
-            End::TooSlow => CloseCode::Policy,
+            End::TooSlow | End::Removed => CloseCode::Policy,
             End::Shutdown => CloseCode::Away,
             End::Protocol => CloseCode::Protocol,
             End::NotUtf8 => CloseCode::Invalid,
@@ -184,6 +190,8 @@ async fn serve<S>(
         admission,
         last_notice: None,
         in_room: false,
+        pending: None,
+        knock_deadline: None,
         hub: hub.clone(),
         id,
         host,
@@ -251,7 +259,17 @@ where
     let mut last_seen = Instant::now();
     let timer = tokio::time::sleep_until(last_seen + idle);
     tokio::pin!(timer);
+    // How long a knock at a lobby may wait for the host (armed while one waits).
+    let knock = tokio::time::sleep_until(last_seen);
+    tokio::pin!(knock);
+    let mut armed = None;
     loop {
+        if session.knock_deadline != armed {
+            armed = session.knock_deadline;
+            if let Some(at) = armed {
+                knock.as_mut().reset(at);
+            }
+        }
         let next = tokio::select! {
             biased;
             next = stream.next() => next,
@@ -261,6 +279,13 @@ where
                     return End::Idle;
                 }
                 timer.as_mut().reset(deadline);
+                continue;
+            }
+            () = &mut knock, if armed.is_some() => {
+                session.knock_deadline = None;
+                if session.hub.expire_knock(&session.id) {
+                    tracing::info!("lobby wait over");
+                }
                 continue;
             }
         };
@@ -290,6 +315,8 @@ where
             Message::Close(_) => return End::Closed,
             Message::Frame(_) => Duration::ZERO,
         };
+        // A password to stretch: reading waits for it (milliseconds, on the blocking pool).
+        session.run_pending().await;
         if !pause.is_zero() {
             // Over its allowance: what it sends next waits in its socket (and TCP slows it
             // down), so that a flood costs this server no more than the limits allow.
@@ -325,6 +352,20 @@ where
                 }
                 None => return End::Gone,
             },
+            _ = me.removed.cancelled() => {
+                // Removed by the host: its `removed` error is queued; what is queued goes out
+                // before the close frame. (Here, not in `serve`: there a frame this loop had
+                // taken but not written yet would be lost with it.)
+                let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                    while let Ok(frame) = rx.try_recv() {
+                        me.taken(&frame);
+                        sink.feed(Message::Text(frame)).await?;
+                    }
+                    sink.flush().await
+                })
+                .await;
+                return End::Removed;
+            }
             _ = ticks.tick() => {
                 // A fresh random payload each time, so a pong cannot be sent ahead blindly.
                 let payload = ping_payload();
@@ -387,6 +428,26 @@ struct Session {
     in_room: bool,
     /// The host name the client reached us by, for `iceServers`.
     host: Option<String>,
+    /// A message that needs a password stretched before the hub can take it.
+    pending: Option<Pending>,
+    /// While it knocks at a lobby: when it stops waiting.
+    knock_deadline: Option<Instant>,
+}
+
+/// A message waiting for its password to be stretched (with the salt of its room).
+enum Pending {
+    Login {
+        room: String,
+        username: String,
+        resume: Option<Resume>,
+        password: Secret,
+        salt: Salt,
+    },
+    Configure {
+        change: RoomChange,
+        password: Secret,
+        salt: Salt,
+    },
 }
 
 /// What the allowances say about one frame.
@@ -469,8 +530,9 @@ impl Session {
     }
 
     fn handle(&mut self, msg: ClientMessage<'_>) -> Result<(), SignalError> {
-        tracing::debug!(kind = msg.kind(), "message");
-        self.hub.stats.message(msg.kind());
+        let kind = msg.kind();
+        tracing::debug!(kind, "message");
+        self.hub.stats.message(kind);
         match msg {
             ClientMessage::RandomCheck { room } => {
                 let exists = self.hub.room_exists(&room);
@@ -480,7 +542,8 @@ impl Session {
                 room,
                 username,
                 resume,
-            } => self.login(room, username, resume)?,
+                password,
+            } => self.login(room, username, resume, password)?,
             ClientMessage::Relay { to, fields, .. } => {
                 let id = self.id.as_str();
                 let relayed = self
@@ -506,8 +569,77 @@ impl Session {
                 let ice = self.hub.ice.ice_servers(&self.id, self.host.as_deref());
                 self.me.send(protocol::ice_servers_frame(ice));
             }
+            ClientMessage::Configure(mut change) => match change.password.take() {
+                Some(Some(password)) => {
+                    // The host check comes before the stretching it would cost.
+                    let salt = self.hub.host_salt(&self.id)?;
+                    self.take_stretch()?;
+                    self.pending = Some(Pending::Configure {
+                        change,
+                        password,
+                        salt,
+                    });
+                }
+                cleared => self
+                    .hub
+                    .configure(&self.id, &change, cleared.map(|_| None))?,
+            },
+            ClientMessage::Host { action, to } => {
+                self.hub.host_action(&self.id, action, &to)?;
+                tracing::info!(action = kind, "host action");
+            }
+            ClientMessage::EndCall => {
+                self.hub.end_call(&self.id)?;
+                tracing::info!("call ended by the host");
+            }
         }
         Ok(())
+    }
+
+    /// Finishes the message that waited for a password to be stretched.
+    async fn run_pending(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let result = match pending {
+            Pending::Login {
+                room,
+                username,
+                resume,
+                password,
+                salt,
+            } => match password::stretch_async(salt, password.expose().to_owned()).await {
+                Some(key) => self.enter(room, username, resume, Some(&key)),
+                None => return,
+            },
+            Pending::Configure {
+                change,
+                password,
+                salt,
+            } => match password::stretch_async(salt, password.expose().to_owned()).await {
+                Some(key) => self.hub.configure(&self.id, &change, Some(Some(key))),
+                None => return,
+            },
+        };
+        if let Err(e) = result {
+            tracing::debug!(error_type = e.error_type(), "refused message");
+            self.hub.stats.error(&e);
+            self.me.send_or_drop(e.to_frame());
+        }
+    }
+
+    /// Whether the address may have a password stretched now: every wrong one and every one
+    /// a host sets spends one of the address's tries.
+    fn take_stretch(&self) -> Result<(), SignalError> {
+        let now = std::time::Instant::now();
+        let mut shared = lock(&self.shared);
+        if shared.passwords.try_take(1, now) {
+            return Ok(());
+        }
+        if shared.notices.try_take(1, now) {
+            tracing::info!(addr = %self.admission.addr, "password tries rate-limited");
+        }
+        Err(SignalError::PasswordRateLimited)
     }
 
     /// Spends one of the address's credential issues (`joined`, `iceServers`).
@@ -528,10 +660,41 @@ impl Session {
         &mut self,
         room: String,
         username: String,
-        resume: Option<protocol::Resume>,
+        resume: Option<Resume>,
+        password: Option<Secret>,
     ) -> Result<(), SignalError> {
         // Refused before anything changes: the client stays in the room it is in.
         self.take_credentials()?;
+        if let Some(password) = password {
+            if let Some(salt) = self.hub.password_salt(&room) {
+                // A try is spent only by a wrong password, but one must be left to try.
+                if !lock(&self.shared)
+                    .passwords
+                    .has(1, std::time::Instant::now())
+                {
+                    return Err(SignalError::PasswordRateLimited);
+                }
+                self.pending = Some(Pending::Login {
+                    room,
+                    username,
+                    resume,
+                    password,
+                    salt,
+                });
+                return Ok(());
+            }
+        }
+        self.enter(room, username, resume, None)
+    }
+
+    /// The login itself, with the password (if any) stretched with the room's salt.
+    fn enter(
+        &mut self,
+        room: String,
+        username: String,
+        resume: Option<Resume>,
+        password: Option<&Key>,
+    ) -> Result<(), SignalError> {
         let previous = self.id.clone();
         if let Some(r) = resume.filter(|r| self.hub.resume.verify(&r.token, &r.session_id, &room))
             && r.session_id != self.id
@@ -548,31 +711,29 @@ impl Session {
             login: protocol::login_frame(id, &room, &username),
             logout: protocol::logout_frame(id, &username),
             username,
+            resume_token: self.hub.resume.issue(id, &room),
             peer: self.me.clone(),
             addr: self.admission.addr,
+            ice_servers: self.hub.ice.ice_servers(id, self.host.as_deref()),
         };
-        let ice_servers = self.hub.ice.ice_servers(id, self.host.as_deref());
-        let capacity = self.hub.config.capacity;
         let was_in_room = self.in_room && self.hub.in_room(id);
-        let resume_token = self.hub.resume.issue(id, &room);
-        let outcome = self.hub.login(member, &previous, &room, |members| {
-            protocol::joined_frame(Joined {
-                session_id: id,
-                room: &room,
-                members,
-                ice_servers,
-                resume_token: &resume_token,
-                resumed: id != previous,
-                capacity,
-            })
-        });
-        let outcome = match outcome {
+        let entry = Entry {
+            resumed_from: (previous != id).then_some(previous.as_str()),
+            password,
+        };
+        let outcome = match self.hub.login(member, &room, entry) {
             Ok(o) => o,
             Err(e) => {
                 if was_in_room {
                     tracing::info!(reason = "login elsewhere", "left room");
                 }
                 self.in_room = false;
+                self.knock_deadline = None;
+                if e == SignalError::WrongPassword {
+                    lock(&self.shared)
+                        .passwords
+                        .try_take(1, std::time::Instant::now());
+                }
                 return Err(e);
             }
         };
@@ -580,7 +741,13 @@ impl Session {
         if let Some(left) = outcome.left {
             tracing::info!(room = %escaped(&left), reason = "login elsewhere", "left room");
         }
-        tracing::info!(room = %escaped(&room), resumed = outcome.resumed, "joined room");
+        if outcome.knocking {
+            self.knock_deadline = Some(Instant::now() + self.hub.config.lobby_wait);
+            tracing::info!(room = %escaped(&room), "knocking");
+        } else {
+            self.knock_deadline = None;
+            tracing::info!(room = %escaped(&room), resumed = outcome.resumed, "joined room");
+        }
         Ok(())
     }
 }
@@ -640,6 +807,8 @@ mod tests {
             (End::Shutdown, Some(1001)),
             (End::Protocol, Some(1002)),
             (End::NotUtf8, Some(1007)),
+            (End::Removed, Some(1008)),
+            (End::Replaced, Some(4001)),
         ];
         for (end, code) in cases {
             assert_eq!(

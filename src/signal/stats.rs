@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use super::protocol::SignalError;
 
 /// `type` of every client message the server accepts ([`super::protocol::ClientMessage::kind`]).
-pub const MESSAGE_TYPES: [&str; 7] = [
+pub const MESSAGE_TYPES: [&str; 14] = [
     "randomCheck",
     "login",
     "offer",
@@ -15,10 +15,17 @@ pub const MESSAGE_TYPES: [&str; 7] = [
     "candidate",
     "logout",
     "iceServers",
+    "roomSettings",
+    "handOver",
+    "admit",
+    "decline",
+    "remove",
+    "askMute",
+    "endCall",
 ];
 
 /// Every `errorType` of `docs/protocol.md` ([`SignalError::error_type`]).
-pub const ERROR_TYPES: [&str; 8] = [
+pub const ERROR_TYPES: [&str; 18] = [
     "bad-request",
     "full",
     "not-in-room",
@@ -27,11 +34,21 @@ pub const ERROR_TYPES: [&str; 8] = [
     "too-many-rooms",
     "server-full",
     "too-many-connections",
+    "locked",
+    "password-required",
+    "wrong-password",
+    "removed",
+    "declined",
+    "lobby-full",
+    "lobby-timeout",
+    "lobby-closed",
+    "not-host",
+    "room-name-too-short",
 ];
 
 /// Why a WebSocket session ended (the session's `End`, and `refused` at admission).
-pub const CLOSE_REASONS: [&str; 10] = [
-    "closed", "gone", "idle", "too_big", "too_slow", "shutdown", "protocol", "not_utf8",
+pub const CLOSE_REASONS: [&str; 11] = [
+    "closed", "gone", "idle", "too_big", "too_slow", "shutdown", "protocol", "not_utf8", "removed",
     "replaced", "refused",
 ];
 
@@ -112,6 +129,17 @@ mod tests {
             TooManyRooms,
             ServerFull,
             TooManyConnections,
+            Locked,
+            PasswordRequired,
+            WrongPassword,
+            PasswordRateLimited,
+            Removed,
+            Declined,
+            LobbyFull,
+            LobbyTimeout,
+            LobbyClosed,
+            NotHost,
+            RoomNameTooShort(1),
         ];
         let stats = Stats::default();
         for e in &all {

@@ -1,5 +1,7 @@
 // useChat: the message list (with "joined"/"left" notices), sending to everyone or one member,
-// the unread count and toasts while the chat is not on screen.
+// the unread count and toasts while the chat is not on screen. A newcomer gets the chat so far
+// from those present (the last HISTORY messages, never whispers, unless the host turned it off),
+// merged in order and once each however many members send it.
 import { ref } from 'vue'
 import type { ChatMessage } from '../rtc/chat'
 import { useRoom } from './useRoom'
@@ -26,13 +28,39 @@ const visible = ref(false)
 let wired = false
 
 const add = (e: ChatEntry | NoticeEntry) => (messages.value = [...messages.value, e].slice(-500))
+/** Messages offered to a newcomer. */
+export const HISTORY = 50
+
+/** The last public messages, as offered to a newcomer. */
+export function historyOf(list: (ChatEntry | NoticeEntry)[], n = HISTORY): ChatMessage[] {
+  return list
+    .filter((m): m is ChatEntry => m.kind === 'chat' && !m.whisper)
+    .slice(-n)
+    .map(({ kind, id, from, fromName, text, ts, whisper }) => ({ kind, id, from, fromName, text, ts, whisper }))
+}
+
+/** Adds an offered past message unless it is here already (each member present sends the same ones). */
+export function mergePast(list: (ChatEntry | NoticeEntry)[], msg: ChatMessage): (ChatEntry | NoticeEntry)[] {
+  if (msg.whisper || list.some((m) => m.id === msg.id)) return list
+  const entry: ChatEntry = { ...msg, past: true, mine: false }
+  const at = list.findIndex((m) => m.ts > msg.ts)
+  const out = at < 0 ? [...list, entry] : [...list.slice(0, at), entry, ...list.slice(at)]
+  return out.slice(-500)
+}
 
 function wire(): void {
   if (wired) return
   wired = true
   const toasts = useToasts()
-  const mesh = useRoom().mesh()
+  const room = useRoom()
+  const mesh = room.mesh()
+  mesh.historyOffer = () => (room.roomState.value?.history === false ? [] : historyOf(messages.value))
   mesh.on('chat', (msg) => {
+    if (msg.past) {
+      if (room.roomState.value?.history !== false) messages.value = mergePast(messages.value, msg)
+      return
+    }
+    if (messages.value.some((m) => m.id === msg.id)) return
     const entry: ChatEntry = { ...msg, mine: false }
     add(entry)
     if (!visible.value) {

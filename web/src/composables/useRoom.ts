@@ -1,13 +1,16 @@
 // useRoom: reactive view of the signalling connection and the mesh of peers, shared by the whole app.
 // A person is "in the room" from the server's `joined` on, never before: joining while the server is
-// unreachable stays on the entry screen and says so, instead of showing an empty call.
+// unreachable stays on the entry screen and says so, instead of showing an empty call. The room's
+// host and what it set (lock, password, lobby, history) come from the server; so do the host's
+// requests (mute, end), which this client obeys and says so.
 import { computed, effectScope, markRaw, ref, shallowRef, watch } from 'vue'
 import { SignalClient, type SignalState } from '../signal/client'
-import { signalUrl } from '../signal/messages'
+import { signalUrl, type HostAction, type Member, type RoomChange, type RoomState } from '../signal/messages'
 import { Mesh } from '../rtc/mesh'
 import type { LinkStats, Quality } from '../rtc/stats'
 import { useMedia } from './useMedia'
 import { useSettings } from './useSettings'
+import { useToasts } from './useToasts'
 
 export interface RemoteView {
   id: string
@@ -42,6 +45,12 @@ const remotes = shallowRef<RemoteView[]>([])
 const error = shallowRef<RoomError>(null)
 /** My own raised hand. */
 const hand = ref(false)
+/** The room's host and settings; null on a server without host powers. */
+const roomState = shallowRef<RoomState | null>(null)
+/** Who waits in the lobby (told to the host only). */
+const waiting = shallowRef<Member[]>([])
+/** Waiting in the room's lobby for the host to let us in. */
+const knocking = ref(false)
 let client: SignalClient | null = null
 let mesh: Mesh | null = null
 
@@ -62,8 +71,11 @@ function refresh(): void {
   }))
 }
 
-/** Errors after which the person is not in the room (any more). */
-const REFUSED_LOGIN = new Set(['full', 'server-full'])
+/** Errors after which the person is not in the room (any more), or not let in. */
+const REFUSED_LOGIN = new Set([
+  'full', 'server-full', 'locked', 'password-required', 'wrong-password', 'removed', 'declined',
+  'lobby-full', 'lobby-timeout', 'lobby-closed', 'room-name-too-short',
+])
 
 function ensureClient(): { client: SignalClient; mesh: Mesh } {
   if (client && mesh) return { client, mesh }
@@ -96,9 +108,32 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
       }, 8000)
     } else {
       c.forgetRoom()
+      // Removed from a call under way: its links end here too.
+      if (inRoom.value) teardown()
       joining.value = false
+      knocking.value = false
       inRoom.value = false
     }
+  })
+  c.on('roomState', (m) => (roomState.value = m.state))
+  c.on('knocking', () => (knocking.value = true))
+  c.on('lobby', (m) => {
+    const before = new Set(waiting.value.map((k) => k.sessionId))
+    waiting.value = m.waiting
+    for (const k of m.waiting) {
+      if (!before.has(k.sessionId)) useToasts().push('host', 'host.knocks', { name: k.username }, { ms: 8000 })
+    }
+  })
+  c.on('askMute', (m) => {
+    // A request, not a command the server can enforce: this client obeys and says so.
+    if (m.kind === 'audio' && media.micOn.value) media.toggleMic()
+    if (m.kind === 'video' && media.camOn.value) media.toggleCam()
+    useToasts().push('host', m.kind === 'audio' ? 'host.askedMute' : 'host.askedVideo', {}, { ms: 10000 })
+  })
+  c.on('ended', () => {
+    c.forgetRoom()
+    teardown()
+    error.value = { kind: 'server', type: 'ended', text: '' }
   })
   const m = new Mesh(c, {
     getStream: () => media.stream.value,
@@ -115,8 +150,11 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     }
     joined.value = true
     joining.value = false
+    knocking.value = false
     inRoom.value = true
     selfId.value = info.sessionId
+    roomState.value = info.state ?? null
+    if (info.state?.host !== info.sessionId) waiting.value = []
     error.value = null
   })
   m.on('members', refresh)
@@ -138,32 +176,42 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   return { client: c, mesh: m }
 }
 
-function join(roomId: string, username: string): void {
+function join(roomId: string, username: string, password?: string): void {
   const { client: c } = ensureClient()
   room.value = roomId
   joining.value = true
   error.value = null
-  c.login(roomId, username.trim().slice(0, 64) || 'guest')
+  c.login(roomId, username.trim().slice(0, 64) || 'guest', password)
 }
 
-/** Gives up a join that the server has not answered yet. */
+/** Gives up a join that the server has not answered yet (or a knock at the lobby). */
 function cancelJoin(): void {
   if (!joining.value) return
   joining.value = false
+  if (knocking.value) client?.logout()
+  knocking.value = false
   client?.forgetRoom()
+}
+
+/** Ends the call on this side: links, state, camera. */
+function teardown(): void {
+  mesh?.reset()
+  inRoom.value = false
+  joining.value = false
+  joined.value = false
+  knocking.value = false
+  hand.value = false
+  remotes.value = []
+  roomState.value = null
+  waiting.value = []
+  // The camera light goes off with the call; the entry screen restarts the preview only on request.
+  useMedia().stop()
 }
 
 function leave(): void {
   if (!client || !mesh) return
   client.logout()
-  mesh.reset()
-  inRoom.value = false
-  joining.value = false
-  joined.value = false
-  hand.value = false
-  remotes.value = []
-  // The camera light goes off with the call; the entry screen restarts the preview only on request.
-  useMedia().stop()
+  teardown()
 }
 
 /** A fresh UUID v4 that the server says is not in use. */
@@ -171,9 +219,20 @@ async function randomRoom(): Promise<string> {
   return ensureClient().client.randomRoom(() => crypto.randomUUID())
 }
 
+const isHost = computed(() => !!roomState.value && roomState.value.host === selfId.value)
+
+/** The host's powers; the server refuses them from anyone else. */
+const host = {
+  set: (change: RoomChange) => client?.setRoom(change),
+  act: (action: HostAction, to: string) => client?.hostAction(action, to),
+  askMute: (to: string, kind: 'audio' | 'video') => client?.askMute(to, kind),
+  endCall: () => client?.endCall(),
+}
+
 export function useRoom() {
   return {
     signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error, hand,
+    roomState, waiting, knocking, isHost, host,
     toggleHand: () => {
       hand.value = !hand.value
       mesh?.broadcastState()

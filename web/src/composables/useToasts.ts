@@ -3,7 +3,7 @@
 // keys, translated when shown, so a language switch applies to them too.
 import { ref } from 'vue'
 
-export type ToastKind = 'chat' | 'file' | 'presence' | 'link' | 'hand'
+export type ToastKind = 'chat' | 'file' | 'presence' | 'link' | 'hand' | 'host'
 
 export interface Toast {
   id: number

@@ -8,6 +8,8 @@ export interface ChatMessage {
   text: string
   ts: number
   whisper: boolean
+  /** Sent before the receiver came in: chat history offered to a newcomer (never a whisper). */
+  past?: boolean
 }
 
 export interface StateMessage {
@@ -106,6 +108,7 @@ export class ChatLink {
         text: String(msg.text ?? '').slice(0, MAX_TEXT),
         ts: Number(msg.ts) || Date.now(),
         whisper: msg.whisper === true,
+        ...(msg.past === true ? { past: true } : {}),
       })
     } else {
       const ts = Number(msg.ts) || 0

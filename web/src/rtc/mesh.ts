@@ -1,11 +1,22 @@
 // Mesh: wires the signalling client to one PeerLink (+ chat and file links) per remote member.
+// With a room secret (the link's fragment), every offer and answer carries this member's signed
+// DTLS fingerprints and those received are checked before they are applied (see trust.ts); signal
+// events are then handled one after another, in order, across the checks' awaits.
 import { Emitter } from '../signal/emitter'
 import type { SignalClient } from '../signal/client'
-import type { JoinedInfo } from '../signal/messages'
+import type { JoinedInfo, SessionDescription } from '../signal/messages'
 import { ChatLink, type ChannelLike, type ChatMessage, type StateMessage } from './chat'
 import { FileLink, type FileChannelLike, type FileMeta } from './files'
 import { PeerLink } from './peerLink'
 import { qualityOf, summarize, type LinkStats, type Quality, type StatEntry } from './stats'
+import { certificateFingerprints, fingerprintsOf, safetyCode, type RoomTrust } from './trust'
+
+/**
+ * What we know of who is at the other end: `verified` (its fingerprints are signed with the room
+ * secret), `unverified` (no secret in our link), `checking`, or `refused` (a signature missing or
+ * wrong: the link is not made).
+ */
+export type Trust = 'checking' | 'verified' | 'unverified' | 'refused'
 
 export interface Remote {
   id: string
@@ -32,6 +43,9 @@ export interface Remote {
    * link keeps running peer to peer until the member logs in again, or the link fails.
    */
   confirmed: boolean
+  trust: Trust
+  /** The safety code both ends of the link read the same (empty until connected). */
+  code: string
 }
 
 export type MeshEvents = {
@@ -49,6 +63,8 @@ export type MeshEvents = {
   fileProgress: { peerId: string; id: string; bytes: number }
   fileComplete: { peerId: string; id: string; blob: Blob; sha256: string }
   fileFailed: { peerId: string; id: string; reason: string }
+  /** A member's offer or answer failed the room secret's check: nothing was connected. */
+  refused: { id: string; name: string }
 }
 
 export interface MeshOptions {
@@ -61,6 +77,8 @@ export interface MeshOptions {
   statsEveryMs?: number
   /** Tests pass a fake; browsers use RTCPeerConnection. */
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
+  /** The DTLS certificate to use with a room secret (its fingerprints are signed before any offer). */
+  generateCertificate?: () => Promise<RTCCertificate>
 }
 
 const newId = () => crypto.randomUUID()
@@ -71,16 +89,30 @@ export class Mesh extends Emitter<MeshEvents> {
   /** The ICE servers (with TURN credentials) from the last `joined`. */
   iceServers: RTCIceServer[] = []
   private outbox = new Map<string, ChatMessage[]>()
+  /**
+   * The chat history to offer someone who has just come in (set by the chat's owner; empty when
+   * the room's host turned history off). Whispers must not be in it.
+   */
+  historyOffer: () => ChatMessage[] = () => []
   private offs: (() => void)[] = []
   private statsTimer: ReturnType<typeof setInterval> | null = null
+  /** The room secret's key for the call being joined (null: nothing to verify). */
+  private trust: RoomTrust | null = null
+  /** One certificate for all links of this page, so its fingerprints can be signed ahead. */
+  private certificate: RTCCertificate | null = null
+  /** This member's signed fingerprints, sent beside every offer and answer. */
+  private auth: string | undefined
+  /** Signal events waiting while an earlier one awaits a check. */
+  private queue: (() => void | Promise<void>)[] = []
+  private running = false
 
   constructor(private readonly signal: SignalClient, private readonly opts: MeshOptions) {
     super()
     const every = opts.statsEveryMs ?? 2000
     if (every > 0) this.statsTimer = setInterval(() => void this.readStats(), every)
     this.offs = [
-      signal.on('joined', (info) => this.onJoined(info)),
-      signal.on('login', (m) => {
+      signal.on('joined', (info) => this.serial(() => this.onJoined(info))),
+      signal.on('login', (m) => this.serial(() => {
         const known = this.remotes.get(m.from)
         this.addMember(m.from, m.username)
         if (known) known.confirmed = true
@@ -89,10 +121,12 @@ export class Mesh extends Emitter<MeshEvents> {
         // Back after a server restart over a link that did not survive it (a relay allocation
         // is gone with the server): the ICE restart it tried while the member was away went nowhere.
         if (known && (known.connection === 'failed' || known.connection === 'disconnected')) link.restartIce()
-        if (!known) this.emit('presence', { id: m.from, name: m.username, joined: true })
-      }),
-      signal.on('offer', (m) => {
-        if (!this.remotes.has(m.from)) this.addMember(m.from, m.username ?? '')
+        if (!known) {
+          this.emit('presence', { id: m.from, name: m.username, joined: true })
+          this.offerHistory(m.from)
+        }
+      })),
+      signal.on('offer', (m) => this.serial(() => this.checked(m.from, m.username ?? '', m.description, m.auth, () => {
         const r = this.remotes.get(m.from)!
         if (m.fresh && r.link) {
           // Both sides replaced their link at the same moment: the impolite side's offer wins.
@@ -100,21 +134,80 @@ export class Mesh extends Emitter<MeshEvents> {
           this.dropLink(r)
         }
         void this.connect(m.from).handleDescription(m.description).catch((e) => console.warn('peerbox: offer', e))
-      }),
-      signal.on('answer', (m) => {
-        void this.remotes.get(m.from)?.link?.handleDescription(m.description).catch((e) => console.warn('peerbox: answer', e))
-      }),
-      signal.on('candidate', (m) => void this.remotes.get(m.from)?.link?.handleCandidate(m.candidate)),
-      signal.on('logout', (m) => {
+      }))),
+      signal.on('answer', (m) => this.serial(() => {
+        if (!this.remotes.get(m.from)?.link) return
+        return this.checked(m.from, '', m.description, m.auth, () => {
+          void this.remotes.get(m.from)?.link?.handleDescription(m.description).catch((e) => console.warn('peerbox: answer', e))
+        })
+      })),
+      signal.on('candidate', (m) => this.serial(() => void this.remotes.get(m.from)?.link?.handleCandidate(m.candidate))),
+      signal.on('logout', (m) => this.serial(() => {
         const r = this.remotes.get(m.from)
         if (!r) return
         this.removeMember(m.from)
         this.emit('presence', { id: m.from, name: r.name || m.username, joined: false })
-      }),
+      })),
     ]
   }
 
-  private onJoined(info: JoinedInfo): void {
+  /**
+   * The room secret to verify the next call's members with (null: none, they show as unverified).
+   * Set before logging in.
+   */
+  setTrust(trust: RoomTrust | null): void {
+    this.trust = trust
+  }
+
+  /** Runs signal handlers in arrival order; one that returns a promise holds the later ones until it settles. */
+  private serial(fn: () => void | Promise<void>): void {
+    this.queue.push(fn)
+    if (!this.running) this.drain()
+  }
+
+  private drain(): void {
+    this.running = true
+    while (this.queue.length) {
+      let result: void | Promise<void> = undefined
+      try {
+        result = this.queue.shift()!()
+      } catch (e) {
+        console.warn('peerbox: signal handler', e)
+      }
+      if (result instanceof Promise) {
+        void result.catch((e) => console.warn('peerbox: signal handler', e)).then(() => this.drain())
+        return
+      }
+    }
+    this.running = false
+  }
+
+  /**
+   * Applies a member's offer or answer with `apply` once its signature checks out (at once when
+   * there is no room secret); a missing or wrong one refuses it: no link, and the member is marked.
+   */
+  private checked(from: string, name: string, d: SessionDescription, auth: string | undefined, apply: () => void): void | Promise<void> {
+    if (!this.remotes.has(from)) this.addMember(from, name)
+    const trust = this.trust
+    if (!trust) return apply()
+    return trust.verify(from, fingerprintsOf(d.sdp), auth).then((ok) => {
+      const r = this.remotes.get(from)
+      if (!r) return
+      if (!ok) {
+        const was = r.trust
+        r.trust = 'refused'
+        this.dropLink(r)
+        this.emit('remote', from)
+        if (was !== 'refused') this.emit('refused', { id: from, name: r.name })
+        return
+      }
+      r.trust = 'verified'
+      apply()
+      this.emit('remote', from)
+    })
+  }
+
+  private onJoined(info: JoinedInfo): void | Promise<void> {
     const resumed = info.resumed === true && this.selfId !== '' && info.sessionId === this.selfId
     if (resumed) {
       // Our own session id back (a reconnect, or a server restart): every link that still runs
@@ -131,9 +224,27 @@ export class Mesh extends Emitter<MeshEvents> {
     }
     this.selfId = info.sessionId
     this.iceServers = info.iceServers
-    for (const m of info.members) this.addMember(m.sessionId, m.username, false)
-    this.emit('members', undefined)
-    this.emit('joined', info)
+    this.auth = undefined
+    const done = () => {
+      for (const m of info.members) this.addMember(m.sessionId, m.username, false)
+      this.emit('members', undefined)
+      this.emit('joined', info)
+    }
+    const trust = this.trust
+    if (!trust) return done()
+    // Sign before anything else is handled: the first offers follow `joined` at once.
+    return (async () => {
+      try {
+        const generate = this.opts.generateCertificate
+          ?? (() => RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' } as AlgorithmIdentifier))
+        this.certificate ??= await generate()
+        this.auth = await trust.sign(info.sessionId, certificateFingerprints(this.certificate))
+      } catch (e) {
+        // Without a signature the others refuse our links, and say so; ours still check theirs.
+        console.warn('peerbox: could not sign the DTLS fingerprint', e)
+      }
+      done()
+    })()
   }
 
   private addMember(id: string, name: string, notify = true): void {
@@ -146,6 +257,7 @@ export class Mesh extends Emitter<MeshEvents> {
       id, name, link: null, chat: null, files: null, stream: null, screen: null, screenId: '',
       mic: true, cam: true, sharing: false, hand: false, connection: 'new', stats: null, quality: 'unknown',
       confirmed: true,
+      trust: this.trust ? 'checking' : 'unverified', code: '',
     })
     if (notify) this.emit('members', undefined)
   }
@@ -167,14 +279,15 @@ export class Mesh extends Emitter<MeshEvents> {
         iceServers: this.iceServers,
         iceTransportPolicy: this.opts.relayOnly() ? 'relay' : 'all',
         bundlePolicy: 'max-bundle',
+        ...(this.certificate ? { certificates: [this.certificate] } : {}),
       },
       stream: this.opts.getStream(),
       screen: this.opts.getScreen?.() ?? null,
       fresh,
       createPeerConnection: this.opts.createPeerConnection,
       signals: {
-        offer: (d, fresh) => this.signal.sendOffer(id, d, fresh),
-        answer: (d) => this.signal.sendAnswer(id, d),
+        offer: (d, fresh) => this.signal.sendOffer(id, d, fresh, this.auth),
+        answer: (d) => this.signal.sendAnswer(id, d, this.auth),
         candidate: (c) => this.signal.sendCandidate(id, c),
       },
       onTrack: () => {
@@ -190,11 +303,13 @@ export class Mesh extends Emitter<MeshEvents> {
           return
         }
         this.emit('remote', id)
+        if (state === 'connected') void this.readCode(r, link)
       },
     })
     r.link = link
     r.chat = new ChatLink(link.chatChannel as unknown as ChannelLike, {
-      onChat: (msg) => this.emit('chat', { ...msg, from: id, fromName: r.name || msg.fromName }),
+      // History keeps who wrote each message; anything else is from this link's member.
+      onChat: (msg) => this.emit('chat', msg.past ? msg : { ...msg, from: id, fromName: r.name || msg.fromName }),
       onState: (s: StateMessage) => {
         r.mic = s.mic
         r.cam = s.cam
@@ -262,6 +377,26 @@ export class Mesh extends Emitter<MeshEvents> {
       else this.outbox.set(id, [...(this.outbox.get(id) ?? []), msg])
     }
     return msg
+  }
+
+  /** The safety code of a connected link, from the fingerprints both descriptions in use announce. */
+  private async readCode(r: Remote, link: PeerLink): Promise<void> {
+    const local = link.pc.localDescription?.sdp
+    const remote = link.pc.remoteDescription?.sdp
+    if (!local || !remote) return
+    const code = await safetyCode(fingerprintsOf(local), fingerprintsOf(remote))
+    if (r.link !== link) return
+    r.code = code
+    this.emit('remote', r.id)
+  }
+
+  /** Sends a newcomer the chat so far (queued until its channel opens; acked and resent like any message). */
+  private offerHistory(id: string): void {
+    const chat = this.remotes.get(id)?.chat
+    if (!chat) return
+    for (const msg of this.historyOffer()) {
+      if (!msg.whisper) chat.send({ ...msg, past: true })
+    }
   }
 
   private stateMessage(): StateMessage {

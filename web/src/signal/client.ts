@@ -3,7 +3,8 @@
 import { backoffDelay } from './backoff'
 import { Emitter } from './emitter'
 import {
-  parseMessage, type IncomingMessage, type JoinedInfo, type OutgoingMessage, type SessionDescription,
+  parseMessage, type HostAction, type IncomingMessage, type JoinedInfo, type OutgoingMessage, type RoomChange,
+  type SessionDescription,
 } from './messages'
 
 export type SignalState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
@@ -37,6 +38,11 @@ export type SignalEvents = {
   error: Of<'error'>
   randomCheckResult: Of<'randomCheckResult'>
   iceServers: Of<'iceServers'>
+  roomState: Of<'roomState'>
+  lobby: Of<'lobby'>
+  knocking: Of<'knocking'>
+  askMute: Of<'askMute'>
+  ended: Of<'ended'>
 }
 
 export interface SignalOptions {
@@ -57,7 +63,8 @@ export class SignalClient extends Emitter<SignalEvents> {
   private ws: WebSocket | null = null
   private timer: ReturnType<typeof setTimeout> | null = null
   private queue: OutgoingMessage[] = []
-  private wanted: { room: string; username: string } | null = null
+  /** The room to be in, kept for reconnects (with its password, if it has one). */
+  private wanted: { room: string; username: string; password?: string } | null = null
   private resume: { sessionId: string; token: string } | null = null
   /** Refusals in a row; the socket that got one closes into a longer wait. */
   private refusals = 0
@@ -161,9 +168,30 @@ export class SignalClient extends Emitter<SignalEvents> {
     })
   }
 
-  login(room: string, username: string): void {
-    this.wanted = { room, username }
+  login(room: string, username: string, password?: string): void {
+    this.wanted = { room, username, ...(password ? { password } : {}) }
     this.sendLogin()
+  }
+
+  /** Host only (the server refuses anyone else with not-host). */
+  setRoom(change: RoomChange): void {
+    this.send({ type: 'roomSettings', data: change })
+    if (change.password !== undefined && this.wanted) {
+      // Our own reconnects need the new password when the resume token cannot be used.
+      this.wanted = { ...this.wanted, password: change.password ?? undefined }
+    }
+  }
+
+  hostAction(type: HostAction, to: string): void {
+    this.send({ type, to })
+  }
+
+  askMute(to: string, kind: 'audio' | 'video'): void {
+    this.send({ type: 'askMute', to, data: { kind } })
+  }
+
+  endCall(): void {
+    this.send({ type: 'endCall' })
   }
 
   /** Drops the wanted room without telling the server (after a refused login such as `full`). */
@@ -180,13 +208,13 @@ export class SignalClient extends Emitter<SignalEvents> {
   }
 
   /** `fresh`: the first offer of a new peer connection that replaces a running one (see Mesh). */
-  sendOffer(to: string, description: SessionDescription, fresh = false): void {
+  sendOffer(to: string, description: SessionDescription, fresh = false, auth?: string): void {
     const username = this.wanted?.username ?? ''
-    this.send({ type: 'offer', to, data: description, username, ...(fresh ? { fresh: true as const } : {}) })
+    this.send({ type: 'offer', to, data: description, username, ...(fresh ? { fresh: true as const } : {}), ...(auth ? { auth } : {}) })
   }
 
-  sendAnswer(to: string, description: SessionDescription): void {
-    this.send({ type: 'answer', to, data: description })
+  sendAnswer(to: string, description: SessionDescription, auth?: string): void {
+    this.send({ type: 'answer', to, data: description, ...(auth ? { auth } : {}) })
   }
 
   sendCandidate(to: string, candidate: RTCIceCandidateInit | null): void {
@@ -200,6 +228,7 @@ export class SignalClient extends Emitter<SignalEvents> {
       username: this.wanted.username,
     }
     if (this.resume) data.resume = { ...this.resume }
+    if (this.wanted.password) data.password = this.wanted.password
     this.send({ type: 'login', data }, false)
   }
 

@@ -12,16 +12,41 @@ export interface ResumeInfo {
 
 export type SessionDescription = { type: RTCSdpType; sdp: string }
 
+/** A room's state (extension): who hosts it and what the host has set. */
+export interface RoomState {
+  host: string
+  locked: boolean
+  lobby: boolean
+  password: boolean
+  history: boolean
+}
+
+/** A host's change to the room's settings: fields left out stay as they are; `password: null` clears it. */
+export interface RoomChange {
+  locked?: boolean
+  lobby?: boolean
+  history?: boolean
+  password?: string | null
+}
+
+export type HostAction = 'handOver' | 'admit' | 'decline' | 'remove'
+
 /** Messages this client sends. `from` is always overwritten by the server, so it is never sent. */
 export type OutgoingMessage =
   | { type: 'randomCheck'; data: string }
-  | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo } }
+  | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo; password?: string } }
   // `fresh` is a relayed field the server passes on untouched (not part of the seed's protocol).
-  | { type: 'offer'; to: string; data: SessionDescription; username: string; fresh?: true }
-  | { type: 'answer'; to: string; data: SessionDescription }
+  // `auth`: the sender's DTLS fingerprints signed with the room secret (relayed untouched, see rtc/trust.ts).
+  | { type: 'offer'; to: string; data: SessionDescription; username: string; fresh?: true; auth?: string }
+  | { type: 'answer'; to: string; data: SessionDescription; auth?: string }
   | { type: 'candidate'; to: string; data: RTCIceCandidateInit | null }
   | { type: 'logout' }
   | { type: 'iceServers' }
+  // The host's powers (extensions; the server refuses them from anyone else with not-host).
+  | { type: 'roomSettings'; data: RoomChange }
+  | { type: HostAction; to: string }
+  | { type: 'askMute'; to: string; data: { kind: 'audio' | 'video' } }
+  | { type: 'endCall' }
 
 export interface JoinedInfo {
   sessionId: string
@@ -32,6 +57,8 @@ export interface JoinedInfo {
   /** The server gave back the session id this client had (its resume token verified). */
   resumed?: boolean
   capacity?: number
+  /** Absent from servers without host powers. */
+  state?: RoomState
 }
 
 export type IncomingMessage =
@@ -39,11 +66,16 @@ export type IncomingMessage =
   | ({ type: 'joined' } & JoinedInfo)
   | { type: 'login'; from: string; username: string; room: string }
   | { type: 'logout'; from: string; username: string }
-  | { type: 'offer'; from: string; description: SessionDescription; username?: string; fresh?: boolean }
-  | { type: 'answer'; from: string; description: SessionDescription }
+  | { type: 'offer'; from: string; description: SessionDescription; username?: string; fresh?: boolean; auth?: string }
+  | { type: 'answer'; from: string; description: SessionDescription; auth?: string }
   | { type: 'candidate'; from: string; candidate: RTCIceCandidateInit | null }
   | { type: 'error'; errorType: string; errorText: string }
   | { type: 'iceServers'; iceServers: RTCIceServer[] }
+  | { type: 'roomState'; state: RoomState }
+  | { type: 'lobby'; waiting: Member[] }
+  | { type: 'knocking'; room: string }
+  | { type: 'askMute'; from: string; kind: 'audio' | 'video' }
+  | { type: 'ended'; from: string }
 
 type Obj = Record<string, unknown>
 
@@ -67,6 +99,11 @@ function parseIceServers(v: unknown): RTCIceServer[] {
     if (typeof s.credential === 'string') out.credential = s.credential
     return [out]
   })
+}
+
+function parseState(v: unknown): RoomState | undefined {
+  if (!isObj(v) || typeof v.host !== 'string') return undefined
+  return { host: v.host, locked: v.locked === true, lobby: v.lobby === true, password: v.password === true, history: v.history !== false }
 }
 
 /** Accepts `{type, sdp}` (what browsers serialise) or a bare SDP string (older clients). */
@@ -107,6 +144,7 @@ export function parseMessage(text: string): IncomingMessage | null {
         resumeToken: typeof raw.resumeToken === 'string' ? raw.resumeToken : undefined,
         resumed: raw.resumed === true,
         capacity: typeof raw.capacity === 'number' ? raw.capacity : undefined,
+        state: parseState(raw.state),
       }
     case 'login': {
       const d = isObj(data) ? data : {}
@@ -120,15 +158,30 @@ export function parseMessage(text: string): IncomingMessage | null {
     case 'answer': {
       const description = parseDescription(data, raw.type)
       if (!from || !description) return null
+      const auth = typeof raw.auth === 'string' ? { auth: raw.auth } : {}
       return raw.type === 'offer'
-        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined, fresh: raw.fresh === true }
-        : { type: 'answer', from, description }
+        ? { type: 'offer', from, description, username: typeof raw.username === 'string' ? raw.username : undefined, fresh: raw.fresh === true, ...auth }
+        : { type: 'answer', from, description, ...auth }
     }
     case 'candidate':
       if (!from) return null
       return { type: 'candidate', from, candidate: isObj(data) ? (data as RTCIceCandidateInit) : null }
     case 'iceServers':
       return Array.isArray(data) ? { type: 'iceServers', iceServers: parseIceServers(data) } : null
+    case 'roomState': {
+      const state = parseState(data)
+      return state ? { type: 'roomState', state } : null
+    }
+    case 'lobby':
+      return Array.isArray(data) ? { type: 'lobby', waiting: parseMembers(data) } : null
+    case 'knocking':
+      return { type: 'knocking', room: str(isObj(data) ? data.roomrequest : '') }
+    case 'askMute': {
+      const kind = isObj(data) ? data.kind : ''
+      return from && (kind === 'audio' || kind === 'video') ? { type: 'askMute', from, kind } : null
+    }
+    case 'ended':
+      return { type: 'ended', from }
     case 'error': {
       const m = isObj(raw.message) ? raw.message : {}
       return { type: 'error', errorType: str(m.errorType) || 'unknown', errorText: str(m.errorText) }

@@ -55,6 +55,14 @@ describe('messages', () => {
     ['{"type":"offer","from":"a","data":{"type":"offer","sdp":"v=0"},"fresh":true}', { type: 'offer', from: 'a', fresh: true }],
     ['{"type":"answer","from":"a","data":"v=0"}', { type: 'answer', from: 'a', description: { type: 'answer', sdp: 'v=0' } }],
     ['{"type":"logout","from":"a","data":{"username":"A","sessionId":"a"}}', { type: 'logout', from: 'a', username: 'A' }],
+    // Host extensions.
+    ['{"type":"joined","data":"me","state":{"host":"h","locked":true,"lobby":false,"password":true,"history":false}}',
+      { type: 'joined', state: { host: 'h', locked: true, lobby: false, password: true, history: false } }],
+    ['{"type":"roomState","data":{"host":"h","locked":"yes"}}', { type: 'roomState', state: { host: 'h', locked: false, lobby: false, password: false, history: true } }],
+    ['{"type":"lobby","data":[{"sessionId":"k","username":"Cy"},{"username":"no id"}]}', { type: 'lobby', waiting: [{ sessionId: 'k', username: 'Cy' }] }],
+    ['{"type":"knocking","data":{"roomrequest":"r"}}', { type: 'knocking', room: 'r' }],
+    ['{"type":"askMute","from":"h","data":{"kind":"video"}}', { type: 'askMute', from: 'h', kind: 'video' }],
+    ['{"type":"ended","from":"h"}', { type: 'ended', from: 'h' }],
   ])('parses %s', (text, expected) => {
     expect(parseMessage(text)).toMatchObject(expected)
   })
@@ -67,7 +75,8 @@ describe('messages', () => {
     expect(parseMessage(text)).toEqual({ type: 'iceServers', iceServers })
   })
 
-  it.each(['not json', '[]', '{"type":"nope"}', '{"type":"offer","data":{}}', '{"type":"joined"}', '{"type":"iceServers","data":{}}'])(
+  it.each(['not json', '[]', '{"type":"nope"}', '{"type":"offer","data":{}}', '{"type":"joined"}', '{"type":"iceServers","data":{}}',
+  '{"type":"roomState","data":{}}', '{"type":"lobby","data":{}}', '{"type":"askMute","from":"h","data":{"kind":"screen"}}'])(
     'ignores %s', (text) => expect(parseMessage(text)).toBeNull(),
   )
 
@@ -90,6 +99,28 @@ describe('SignalClient', () => {
     expect(last().sent[2]).toEqual({ type: 'candidate', to: 'b', data: { candidate: 'c', sdpMid: '0' } })
     c.sendOffer('b', { type: 'offer', sdp: 'v=1' }, true) // a replacement connection's first offer
     expect(last().sent[3]).toEqual({ type: 'offer', to: 'b', data: { type: 'offer', sdp: 'v=1' }, username: 'Ann', fresh: true })
+  })
+
+  it('sends a room password with every login (reconnects too) and the host\'s requests', () => {
+    const c = client()
+    c.login('room1', 'Ann', 'pw')
+    c.connect()
+    last().open()
+    expect(last().sent[0]).toEqual({ type: 'login', data: { roomrequest: 'room1', username: 'Ann', password: 'pw' } })
+    c.setRoom({ locked: true, password: 'new' })
+    c.hostAction('remove', 'b')
+    c.askMute('b', 'audio')
+    c.endCall()
+    expect(last().sent.slice(1)).toEqual([
+      { type: 'roomSettings', data: { locked: true, password: 'new' } },
+      { type: 'remove', to: 'b' },
+      { type: 'askMute', to: 'b', data: { kind: 'audio' } },
+      { type: 'endCall' },
+    ])
+    last().drop()
+    vi.advanceTimersByTime(100)
+    last().open()
+    expect(last().sent[0]).toEqual({ type: 'login', data: { roomrequest: 'room1', username: 'Ann', password: 'new' } })
   })
 
   it('uses [] when joined has no iceServers', () => {

@@ -1,0 +1,136 @@
+// (n) A room's host: locks the room (a newcomer is told it is locked), turns the lobby on and
+// lets a knocking newcomer in, asks a member to mute (who is muted and told honestly that this
+// is a request), and removes a member (who is out, told why, and refused when trying again).
+// A newcomer gets the chat so far (without whispers) from those present, unless the host turned
+// chat history off. Screenshots of what each person sees at phone portrait, phone landscape and desktop sizes.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { useFixture } from '../lib/fixture.mjs';
+import { DESKTOP, PHONE, shot } from '../lib/browser.mjs';
+import {
+  chatMessages, join, joinByLink, memberCountShows, pickRandomRoom, sendChat, startCall, tid, waitFor, waitForChat,
+  sleep,
+} from '../lib/app.mjs';
+
+const fx = useFixture({ name: 'n' });
+const LANDSCAPE = { ...PHONE, viewport: { width: 844, height: 390 } };
+
+/** The error banner's type once it shows. */
+async function bannerType(page) {
+  const banner = page.locator(tid('error-banner'));
+  await banner.waitFor({ state: 'visible', timeout: 30_000 });
+  return { type: await banner.getAttribute('data-type'), text: await banner.innerText() };
+}
+
+/** Opens the People tab (a drawer on phones). */
+async function openPeople(page) {
+  const tab = page.locator(tid('tab-people'));
+  if (!(await tab.isVisible())) await page.locator(tid('chat-toggle')).click();
+  await tab.click();
+  await page.locator(tid('host-controls')).waitFor({ state: 'visible' });
+}
+
+test('lock, lobby admit, ask to mute, remove', { timeout: 240_000 }, async () => {
+  const ann = await fx.person('n-ann', DESKTOP);
+  const bob = await fx.person('n-bob', PHONE);
+  const cy = await fx.person('n-cy', LANDSCAPE);
+  const room = await pickRandomRoom(ann.page, fx.base);
+  await join(ann.page, 'Ann');
+  await openPeople(ann.page);
+  assert.equal(await ann.page.locator(tid('host-controls')).getAttribute('data-host'), 'true', 'the creator is host');
+
+  // Locked: Bob is told so and stays on the entry screen.
+  await ann.page.locator(tid('host-lock')).check();
+  await waitFor(async () => (await ann.page.locator(tid('host-lock-toggle')).getAttribute('aria-pressed')) === 'true',
+    { what: 'the bar to show the room locked' });
+  await bob.page.goto(`${fx.base}/room/${room}`);
+  await bob.page.locator(tid('name-input')).fill('Bob');
+  await bob.page.locator(tid('join-button')).click();
+  const locked = await bannerType(bob.page);
+  assert.equal(locked.type, 'locked', locked.text);
+  assert.match(locked.text, /locked/i);
+  assert.equal(await bob.page.locator(tid('leave-button')).count(), 0, 'no call screen for a locked room');
+  await shot(bob.page, 'n-locked-phone');
+
+  // Lobby: Bob knocks, Ann sees him waiting and lets him in.
+  await ann.page.locator(tid('host-lock')).uncheck();
+  await ann.page.locator(tid('host-lobby')).check();
+  await bob.page.locator(tid('join-button')).click();
+  await bob.page.locator(tid('knocking')).waitFor({ state: 'visible', timeout: 30_000 });
+  assert.equal(await bob.page.locator(tid('leave-button')).count(), 0, 'a knocker is not in the call');
+  const row = ann.page.locator(tid('lobby-row')).filter({ hasText: 'Bob' });
+  await row.waitFor({ state: 'visible', timeout: 30_000 });
+  await shot(bob.page, 'n-knocking-phone');
+  await shot(ann.page, 'n-host-lobby-desktop');
+  await row.locator(tid('lobby-admit')).click();
+  await bob.page.locator(tid('leave-button')).waitFor({ state: 'visible', timeout: 30_000 });
+  await memberCountShows(ann.page, 2);
+  await memberCountShows(bob.page, 2);
+  await openPeople(bob.page);
+  assert.equal(await bob.page.locator(tid('host-controls')).getAttribute('data-host'), 'false');
+  assert.match(await bob.page.locator(tid('host-info')).innerText(), /Ann/, 'Bob sees who hosts');
+  await ann.page.locator(tid('host-lobby')).uncheck();
+
+  // Ask to mute: Bob's microphone goes off and he is told it was a request.
+  const bobRow = ann.page.locator(tid('people-row')).filter({ hasText: 'Bob' });
+  await bobRow.locator(tid('ask-mute')).waitFor({ state: 'visible' });
+  await waitFor(async () => !(await bobRow.locator(tid('ask-mute')).isDisabled()), { what: "Bob's mic state to arrive" });
+  await bobRow.locator(tid('ask-mute')).click();
+  await waitFor(async () => (await bob.page.locator(tid('mic-toggle')).getAttribute('aria-pressed')) === 'true',
+    { what: 'Bob muted' });
+  const notice = bob.page.locator(`${tid('toast')}[data-kind="host"]`).filter({ hasText: /modified app/ });
+  await notice.waitFor({ state: 'visible', timeout: 10_000 });
+  await shot(bob.page, 'n-asked-mute-phone');
+
+  // Remove: Cy comes in, is removed, told why, and refused when trying again.
+  await joinByLink(cy.page, fx.base, room, 'Cy');
+  await memberCountShows(ann.page, 3);
+  await shot(cy.page, 'n-call-landscape');
+  const cyRow = ann.page.locator(tid('people-row')).filter({ hasText: 'Cy' });
+  await cyRow.locator(tid('remove-member')).click();
+  const removed = await bannerType(cy.page);
+  assert.equal(removed.type, 'removed', removed.text);
+  assert.equal(await cy.page.locator(tid('leave-button')).count(), 0, 'the removed member is out of the call');
+  await memberCountShows(ann.page, 2);
+  await memberCountShows(bob.page, 2);
+  await shot(cy.page, 'n-removed-landscape');
+  await cy.page.locator('.banner-close').click();
+  await cy.page.locator(tid('error-banner')).waitFor({ state: 'hidden' });
+  await cy.page.locator(tid('join-button')).click();
+  assert.equal((await bannerType(cy.page)).type, 'removed', 'the rejoin is refused');
+  assert.equal(await cy.page.locator(tid('leave-button')).count(), 0);
+  await shot(ann.page, 'n-host-desktop');
+});
+
+test('chat history reaches a newcomer without whispers, and the host can turn it off', { timeout: 200_000 }, async () => {
+  const ann = await fx.person('n-h-ann', DESKTOP);
+  const bob = await fx.person('n-h-bob', DESKTOP);
+  const { room, ids } = await startCall(fx.base, [ann, bob], { waitVideo: false });
+  await sendChat(ann.page, 'before you came: hello');
+  await sendChat(bob.page, 'a secret for Ann only', ids[0]);
+  await waitForChat(bob.page, 'before you came');
+  await waitForChat(ann.page, 'a secret for Ann');
+
+  const cy = await fx.person('n-h-cy', PHONE);
+  await joinByLink(cy.page, fx.base, room, 'Cy');
+  await memberCountShows(cy.page, 3);
+  const got = await waitForChat(cy.page, 'before you came: hello');
+  assert.equal(got.from, ids[0], 'the message keeps its author');
+  await sleep(2_000); // both Ann and Bob offered it: still once, and no whisper arrives
+  const seen = await chatMessages(cy.page);
+  assert.equal(seen.filter((m) => m.text.includes('before you came')).length, 1, JSON.stringify(seen));
+  assert.equal(seen.filter((m) => m.text.includes('secret')).length, 0, 'no whisper in the history');
+  assert.equal(await cy.page.locator(`${tid('chat-message')}[data-past="true"]`).count(), 1);
+  await shot(cy.page, 'n-history-phone');
+
+  // History off: the next newcomer gets nothing from before.
+  await openPeople(ann.page);
+  await ann.page.locator(tid('host-history')).uncheck();
+  await sleep(500);
+  const di = await fx.person('n-h-di', DESKTOP);
+  await joinByLink(di.page, fx.base, room, 'Di');
+  await memberCountShows(di.page, 4);
+  await sleep(3_000);
+  assert.deepEqual(await chatMessages(di.page), [], 'no history when the host turned it off');
+});
