@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { useFixture } from '../lib/fixture.mjs';
 import { DESKTOP, PHONE, shot } from '../lib/browser.mjs';
 import {
-  chatMessages, join, joinByLink, memberCountShows, pickRandomRoom, sendChat, startCall, tid, waitFor, waitForChat,
+  chatMessages, join, joinByLink, linkHash, memberCountShows, pickRandomRoom, sendChat, startCall, tid, waitFor, waitForChat,
   sleep,
 } from '../lib/app.mjs';
 
@@ -44,7 +44,7 @@ test('lock, lobby admit, ask to mute, remove', { timeout: 240_000 }, async () =>
   await ann.page.locator(tid('host-lock')).check();
   await waitFor(async () => (await ann.page.locator(tid('host-lock-toggle')).getAttribute('aria-pressed')) === 'true',
     { what: 'the bar to show the room locked' });
-  await bob.page.goto(`${fx.base}/room/${room}`);
+  await bob.page.goto(`${fx.base}/room/${room}${linkHash(ann.page)}`);
   await bob.page.locator(tid('name-input')).fill('Bob');
   await bob.page.locator(tid('join-button')).click();
   const locked = await bannerType(bob.page);
@@ -84,7 +84,7 @@ test('lock, lobby admit, ask to mute, remove', { timeout: 240_000 }, async () =>
   await shot(bob.page, 'n-asked-mute-phone');
 
   // Remove: Cy comes in, is removed, told why, and refused when trying again.
-  await joinByLink(cy.page, fx.base, room, 'Cy');
+  await joinByLink(cy.page, fx.base, room, 'Cy', '', linkHash(ann.page));
   await memberCountShows(ann.page, 3);
   await shot(cy.page, 'n-call-landscape');
   const cyRow = ann.page.locator(tid('people-row')).filter({ hasText: 'Cy' });
@@ -113,7 +113,7 @@ test('chat history reaches a newcomer without whispers, and the host can turn it
   await waitForChat(ann.page, 'a secret for Ann');
 
   const cy = await fx.person('n-h-cy', PHONE);
-  await joinByLink(cy.page, fx.base, room, 'Cy');
+  await joinByLink(cy.page, fx.base, room, 'Cy', '', linkHash(ann.page));
   await memberCountShows(cy.page, 3);
   const got = await waitForChat(cy.page, 'before you came: hello');
   assert.equal(got.from, ids[0], 'the message keeps its author');
@@ -129,7 +129,7 @@ test('chat history reaches a newcomer without whispers, and the host can turn it
   await ann.page.locator(tid('host-history')).uncheck();
   await sleep(500);
   const di = await fx.person('n-h-di', DESKTOP);
-  await joinByLink(di.page, fx.base, room, 'Di');
+  await joinByLink(di.page, fx.base, room, 'Di', '', linkHash(ann.page));
   await memberCountShows(di.page, 4);
   await sleep(3_000);
   assert.deepEqual(await chatMessages(di.page), [], 'no history when the host turned it off');
