@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useFixture } from '../lib/fixture.mjs';
-import { DESKTOP, PHONE, shot } from '../lib/browser.mjs';
+import { DESKTOP, PHONE, shot, withoutDevices } from '../lib/browser.mjs';
 import {
   chatMessages, join, joinByLink, linkHash, memberCountShows, pickRandomRoom, sendChat, startCall, tid, waitFor, waitForChat,
   sleep,
@@ -104,15 +104,16 @@ test('lock, lobby admit, ask to mute, remove', { timeout: 240_000 }, async () =>
 });
 
 test('chat history reaches a newcomer without whispers, and the host can turn it off', { timeout: 200_000 }, async () => {
-  const ann = await fx.person('n-h-ann', DESKTOP);
-  const bob = await fx.person('n-h-bob', DESKTOP);
+  // Without cameras: four encoders would make this about history slow on a busy machine.
+  const ann = await withoutDevices(await fx.person('n-h-ann', DESKTOP));
+  const bob = await withoutDevices(await fx.person('n-h-bob', DESKTOP));
   const { room, ids } = await startCall(fx.base, [ann, bob], { waitVideo: false });
   await sendChat(ann.page, 'before you came: hello');
   await sendChat(bob.page, 'a secret for Ann only', ids[0]);
   await waitForChat(bob.page, 'before you came');
   await waitForChat(ann.page, 'a secret for Ann');
 
-  const cy = await fx.person('n-h-cy', PHONE);
+  const cy = await withoutDevices(await fx.person('n-h-cy', PHONE));
   await joinByLink(cy.page, fx.base, room, 'Cy', '', linkHash(ann.page));
   await memberCountShows(cy.page, 3);
   const got = await waitForChat(cy.page, 'before you came: hello');
@@ -128,7 +129,7 @@ test('chat history reaches a newcomer without whispers, and the host can turn it
   await openPeople(ann.page);
   await ann.page.locator(tid('host-history')).uncheck();
   await sleep(500);
-  const di = await fx.person('n-h-di', DESKTOP);
+  const di = await withoutDevices(await fx.person('n-h-di', DESKTOP));
   await joinByLink(di.page, fx.base, room, 'Di', '', linkHash(ann.page));
   await memberCountShows(di.page, 4);
   await sleep(3_000);
