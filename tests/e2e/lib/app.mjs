@@ -46,11 +46,14 @@ export async function join(page, name) {
   await page.locator(tid('leave-button')).waitFor({ state: 'visible', timeout: 30_000 });
 }
 
-/** Opens the room link `/room/<id>` and joins. */
-export async function joinByLink(page, base, room, name, query = '') {
-  await page.goto(`${base}/room/${room}${query}`);
+/** Opens the room link `/room/<id>` (with `hash`, the room key of a dice room's link) and joins. */
+export async function joinByLink(page, base, room, name, query = '', hash = '') {
+  await page.goto(`${base}/room/${room}${query}${hash}`);
   await join(page, name);
 }
+
+/** The room key part (`#...`) of the link a page in a call shows, as its share link carries it. */
+export const linkHash = (page) => new URL(page.url()).hash;
 
 /** The session ids of the remote tiles a page shows. */
 export function tileIds(page) {
@@ -215,7 +218,9 @@ export async function startCall(base, people, { query = '', waitVideo = true, si
   const room = await pickRandomRoom(first.page, base, query);
   assert.match(room, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'room-random gives a UUID');
   await join(first.page, first.label);
-  for (const p of rest) await joinByLink(p.page, base, room, p.label, query);
+  // The others open the link the first one shares: with the room key after '#'.
+  const hash = linkHash(first.page);
+  for (const p of rest) await joinByLink(p.page, base, room, p.label, query, hash);
   await Promise.all(people.map((p) => waitForTiles(p.page, people.length - 1)));
   const ids = await sessionIds(people.map((p) => p.page));
   if (waitVideo) {

@@ -224,7 +224,7 @@ for (const c of CASES) {
       const query = c.query ?? '';
       const room = await pickRandomRoom(ann.page, BASE, query);
       await joinRoom(ann.page, 'Ann');
-      await bob.page.goto(`${BASE}/room/${room}${query}`);
+      await bob.page.goto(`${BASE}/room/${room}${query}${new URL(ann.page.url()).hash}`);
       const name = bob.page.locator(tid('name-input'));
       if (await name.isEditable()) await name.fill('Bob');
       await bob.page.locator(tid('join-button')).waitFor({ state: 'visible' });
@@ -282,7 +282,7 @@ test('network: a full room, always relay', { skip, timeout: 150_000 }, async () 
     const room = await pickRandomRoom(people[0].page, BASE, '?relay=1');
     await joinRoom(people[0].page, 'Ann');
     for (const p of people.slice(1)) {
-      await p.page.goto(`${BASE}/room/${room}?relay=1`);
+      await p.page.goto(`${BASE}/room/${room}?relay=1${new URL(people[0].page.url()).hash}`);
       await joinRoom(p.page, p.label);
     }
     await Promise.all(people.map((p) => waitForPlayingVideos(p.page, 3, 60_000)));

@@ -106,7 +106,7 @@ test('pre-join check: the mic meter moves, another mic can be picked, and joinin
   const bob = await fx.person('l-bob2', PHONE);
   const room = await pickRandomRoom(ann.page, fx.base);
   await join(ann.page, 'Ann');
-  await bob.page.goto(`${fx.base}/room/${room}`);
+  await bob.page.goto(`${fx.base}/room/${room}${new URL(ann.page.url()).hash}`);
   await bob.page.locator(`${tid('prejoin-devices')} > summary`).click();
   await waitFor(async () => Number(await bob.page.locator(tid('mic-meter')).getAttribute('data-level')) > 0.01, {
     what: 'the mic meter to show the (fake) microphone',

@@ -6,7 +6,8 @@
 import { computed, effectScope, markRaw, ref, shallowRef, watch } from 'vue'
 import { SignalClient, type SignalState } from '../signal/client'
 import { signalUrl, type HostAction, type Member, type RoomChange, type RoomState } from '../signal/messages'
-import { Mesh } from '../rtc/mesh'
+import { Mesh, type Trust } from '../rtc/mesh'
+import { RoomTrust } from '../rtc/trust'
 import type { LinkStats, Quality } from '../rtc/stats'
 import { useMedia } from './useMedia'
 import { useSettings } from './useSettings'
@@ -26,6 +27,8 @@ export interface RemoteView {
   connection: RTCPeerConnectionState
   stats: LinkStats | null
   quality: Quality
+  trust: Trust
+  code: string
 }
 
 export type RoomError = { kind: 'full' | 'server'; type: string; text: string } | null
@@ -51,6 +54,8 @@ const roomState = shallowRef<RoomState | null>(null)
 const waiting = shallowRef<Member[]>([])
 /** Waiting in the room's lobby for the host to let us in. */
 const knocking = ref(false)
+/** The room secret from the link's fragment ('' = none: links are unverified). */
+const secret = ref('')
 let client: SignalClient | null = null
 let mesh: Mesh | null = null
 
@@ -68,6 +73,8 @@ function refresh(): void {
     connection: r.connection,
     stats: r.stats,
     quality: r.quality,
+    trust: r.trust,
+    code: r.code,
   }))
 }
 
@@ -157,6 +164,7 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     if (info.state?.host !== info.sessionId) waiting.value = []
     error.value = null
   })
+  m.on('refused', ({ name }) => useToasts().push('trust', 'trust.refusedToast', { name }, { ms: 15000 }))
   m.on('members', refresh)
   m.on('remote', refresh)
   media.hooks({
@@ -176,12 +184,23 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   return { client: c, mesh: m }
 }
 
-function join(roomId: string, username: string, password?: string): void {
-  const { client: c } = ensureClient()
+/** `key`: the room secret of the link's fragment, if it has one (see rtc/trust.ts). */
+function join(roomId: string, username: string, password?: string, key = ''): void {
+  const { client: c, mesh: m } = ensureClient()
   room.value = roomId
+  secret.value = key
   joining.value = true
   error.value = null
-  c.login(roomId, username.trim().slice(0, 64) || 'guest', password)
+  const login = () => c.login(roomId, username.trim().slice(0, 64) || 'guest', password)
+  if (!key) {
+    m.setTrust(null)
+    login()
+    return
+  }
+  void RoomTrust.of(key, roomId).then((trust) => {
+    m.setTrust(trust)
+    if (joining.value) login()
+  })
 }
 
 /** Gives up a join that the server has not answered yet (or a knock at the lobby). */
@@ -232,7 +251,7 @@ const host = {
 export function useRoom() {
   return {
     signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error, hand,
-    roomState, waiting, knocking, isHost, host,
+    roomState, waiting, knocking, isHost, host, secret,
     toggleHand: () => {
       hand.value = !hand.value
       mesh?.broadcastState()

@@ -3,7 +3,7 @@
 // keys, translated when shown, so a language switch applies to them too.
 import { ref } from 'vue'
 
-export type ToastKind = 'chat' | 'file' | 'presence' | 'link' | 'hand' | 'host'
+export type ToastKind = 'chat' | 'file' | 'presence' | 'link' | 'hand' | 'host' | 'trust'
 
 export interface Toast {
   id: number

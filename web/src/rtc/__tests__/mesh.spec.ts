@@ -4,6 +4,7 @@ import { Mesh } from '../mesh'
 import { Emitter } from '../../signal/emitter'
 import type { SignalClient, SignalEvents } from '../../signal/client'
 import { FakeChannel, FakePc } from './fakePc'
+import { newRoomSecret, RoomTrust } from '../trust'
 
 class FakeSignal extends Emitter<SignalEvents> {
   offers: string[] = []
@@ -37,6 +38,50 @@ function setup() {
 
 beforeEach(() => vi.useFakeTimers())
 afterEach(() => vi.useRealTimers())
+
+describe('Mesh with a room secret', () => {
+  it('applies a signed offer, refuses one signed for someone else, and signs its own answer', async () => {
+    vi.useRealTimers()
+    const signal = new FakeSignal()
+    const pcs: FakePc[] = []
+    const cert = { getFingerprints: () => [{ algorithm: 'sha-256', value: 'AA:BB' }] } as unknown as RTCCertificate
+    const mesh = new Mesh(signal as unknown as SignalClient, {
+      getStream: () => null,
+      relayOnly: () => false,
+      getState: () => ({ mic: true, cam: false }),
+      statsEveryMs: 0,
+      generateCertificate: async () => cert,
+      createPeerConnection: (c) => {
+        const pc = new FakePc(c)
+        pcs.push(pc)
+        return pc as unknown as RTCPeerConnection
+      },
+    })
+    const secret = newRoomSecret()
+    mesh.setTrust(await RoomTrust.of(secret, 'r'))
+    const refused = vi.fn()
+    mesh.on('refused', refused)
+    signal.emit('joined', {
+      sessionId: 'me', room: 'r', iceServers: [],
+      members: [{ sessionId: 'a', username: 'Ann' }, { sessionId: 'b', username: 'Bob' }],
+    })
+    const theirs = await RoomTrust.of(secret, 'r')
+    const tagA = await theirs.sign('a', ['sha-256 11:22'])
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'v=0\r\na=fingerprint:sha-256 11:22\r\n' }, auth: tagA })
+    // The server hands Ann's signature to Bob's offer: refused.
+    signal.emit('offer', { type: 'offer', from: 'b', description: { type: 'offer', sdp: 'v=0\r\na=fingerprint:sha-256 33:44\r\n' }, auth: tagA })
+    await vi.waitFor(() => expect(refused).toHaveBeenCalledWith({ id: 'b', name: 'Bob' }))
+    expect(mesh.remotes.get('a')?.trust).toBe('verified')
+    expect(mesh.remotes.get('a')?.link).not.toBeNull()
+    expect(mesh.remotes.get('b')?.trust).toBe('refused')
+    expect(mesh.remotes.get('b')?.link).toBeNull()
+    expect(pcs).toHaveLength(1)
+    expect(pcs[0]!.config.certificates).toEqual([cert])
+    const mine = await theirs.sign('me', ['sha-256 aa:bb'])
+    await vi.waitFor(() => expect(signal.sendAnswer).toHaveBeenCalledWith('a', expect.anything(), mine))
+    mesh.dispose()
+  })
+})
 
 describe('Mesh', () => {
   it('knows members from joined but connects to them only when their offer arrives', () => {
