@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { useFixture } from '../lib/fixture.mjs';
 import { DESKTOP, PHONE, shot } from '../lib/browser.mjs';
 import {
-  startCall, joinByLink, remoteVideoStats, waitForPlayingVideos, tileIds, tid, waitFor, sleep, sendChat, waitForChat,
+  startCall, joinByLink, linkHash, remoteVideoStats, waitForPlayingVideos, tileIds, tid, waitFor, sleep, sendChat, waitForChat,
 } from '../lib/app.mjs';
 
 const fx = useFixture({ name: 'n' });
@@ -91,7 +91,7 @@ test('a server restart is invisible: same ids, same peer connections, video neve
   step('chat after restart');
   // The restarted server knows both under their old ids: a newcomer meets them.
   const kim = await fx.person('n-kim', DESKTOP);
-  await joinByLink(kim.page, fx.base, room, kim.label);
+  await joinByLink(kim.page, fx.base, room, kim.label, '', linkHash(ann.page));
   const kimSees = await waitForPlayingVideos(kim.page, 2, 60_000);
   assert.deepEqual(Object.keys(kimSees).sort(), [...ids].sort(), 'the newcomer sees both by their old session ids');
   await Promise.all(people.map((p) => waitForPlayingVideos(p.page, 2, 60_000)));
