@@ -190,6 +190,16 @@ export class Mesh extends Emitter<MeshEvents> {
     if (!this.remotes.has(from)) this.addMember(from, name)
     const trust = this.trust
     if (!trust) return apply()
+    if (auth === undefined) {
+      // A member who opened the room without its key (a bare link, the seed's client) signs
+      // nothing: the call works, and that member shows as not verified. A signature that is
+      // there but wrong is what a swapped fingerprint looks like, and is refused below.
+      const r = this.remotes.get(from)
+      if (r && r.trust !== 'refused') r.trust = 'unverified'
+      apply()
+      this.emit('remote', from)
+      return
+    }
     return trust.verify(from, fingerprintsOf(d.sdp), auth).then((ok) => {
       const r = this.remotes.get(from)
       if (!r) return

@@ -79,6 +79,12 @@ describe('Mesh with a room secret', () => {
     expect(pcs[0]!.config.certificates).toEqual([cert])
     const mine = await theirs.sign('me', ['sha-256 aa:bb'])
     await vi.waitFor(() => expect(signal.sendAnswer).toHaveBeenCalledWith('a', expect.anything(), mine))
+    // Cy opened the link without its key: no signature at all. The call works, unverified.
+    signal.emit('login', { type: 'login', from: 'c', username: 'Cy', room: 'r' })
+    signal.emit('answer', { type: 'answer', from: 'c', description: { type: 'answer', sdp: 'v=0\r\na=fingerprint:sha-256 55:66\r\n' } })
+    await vi.waitFor(() => expect(mesh.remotes.get('c')?.trust).toBe('unverified'))
+    expect(mesh.remotes.get('c')?.link).not.toBeNull()
+    expect(refused).toHaveBeenCalledTimes(1)
     mesh.dispose()
   })
 })
