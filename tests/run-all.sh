@@ -19,6 +19,8 @@ command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v setpriv >/dev/null || need_pkgs+=(util-linux)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v unshare >/dev/null || need_pkgs+=(util-linux)
+# tests/e2e/tests/k-networks.test.mjs: home routers (NAT, UDP blocked) in network namespaces
+command -v iptables >/dev/null || need_pkgs+=(iptables)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
 if ((${#need_pkgs[@]})); then
     step "installing Debian packages: ${need_pkgs[*]}"
