@@ -181,6 +181,35 @@ impl Room {
     fn member(&self, id: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
     }
+
+    /// Queues `me`'s `joined` (the other members, the room's state) and returns those members.
+    fn welcome(
+        &self,
+        room: &str,
+        me: &Member,
+        resumed: bool,
+        capacity: usize,
+        out: &mut Outbox,
+    ) -> Vec<(String, String)> {
+        let others: Vec<(String, String)> = self
+            .members
+            .iter()
+            .filter(|m| m.id != me.id)
+            .map(|m| (m.id.clone(), m.username.clone()))
+            .collect();
+        let joined = protocol::joined_frame(protocol::Joined {
+            session_id: &me.id,
+            room,
+            members: &others,
+            ice_servers: &me.ice_servers,
+            resume_token: &me.resume_token,
+            resumed,
+            capacity,
+            state: self.policy.state(&self.host),
+        });
+        out.push(&me.peer, &joined);
+        others
+    }
 }
 
 /// What a successful join tells the newcomer, and what it cost the rooms it left.
@@ -318,25 +347,7 @@ impl Rooms {
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
-        let others: Vec<(String, String)> = r
-            .members
-            .iter()
-            .filter(|m| m.id != me.id)
-            .map(|m| (m.id.clone(), m.username.clone()))
-            .collect();
-        out.push(
-            &me.peer,
-            &protocol::joined_frame(protocol::Joined {
-                session_id: &me.id,
-                room,
-                members: &others,
-                ice_servers: &me.ice_servers,
-                resume_token: &me.resume_token,
-                resumed: true,
-                capacity,
-                state: r.policy.state(&r.host),
-            }),
-        );
+        let others = r.welcome(room, &me, true, capacity, out);
         let is_host = r.host == me.id;
         if let Some(seat) = r.members.iter_mut().find(|m| m.id == me.id) {
             std::mem::replace(seat, me).peer.replaced.cancel();
@@ -348,8 +359,7 @@ impl Rooms {
     }
 
     /// Adds `me` to the existing `room`: it gets `joined` (with the room's state), then the
-    /// others get its login (and the state when `tell_all`: the host changed). Returns the
-    /// other members.
+    /// others get its login. Returns the other members.
     fn enter(
         &mut self,
         room: &str,
@@ -361,23 +371,8 @@ impl Rooms {
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
-        let others: Vec<(String, String)> = r
-            .members
-            .iter()
-            .map(|m| (m.id.clone(), m.username.clone()))
-            .collect();
-        let joined = protocol::joined_frame(protocol::Joined {
-            session_id: &me.id,
-            room,
-            members: &others,
-            ice_servers: &me.ice_servers,
-            resume_token: &me.resume_token,
-            resumed,
-            capacity,
-            state: r.policy.state(&r.host),
-        });
         // `joined` first: nothing the others send the newcomer can overtake it.
-        out.push(&me.peer, &joined);
+        let others = r.welcome(room, &me, resumed, capacity, out);
         for m in &r.members {
             out.push(&m.peer, &me.login);
         }
