@@ -18,6 +18,7 @@
 //! - [`metrics`]: the monitoring listener: `/metrics` (read from the parts' own counters at
 //!   scrape time), `/healthz`, `/readyz`.
 //! - [`health`]: which listeners are served, and whether the server is stopping.
+//! - [`net`]: the accept loop every TCP listener shares; [`hex`]: lower-case hex.
 //! - [`watchdog`]: `WATCHDOG=1` pings for systemd's `WatchdogSec=`.
 //! - [`shutdown`]: OS signals to one cancellation token.
 //!
@@ -27,9 +28,11 @@
 pub mod acme;
 pub mod config;
 pub mod health;
+pub mod hex;
 pub mod http;
 pub mod limit;
 pub mod metrics;
+pub mod net;
 pub mod shutdown;
 pub mod signal;
 pub mod tls;

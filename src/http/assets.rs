@@ -59,7 +59,7 @@ pub fn serve(name: &str, req: &HeaderMap, head: bool) -> Response<Full<Bytes>> {
         return status(StatusCode::NOT_FOUND, "not found");
     };
     let hash = file.metadata.sha256_hash();
-    let tag: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let tag = crate::hex::encode(&hash[..12]);
     let (encoding, data) = match pick_encoding(name, req) {
         Some((enc, variant)) => (Some(enc), variant.data),
         None => (None, file.data),

@@ -133,7 +133,7 @@ pub async fn run_https(
     let conns = TaskTracker::new();
     let refused = AtomicU64::new(0);
     loop {
-        let Some((tcp, peer)) = accept(&listener, &stop).await else {
+        let Some((tcp, peer)) = crate::net::accept(&listener, &stop).await else {
             break;
         };
         let Some(pass) = app.gate.enter(peer.ip()) else {
@@ -156,26 +156,6 @@ pub async fn run_https(
     drop(listener);
     conns.close();
     conns.wait().await;
-}
-
-/// The next connection, or `None` once `stop` is cancelled. Accept errors (EMFILE and
-/// friends) back off briefly instead of spinning.
-pub async fn accept(
-    listener: &TcpListener,
-    stop: &CancellationToken,
-) -> Option<(tokio::net::TcpStream, SocketAddr)> {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            r = listener.accept() => match r {
-                Ok(pair) => return Some(pair),
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
 }
 
 type Tls = tokio_rustls::server::TlsStream<Prefixed<TcpStream>>;

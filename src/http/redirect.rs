@@ -28,7 +28,7 @@ pub async fn run(
 ) {
     let graceful = GracefulShutdown::new();
     loop {
-        let Some((tcp, peer)) = super::accept(&listener, &stop).await else {
+        let Some((tcp, peer)) = crate::net::accept(&listener, &stop).await else {
             break;
         };
         let watcher = graceful.watcher();

@@ -142,7 +142,7 @@ pub async fn run(listener: TcpListener, monitor: Arc<Monitor>, stop: Cancellatio
                 Err(_) => break,
             },
         };
-        let Some((tcp, peer)) = crate::http::accept(&listener, &stop).await else {
+        let Some((tcp, peer)) = crate::net::accept(&listener, &stop).await else {
             break;
         };
         let monitor = monitor.clone();

@@ -76,9 +76,8 @@ mod tests {
     #[test]
     fn matches_the_rfc_7914_vector() {
         let key = derive(NonZeroU32::MIN, b"salt", "passwd");
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
-            hex,
+            crate::hex::encode(&key),
             "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
         );
     }

@@ -36,11 +36,10 @@ impl Nonces {
     pub fn issue(&self, client: SocketAddr, now: u64) -> String {
         // Seconds fit 32 bits until 2106.
         let now = now & 0xFFFF_FFFF;
-        let mut s = format!("{now:08x}");
-        for b in &self.tag(client, now).as_ref()[..TAG] {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        format!(
+            "{now:08x}{}",
+            crate::hex::encode(&self.tag(client, now).as_ref()[..TAG])
+        )
     }
 
     pub fn check(&self, nonce: &[u8], client: SocketAddr, now: u64) -> Verdict {

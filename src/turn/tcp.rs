@@ -41,18 +41,8 @@ pub fn is_stun_start(b: &[u8]) -> bool {
 pub async fn run(turn: Arc<Turn>, listener: TcpListener, shutdown: CancellationToken) {
     let tasks = TaskTracker::new();
     loop {
-        let (mut stream, client) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    if turn.may_log() {
-                        tracing::debug!(error = %e, "tcp accept failed");
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((mut stream, client)) = crate::net::accept(&listener, &shutdown).await else {
+            break;
         };
         let Some(pass) = turn.streams.enter(client.ip()) else {
             if turn.may_log() {
