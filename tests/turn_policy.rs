@@ -5,7 +5,7 @@
 mod common;
 mod turn_client;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use turn_client::{Client, Peer};
@@ -15,7 +15,7 @@ async fn default_config_refuses_every_denied_range() {
     let server = common::spawn_with_turn("users = [\"u:p\"]").await;
     let mut c = Client::udp(server.turn, "u", "p").await;
     c.allocate().await.unwrap();
-    let examples = peerbox::turn::policy::denied_examples();
+    let examples = denied_examples();
     assert!(examples.len() > 40);
     for (i, ip) in examples.into_iter().enumerate() {
         let peer = SocketAddr::new(ip, 9);
@@ -95,4 +95,52 @@ async fn user_and_total_quotas_give_486() {
     assert_eq!(held[0].refresh(0).await, Ok(0));
     c.allocate().await.expect("room after a delete");
     server.stop(Duration::from_secs(5)).await;
+}
+
+/// One address from each denied range and form (IPv4, IPv4-mapped, NAT64, local-use NAT64,
+/// 6to4, IPv4-compatible) and the special IPv6 ranges.
+fn denied_examples() -> Vec<IpAddr> {
+    let v4 = [
+        "0.1.2.3",
+        "10.1.2.3",
+        "100.64.1.2",
+        "127.0.0.1",
+        "127.9.9.9",
+        "169.254.169.254",
+        "172.16.5.4",
+        "172.31.255.254",
+        "192.168.1.1",
+        "224.0.0.251",
+        "239.255.255.250",
+        "240.0.0.1",
+        "255.255.255.255",
+    ];
+    let mut out: Vec<IpAddr> = v4.iter().filter_map(|s| s.parse().ok()).collect();
+    for s in v4 {
+        if let Ok(ip) = s.parse::<Ipv4Addr>() {
+            out.push(IpAddr::V6(ip.to_ipv6_mapped()));
+            let o = ip.octets();
+            let (hi, lo) = (
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([o[2], o[3]]),
+            );
+            for v6 in [
+                Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+                Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, hi, lo),
+                Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
+            ] {
+                out.push(IpAddr::V6(v6));
+            }
+            // IPv4-compatible (::a.b.c.d); ::0.0.0.1 is ::1, covered below.
+            if u32::from(ip) > 1 {
+                out.push(IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, hi, lo)));
+            }
+        }
+    }
+    for s in ["::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1"] {
+        if let Ok(ip) = s.parse() {
+            out.push(ip);
+        }
+    }
+    out
 }
