@@ -180,10 +180,10 @@ async fn unread_error_replies_are_dropped_not_the_connection() {
          bytes_per_second = 100000000\nip_bytes_per_second = 100000000\n",
     )
     .await;
-    let mut ws = server.ws().await;
-    // ~20 MB of replies if all were kept: more than the socket buffers hold, so the server's
-    // writes stall and its queue of 4 overflows.
-    const FRAMES: usize = 200_000;
+    // A small receive window: the server's writes stall after a few kilobytes of replies, so
+    // its queue of 4 overflows long before the 20,000th.
+    let mut ws = server.ws_small_window(4096).await;
+    const FRAMES: usize = 20_000;
     for _ in 0..FRAMES {
         ws.feed(Message::text("not json")).await.expect("send");
     }

@@ -293,6 +293,29 @@ impl TestServer {
         self.ws_path("/ws").await
     }
 
+    /// A WebSocket whose TCP receive buffer is `bytes` (the kernel doubles it): a client that
+    /// stops reading stalls the server's writes after kilobytes, not the megabytes loopback's
+    /// autotuning would take.
+    pub async fn ws_small_window(&self, bytes: u32) -> Ws {
+        let socket = match self.https {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        let tcp = socket.connect(self.https).await.expect("connect");
+        let tls = self
+            .tls()
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("tls handshake");
+        let url = format!("wss://localhost:{}/ws", self.https.port());
+        let (ws, _) = tokio_tungstenite::client_async(url, tls)
+            .await
+            .expect("websocket handshake");
+        ws
+    }
+
     pub async fn ws_path(&self, path: &str) -> Ws {
         let tls = self.tls_stream().await;
         let url = format!("wss://localhost:{}{path}", self.https.port());
