@@ -521,6 +521,10 @@ async fn pump(
             let start = base + Duration::from_micros(START_US);
             let mut due = period.map(|p| start + p.mul_f64(i as f64 / clients_f));
             tokio::time::sleep_until(start).await;
+            let end_at = base + Duration::from_micros(end_us);
+            // A server that stopped reading (its rate limits pause a socket) holds a write;
+            // the receivers give up a second after the end, and so do the writes.
+            let stop_at = end_at + Duration::from_secs(1);
             let mates = templates.len() / 2;
             let (mut n, mut sent) = (0usize, 0u64);
             let make = |n: usize, ts: u64| {
@@ -540,7 +544,10 @@ async fn pump(
                     }
                     *at += p;
                 }
-                let Ok(permit) = windows[k].acquire().await else {
+                // The window's permits come back through the receivers, which stop at the
+                // deadline: a sender still waiting for one then would wait forever.
+                let acquire = tokio::time::timeout_at(end_at, windows[k].acquire());
+                let Ok(Ok(permit)) = acquire.await else {
                     break;
                 };
                 permit.forget();
@@ -550,7 +557,8 @@ async fn pump(
                     if ts >= end_us {
                         break 'run;
                     }
-                    if sink.feed(make(n, ts)).await.is_err() {
+                    let fed = tokio::time::timeout_at(stop_at, sink.feed(make(n, ts))).await;
+                    if !matches!(fed, Ok(Ok(()))) {
                         break 'run;
                     }
                     n += 1;
@@ -566,11 +574,14 @@ async fn pump(
                         Err(_) => break,
                     }
                 }
-                if sink.flush().await.is_err() {
+                if !matches!(
+                    tokio::time::timeout_at(stop_at, sink.flush()).await,
+                    Ok(Ok(()))
+                ) {
                     break;
                 }
             }
-            let _ = sink.flush().await;
+            let _ = tokio::time::timeout_at(stop_at, sink.flush()).await;
             (sink, sent)
         }));
     }
