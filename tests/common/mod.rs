@@ -303,6 +303,11 @@ impl TestServer {
         }
         .expect("socket");
         socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        self.ws_over(socket).await
+    }
+
+    /// A WebSocket on `/ws` over a TCP socket the caller has set up (bound, buffer sizes).
+    pub async fn ws_over(&self, socket: tokio::net::TcpSocket) -> Ws {
         let tcp = socket.connect(self.https).await.expect("connect");
         let tls = self
             .tls()

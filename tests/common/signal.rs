@@ -5,7 +5,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
@@ -83,15 +82,5 @@ pub async fn ws_from(server: &TestServer, source: IpAddr) -> Ws {
     socket
         .bind(SocketAddr::new(source, 0))
         .expect("bind source");
-    let tcp = socket.connect(server.https).await.expect("connect");
-    let tls = server
-        .tls()
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
-        .expect("tls handshake");
-    let url = format!("wss://localhost:{}/ws", server.https.port());
-    let (ws, _) = tokio_tungstenite::client_async(url, tls)
-        .await
-        .expect("websocket handshake");
-    ws
+    server.ws_over(socket).await
 }
