@@ -5,9 +5,11 @@
 
 mod acme;
 mod check;
+mod sfu;
 
 pub use acme::{AcmeConfig, Challenge, LETS_ENCRYPT};
 pub use check::Warning;
+pub use sfu::SfuConfig;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -74,6 +76,7 @@ struct RawConfig {
     turn: RawTurn,
     metrics: RawMetrics,
     acme: acme::RawAcme,
+    sfu: sfu::RawSfu,
 }
 
 impl Default for RawConfig {
@@ -88,6 +91,7 @@ impl Default for RawConfig {
             turn: RawTurn::default(),
             metrics: RawMetrics::default(),
             acme: acme::RawAcme::default(),
+            sfu: sfu::RawSfu::default(),
         }
     }
 }
@@ -191,6 +195,7 @@ struct RawRooms {
     removed_for_secs: f64,
     lobby_wait_secs: f64,
     min_room_chars: usize,
+    sfu_from: usize,
 }
 
 impl Default for RawRooms {
@@ -221,6 +226,7 @@ impl Default for RawRooms {
             removed_for_secs: 600.0,
             lobby_wait_secs: 300.0,
             min_room_chars: 1,
+            sfu_from: 3,
         }
     }
 }
@@ -283,6 +289,7 @@ pub struct Config {
     pub turn: TurnConfig,
     pub metrics: MetricsConfig,
     pub acme: AcmeConfig,
+    pub sfu: SfuConfig,
 }
 
 /// `/metrics`, `/healthz` and `/readyz`, on listeners of their own.
@@ -355,6 +362,9 @@ pub struct RoomsConfig {
     /// Shortest id (in characters) of a room a login may create; existing rooms are joined
     /// whatever their length.
     pub min_room_chars: usize,
+    /// A room stays a mesh up to this many members and moves to the SFU beyond (only with
+    /// `[sfu] enabled`, and only while every member announces SFU support).
+    pub sfu_from: usize,
 }
 
 /// Which browser origins besides peerbox's own host may open its WebSocket.
@@ -529,8 +539,10 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     if !(1..=crate::signal::protocol::MAX_ROOM_CHARS).contains(&rooms.min_room_chars) {
         return Err(invalid("rooms.min_room_chars", "must be between 1 and 128"));
     }
+    positive("rooms.sfu_from", rooms.sfu_from)?;
     let https_turn = raw.https.turn && !raw.https.listen.is_empty();
     let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
+    let sfu = sfu::validate(raw.sfu, turn.external_ip)?;
     let acme = acme::validate(
         raw.acme,
         &hostname,
@@ -601,6 +613,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             removal,
             lobby_wait,
             min_room_chars: rooms.min_room_chars,
+            sfu_from: rooms.sfu_from,
         },
         turn,
         metrics: MetricsConfig {
@@ -616,6 +629,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             },
         },
         acme,
+        sfu,
     };
     check::listeners(&config)?;
     Ok(config)

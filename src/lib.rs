@@ -18,6 +18,8 @@
 //! - [`metrics`]: the monitoring listener: `/metrics` (read from the parts' own counters at
 //!   scrape time), `/healthz`, `/readyz`.
 //! - [`health`]: which listeners are served, and whether the server is stopping.
+//! - [`sfu`]: the selective forwarding unit for big rooms (off by default; the packet demux
+//!   and the forwarding table so far).
 //! - [`net`]: the accept loop every TCP listener shares; [`hex`]: lower-case hex.
 //! - [`watchdog`]: `WATCHDOG=1` pings for systemd's `WatchdogSec=`.
 //! - [`shutdown`]: OS signals to one cancellation token.
@@ -33,6 +35,7 @@ pub mod http;
 pub mod limit;
 pub mod metrics;
 pub mod net;
+pub mod sfu;
 pub mod shutdown;
 pub mod signal;
 pub mod tls;

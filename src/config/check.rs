@@ -38,11 +38,13 @@ pub(super) fn listeners(c: &Config) -> Result<(), ConfigError> {
             ("metrics.listen", &c.metrics.listen),
         ],
     )?;
+    let sfu: Vec<SocketAddr> = c.sfu.enabled.then_some(c.sfu.listen).into_iter().collect();
     no_clash(
         "UDP",
         &[
             ("turn.listen", &c.turn.listen),
             ("turn.udp_listen", &c.turn.udp_listen),
+            ("sfu.listen", &sfu),
         ],
     )
 }
