@@ -222,10 +222,11 @@ async fn the_lobby_admits_declines_and_outlives_its_host() {
     let knock = login_with(&mut c, "r", "Cy", json!({})).await;
     assert_eq!(
         knock,
-        json!({"type": "knocking", "data": {"roomrequest": "r"}})
+        json!({"type": "knocking", "data": {"roomrequest": "r", "waitSecs": 1.5}})
     );
     let lobby = recv_json(&mut a).await;
     assert_eq!(lobby["type"], "lobby");
+    assert_eq!(lobby["data"][0]["waitedSecs"], 0.0, "{lobby}");
     let c_id = lobby["data"][0]["sessionId"]
         .as_str()
         .unwrap_or_default()
@@ -279,6 +280,33 @@ async fn the_lobby_admits_declines_and_outlives_its_host() {
     drop(b);
     drop(c);
     assert_eq!(error_type(&recv_json(&mut d).await), "lobby-closed");
+}
+
+#[tokio::test]
+async fn the_knocker_hears_how_long_it_may_wait_and_the_host_how_long_each_waited() {
+    let server = common::spawn("[rooms]\nlobby_wait_secs = 90").await;
+    let mut a = server.ws().await;
+    login(&mut a, "r", "Ann").await;
+    settings(&mut a, json!({"lobby": true})).await;
+    next_of(&mut a, "roomState").await;
+
+    let mut c = server.ws().await;
+    let knock = login_with(&mut c, "r", "Cy", json!({})).await;
+    assert_eq!(knock["data"]["waitSecs"], 90.0, "{knock}");
+    assert_eq!(next_of(&mut a, "lobby").await["data"][0]["waitedSecs"], 0.0);
+
+    // A second knock a while later: the list gives each knocker its own wait so far.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut d = server.ws().await;
+    assert_eq!(
+        login_with(&mut d, "r", "Di", json!({})).await["data"]["waitSecs"],
+        90.0
+    );
+    let lobby = next_of(&mut a, "lobby").await;
+    let waited = |i: usize| lobby["data"][i]["waitedSecs"].as_f64().unwrap_or(-1.0);
+    assert_eq!(lobby["data"][0]["username"], "Cy", "{lobby}");
+    assert!((1.2..5.0).contains(&waited(0)), "{lobby}");
+    assert!((0.0..1.0).contains(&waited(1)), "{lobby}");
 }
 
 #[tokio::test]

@@ -86,7 +86,8 @@ impl Hub {
             rooms: Mutex::new(
                 Rooms::new(config.capacity, config.max_rooms, config.max_rooms_per_ip)
                     .with_removal(config.removal)
-                    .with_min_room_chars(config.min_room_chars),
+                    .with_min_room_chars(config.min_room_chars)
+                    .with_lobby_wait(config.lobby_wait),
             ),
             connections: Mutex::new(Connections::default()),
         })

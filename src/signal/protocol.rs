@@ -3,6 +3,7 @@
 //! the `errorType` strings clients branch on.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -465,17 +466,25 @@ pub fn room_state_frame(s: RoomState<'_>) -> Utf8Bytes {
     frame(&json!({"type": "roomState", "data": s.to_json()}))
 }
 
-/// The host's view of who is waiting (extension): session id and user name of each.
-pub fn lobby_frame<'a>(waiting: impl Iterator<Item = (&'a str, &'a str)>) -> Utf8Bytes {
+/// Seconds with a tenth's precision, as `knocking` and `lobby` carry them.
+fn tenths(d: Duration) -> f64 {
+    (d.as_millis() / 100) as f64 / 10.0
+}
+
+/// The host's view of who is waiting (extension): session id, user name and how long it has
+/// waited, of each.
+pub fn lobby_frame<'a>(waiting: impl Iterator<Item = (&'a str, &'a str, Duration)>) -> Utf8Bytes {
     let list: Vec<Value> = waiting
-        .map(|(id, name)| json!({"sessionId": id, "username": name}))
+        .map(|(id, name, waited)| {
+            json!({"sessionId": id, "username": name, "waitedSecs": tenths(waited)})
+        })
         .collect();
     frame(&json!({"type": "lobby", "data": list}))
 }
 
-/// To a newcomer put in the lobby (extension).
-pub fn knocking_frame(room: &str) -> Utf8Bytes {
-    frame(&json!({"type": "knocking", "data": {"roomrequest": room}}))
+/// To a newcomer put in the lobby (extension), with how long the knock stays valid.
+pub fn knocking_frame(room: &str, wait: Duration) -> Utf8Bytes {
+    frame(&json!({"type": "knocking", "data": {"roomrequest": room, "waitSecs": tenths(wait)}}))
 }
 
 /// The host's request to turn a microphone or camera off (extension).

@@ -155,6 +155,9 @@ pub struct Rooms {
     removal: Duration,
     /// Shortest id of a room a login may create.
     min_room_chars: usize,
+    /// How long a knock waits for the host before it expires (the session's timer enforces
+    /// it; `knocking` tells the knocker).
+    lobby_wait: Duration,
 }
 
 #[derive(Debug)]
@@ -237,6 +240,7 @@ impl Rooms {
             max_rooms_per_addr,
             removal: Duration::from_secs(600),
             min_room_chars: 1,
+            lobby_wait: Duration::from_secs(300),
         }
     }
 
@@ -248,6 +252,12 @@ impl Rooms {
     /// Logins may create only rooms with ids of at least `chars` characters.
     pub fn with_min_room_chars(mut self, chars: usize) -> Rooms {
         self.min_room_chars = chars;
+        self
+    }
+
+    /// How long a knock waits for the host (what `knocking` announces).
+    pub fn with_lobby_wait(mut self, wait: Duration) -> Rooms {
+        self.lobby_wait = wait;
         self
     }
 
@@ -317,7 +327,7 @@ impl Rooms {
                 return Err(SignalError::Full(self.capacity));
             }
             Some(r) if r.policy.lobby => {
-                self.knock(room, me, out)?;
+                self.knock(room, me, now, out)?;
                 joined.knocking = true;
                 return Ok(joined);
             }
@@ -444,8 +454,8 @@ impl Rooms {
         }
         let closed = SignalError::LobbyClosed.to_frame();
         for k in r.policy.waiting.drain(..) {
-            self.knocking.remove(&k.id);
-            out.push(&k.peer, &closed);
+            self.knocking.remove(&k.member.id);
+            out.push(&k.member.peer, &closed);
         }
         let creator = r.creator;
         self.rooms.remove(room);

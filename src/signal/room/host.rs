@@ -26,7 +26,7 @@ pub struct Policy {
     pub(super) history: bool,
     pub(super) password: Option<Key>,
     /// Knockers, in the order they came.
-    pub(super) waiting: Vec<Member>,
+    pub(super) waiting: Vec<Knocker>,
     bans: Vec<Ban>,
 }
 
@@ -41,6 +41,13 @@ impl Default for Policy {
             bans: Vec::new(),
         }
     }
+}
+
+/// A session waiting in a lobby, and since when (the host sees how long each has waited).
+#[derive(Debug)]
+pub(super) struct Knocker {
+    pub(super) member: Member,
+    pub(super) since: Instant,
 }
 
 /// A removed member, refused by its address and name until `until`.
@@ -105,9 +112,11 @@ impl Room {
     /// Sends the host the list of who waits.
     pub(super) fn tell_lobby(&self, out: &mut Outbox) {
         if let Some(host) = self.member(&self.host) {
-            let waiting = self.policy.waiting.iter();
-            let frame =
-                protocol::lobby_frame(waiting.map(|k| (k.id.as_str(), k.username.as_str())));
+            let now = Instant::now();
+            let frame = protocol::lobby_frame(self.policy.waiting.iter().map(|k| {
+                let waited = now.saturating_duration_since(k.since);
+                (k.member.id.as_str(), k.member.username.as_str(), waited)
+            }));
             out.push(&host.peer, &frame);
         }
     }
@@ -167,8 +176,8 @@ impl Rooms {
             let waiting = std::mem::take(&mut r.policy.waiting);
             r.tell_lobby(out);
             for k in waiting {
-                self.knocking.remove(&k.id);
-                self.let_in(&room, k, out);
+                self.knocking.remove(&k.member.id);
+                self.let_in(&room, k.member, out);
             }
         }
         Ok(())
@@ -267,11 +276,13 @@ impl Rooms {
         Ok(())
     }
 
-    /// Puts `me` in the lobby of `room`; it gets `knocking`, the host the new list.
+    /// Puts `me` in the lobby of `room`; it gets `knocking` (with how long it may wait), the
+    /// host the new list.
     pub(super) fn knock(
         &mut self,
         room: &str,
         me: Member,
+        now: Instant,
         out: &mut Outbox,
     ) -> Result<(), SignalError> {
         let Some(r) = self.rooms.get_mut(room) else {
@@ -280,9 +291,12 @@ impl Rooms {
         if r.policy.waiting.len() >= MAX_WAITING {
             return Err(SignalError::LobbyFull);
         }
-        out.push(&me.peer, &protocol::knocking_frame(room));
+        out.push(&me.peer, &protocol::knocking_frame(room, self.lobby_wait));
         self.knocking.insert(me.id.clone(), room.to_owned());
-        r.policy.waiting.push(me);
+        r.policy.waiting.push(Knocker {
+            member: me,
+            since: now,
+        });
         r.tell_lobby(out);
         Ok(())
     }
@@ -290,10 +304,10 @@ impl Rooms {
     /// Takes knocker `id` out of the lobby of `room` (it is already out of `knocking`).
     pub(super) fn unknock(&mut self, room: &str, id: &str, out: &mut Outbox) -> Option<Member> {
         let r = self.rooms.get_mut(room)?;
-        let i = r.policy.waiting.iter().position(|k| k.id == id)?;
+        let i = r.policy.waiting.iter().position(|k| k.member.id == id)?;
         let k = r.policy.waiting.remove(i);
         r.tell_lobby(out);
-        Some(k)
+        Some(k.member)
     }
 
     /// The knock of `id` waited too long: it leaves the lobby and is told. Whether it was

@@ -50,10 +50,12 @@ const error = shallowRef<RoomError>(null)
 const hand = ref(false)
 /** The room's host and settings; null on a server without host powers. */
 const roomState = shallowRef<RoomState | null>(null)
-/** Who waits in the lobby (told to the host only). */
-const waiting = shallowRef<Member[]>([])
+/** Who waits in the lobby (told to the host only), and since when on this clock (ms). */
+const waiting = shallowRef<(Member & { since: number })[]>([])
 /** Waiting in the room's lobby for the host to let us in. */
 const knocking = ref(false)
+/** When the knock expires on this clock (ms); 0 when the server did not say. */
+const knockUntil = ref(0)
 /** The room secret from the link's fragment ('' = none: links are unverified). */
 const secret = ref('')
 let client: SignalClient | null = null
@@ -123,10 +125,14 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     }
   })
   c.on('roomState', (m) => (roomState.value = m.state))
-  c.on('knocking', () => (knocking.value = true))
+  c.on('knocking', (m) => {
+    knocking.value = true
+    knockUntil.value = m.waitSecs === undefined ? 0 : Date.now() + m.waitSecs * 1000
+  })
   c.on('lobby', (m) => {
     const before = new Set(waiting.value.map((k) => k.sessionId))
-    waiting.value = m.waiting
+    const now = Date.now()
+    waiting.value = m.waiting.map((k) => ({ sessionId: k.sessionId, username: k.username, since: now - (k.waitedSecs ?? 0) * 1000 }))
     for (const k of m.waiting) {
       if (!before.has(k.sessionId)) useToasts().push('host', 'host.knocks', { name: k.username }, { ms: 8000 })
     }
@@ -251,7 +257,7 @@ const host = {
 export function useRoom() {
   return {
     signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error, hand,
-    roomState, waiting, knocking, isHost, host, secret,
+    roomState, waiting, knocking, knockUntil, isHost, host, secret,
     toggleHand: () => {
       hand.value = !hand.value
       mesh?.broadcastState()

@@ -5,6 +5,11 @@ export interface Member {
   username: string
 }
 
+/** Someone knocking at the lobby (told to the host), with how long it has waited (newer servers). */
+export interface Waiter extends Member {
+  waitedSecs?: number
+}
+
 export interface ResumeInfo {
   sessionId: string
   token: string
@@ -72,8 +77,9 @@ export type IncomingMessage =
   | { type: 'error'; errorType: string; errorText: string }
   | { type: 'iceServers'; iceServers: RTCIceServer[] }
   | { type: 'roomState'; state: RoomState }
-  | { type: 'lobby'; waiting: Member[] }
-  | { type: 'knocking'; room: string }
+  | { type: 'lobby'; waiting: Waiter[] }
+  /** `waitSecs`: how long the knock stays valid (absent from older servers). */
+  | { type: 'knocking'; room: string; waitSecs?: number }
   | { type: 'askMute'; from: string; kind: 'audio' | 'video' }
   | { type: 'ended'; from: string }
 
@@ -81,6 +87,15 @@ type Obj = Record<string, unknown>
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 const str = (v: unknown): string => (typeof v === 'string' ? v : '')
+/** A duration in seconds the server sent, or undefined when absent or not a sane number. */
+const secs = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined)
+
+function parseWaiters(v: unknown[]): Waiter[] {
+  return v.filter(isObj).map((m) => {
+    const waited = secs(m.waitedSecs)
+    return { sessionId: str(m.sessionId), username: str(m.username), ...(waited === undefined ? {} : { waitedSecs: waited }) }
+  }).filter((m) => m.sessionId !== '')
+}
 
 function parseMembers(v: unknown): Member[] {
   if (!Array.isArray(v)) return []
@@ -173,9 +188,11 @@ export function parseMessage(text: string): IncomingMessage | null {
       return state ? { type: 'roomState', state } : null
     }
     case 'lobby':
-      return Array.isArray(data) ? { type: 'lobby', waiting: parseMembers(data) } : null
-    case 'knocking':
-      return { type: 'knocking', room: str(isObj(data) ? data.roomrequest : '') }
+      return Array.isArray(data) ? { type: 'lobby', waiting: parseWaiters(data) } : null
+    case 'knocking': {
+      const wait = secs(isObj(data) ? data.waitSecs : undefined)
+      return { type: 'knocking', room: str(isObj(data) ? data.roomrequest : ''), ...(wait === undefined ? {} : { waitSecs: wait }) }
+    }
     case 'askMute': {
       const kind = isObj(data) ? data.kind : ''
       return from && (kind === 'audio' || kind === 'video') ? { type: 'askMute', from, kind } : null

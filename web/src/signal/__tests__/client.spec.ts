@@ -61,6 +61,9 @@ describe('messages', () => {
     ['{"type":"roomState","data":{"host":"h","locked":"yes"}}', { type: 'roomState', state: { host: 'h', locked: false, lobby: false, password: false, history: true } }],
     ['{"type":"lobby","data":[{"sessionId":"k","username":"Cy"},{"username":"no id"}]}', { type: 'lobby', waiting: [{ sessionId: 'k', username: 'Cy' }] }],
     ['{"type":"knocking","data":{"roomrequest":"r"}}', { type: 'knocking', room: 'r' }],
+    ['{"type":"knocking","data":{"roomrequest":"r","waitSecs":90.5}}', { type: 'knocking', room: 'r', waitSecs: 90.5 }],
+    ['{"type":"lobby","data":[{"sessionId":"k","username":"Cy","waitedSecs":12.4},{"sessionId":"j","username":"Jo","waitedSecs":-1}]}',
+      { type: 'lobby', waiting: [{ sessionId: 'k', username: 'Cy', waitedSecs: 12.4 }, { sessionId: 'j', username: 'Jo' }] }],
     ['{"type":"askMute","from":"h","data":{"kind":"video"}}', { type: 'askMute', from: 'h', kind: 'video' }],
     ['{"type":"ended","from":"h"}', { type: 'ended', from: 'h' }],
   ])('parses %s', (text, expected) => {
