@@ -8,8 +8,10 @@ import { SignalClient, type SignalState } from '../signal/client'
 import { signalUrl, type HostAction, type Member, type RoomChange, type RoomState } from '../signal/messages'
 import { Mesh, type Trust } from '../rtc/mesh'
 import { RoomTrust } from '../rtc/trust'
+import type { Reaction } from '../rtc/reactions'
 import type { LinkStats, Quality } from '../rtc/stats'
 import { useMedia } from './useMedia'
+import { useRecording } from './useRecording'
 import { useSettings } from './useSettings'
 import { useToasts } from './useToasts'
 
@@ -24,12 +26,25 @@ export interface RemoteView {
   cam: boolean
   sharing: boolean
   hand: boolean
+  /** Says it records the call. */
+  recording: boolean
   connection: RTCPeerConnectionState
   stats: LinkStats | null
   quality: Quality
   trust: Trust
   code: string
 }
+
+/** A reaction shown for a few seconds on its sender's tile (`id`: a member, or 'self'). */
+export interface ShownReaction {
+  key: number
+  id: string
+  name: string
+  emoji: Reaction
+}
+
+/** How long a reaction stays on its tile. */
+export const REACTION_SHOW_MS = 4000
 
 export type RoomError = { kind: 'full' | 'server'; type: string; text: string } | null
 
@@ -58,6 +73,15 @@ const knocking = ref(false)
 const knockUntil = ref(0)
 /** The room secret from the link's fragment ('' = none: links are unverified). */
 const secret = ref('')
+/** Reactions being shown, oldest first. */
+const reactions = shallowRef<ShownReaction[]>([])
+let reactionKey = 0
+
+function showReaction(id: string, name: string, emoji: Reaction): void {
+  const shown: ShownReaction = { key: ++reactionKey, id, name, emoji }
+  reactions.value = [...reactions.value, shown].slice(-12)
+  setTimeout(() => (reactions.value = reactions.value.filter((x) => x !== shown)), REACTION_SHOW_MS)
+}
 let client: SignalClient | null = null
 let mesh: Mesh | null = null
 
@@ -72,6 +96,7 @@ function refresh(): void {
     cam: r.cam,
     sharing: r.sharing,
     hand: r.hand,
+    recording: r.recording,
     connection: r.connection,
     stats: r.stats,
     quality: r.quality,
@@ -152,7 +177,7 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     getStream: () => media.stream.value,
     getScreen: () => media.screen.value,
     relayOnly: () => settings.relay.value,
-    getState: () => ({ ...media.state(), hand: hand.value }),
+    getState: () => ({ ...media.state(), hand: hand.value, recording: useRecording().recording.value }),
   })
   mesh = m
   m.on('joined', (info) => {
@@ -171,6 +196,7 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     error.value = null
   })
   m.on('refused', ({ name }) => useToasts().push('trust', 'trust.refusedToast', { name }, { ms: 15000 }))
+  m.on('reaction', ({ id, name, emoji }) => showReaction(id, name, emoji))
   m.on('members', refresh)
   m.on('remote', refresh)
   media.hooks({
@@ -181,7 +207,11 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   // Ticking "always relay" mid-call moves every connection at once (new policy + ICE restart).
   // A detached scope: the first caller is a component (the entry screen), and a watcher made in
   // its hooks would stop when it unmounts, i.e. exactly when the call starts.
-  effectScope(true).run(() => watch(settings.relay, (relay) => m.setRelayOnly(relay)))
+  effectScope(true).run(() => {
+    watch(settings.relay, (relay) => m.setRelayOnly(relay))
+    // Starting or stopping a recording is told to everyone at once (latecomers get it on connect).
+    watch(useRecording().recording, () => m.broadcastState())
+  })
   window.addEventListener('online', () => {
     m.restartIce()
     c.reconnectNow()
@@ -220,6 +250,8 @@ function cancelJoin(): void {
 
 /** Ends the call on this side: links, state, camera. */
 function teardown(): void {
+  // A recording under way ends with the call, and its file is saved.
+  void useRecording().stop()
   mesh?.reset()
   inRoom.value = false
   joining.value = false
@@ -227,6 +259,7 @@ function teardown(): void {
   knocking.value = false
   hand.value = false
   remotes.value = []
+  reactions.value = []
   roomState.value = null
   waiting.value = []
   // The camera light goes off with the call; the entry screen restarts the preview only on request.
@@ -257,7 +290,13 @@ const host = {
 export function useRoom() {
   return {
     signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error, hand,
-    roomState, waiting, knocking, knockUntil, isHost, host, secret,
+    roomState, waiting, knocking, knockUntil, isHost, host, secret, reactions,
+    /** Sends a quick reaction and shows it on the own tile; false when over the rate limit. */
+    sendReaction: (emoji: Reaction, name: string): boolean => {
+      if (!mesh?.sendReaction(emoji)) return false
+      showReaction('self', name, emoji)
+      return true
+    },
     toggleHand: () => {
       hand.value = !hand.value
       mesh?.broadcastState()

@@ -1,4 +1,6 @@
-// ChatLink: chat and state messages over one negotiated data channel, acknowledged and resent until acked.
+// ChatLink: chat and state messages over one negotiated data channel, acknowledged and resent until
+// acked; quick reactions go over it too, once, without an ack.
+import { isReaction, type Reaction } from './reactions'
 
 export interface ChatMessage {
   kind: 'chat'
@@ -23,11 +25,21 @@ export interface StateMessage {
   screen?: string
   /** A raised hand; absent from older clients (= false). */
   hand?: boolean
+  /** Recording the call on this device (MediaRecorder); absent from older clients (= false). */
+  recording?: boolean
+  ts: number
+}
+
+/** A quick reaction: sent once, never acknowledged nor resent (a lost one does not matter). */
+export interface ReactionMessage {
+  kind: 'reaction'
+  id: string
+  emoji: Reaction
   ts: number
 }
 
 type Reliable = ChatMessage | StateMessage
-type Wire = Reliable | { kind: 'ack'; id: string }
+type Wire = Reliable | ReactionMessage | { kind: 'ack'; id: string }
 
 /** The part of RTCDataChannel this module needs, so tests can pass a fake. */
 export interface ChannelLike {
@@ -40,6 +52,8 @@ export interface ChannelLike {
 export interface ChatLinkHandlers {
   onChat(msg: ChatMessage): void
   onState(msg: StateMessage): void
+  /** A reaction of the known set (anything else is dropped here); rate limits are the caller's. */
+  onReaction?(emoji: Reaction): void
 }
 
 const MAX_TEXT = 4000
@@ -64,6 +78,11 @@ export class ChatLink {
   send(msg: Reliable): void {
     this.pending.set(msg.id, msg)
     this.trySend(msg)
+  }
+
+  /** Sends a reaction now if the channel is open (false: not sent; it is not kept for later). */
+  sendReaction(emoji: Reaction, id: string): boolean {
+    return this.trySend({ kind: 'reaction', id, emoji, ts: Date.now() })
   }
 
   /** Resends everything unacknowledged; runs every second and when the channel (re)opens. */
@@ -94,6 +113,10 @@ export class ChatLink {
       this.pending.delete(msg.id)
       return
     }
+    if (msg.kind === 'reaction') {
+      if (isReaction(msg.emoji)) this.handlers.onReaction?.(msg.emoji)
+      return
+    }
     if (msg.kind !== 'chat' && msg.kind !== 'state') return
     // Always ack, even a duplicate: the first ack may be the one that got lost.
     this.trySend({ kind: 'ack', id: msg.id })
@@ -116,7 +139,8 @@ export class ChatLink {
       this.lastStateTs = ts
       this.handlers.onState({
         kind: 'state', id: msg.id, mic: msg.mic !== false, cam: msg.cam !== false, sharing: msg.sharing === true,
-        screen: typeof msg.screen === 'string' ? msg.screen : undefined, hand: msg.hand === true, ts,
+        screen: typeof msg.screen === 'string' ? msg.screen : undefined, hand: msg.hand === true,
+        recording: msg.recording === true, ts,
       })
     }
   }

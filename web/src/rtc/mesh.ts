@@ -8,6 +8,7 @@ import type { JoinedInfo, SessionDescription } from '../signal/messages'
 import { ChatLink, type ChannelLike, type ChatMessage, type StateMessage } from './chat'
 import { FileLink, type FileChannelLike, type FileMeta } from './files'
 import { PeerLink } from './peerLink'
+import { RateLimit, REACTION_MAX_RECEIVED, REACTION_WINDOW_MS, type Reaction } from './reactions'
 import { qualityOf, summarize, type LinkStats, type Quality, type StatEntry } from './stats'
 import { certificateFingerprints, fingerprintsOf, safetyCode, type RoomTrust } from './trust'
 
@@ -34,6 +35,8 @@ export interface Remote {
   cam: boolean
   sharing: boolean
   hand: boolean
+  /** Recording the call (what its state says: a modified client could record and say nothing). */
+  recording: boolean
   connection: RTCPeerConnectionState
   /** The last getStats() summary of the link, and the quality read from it. */
   stats: LinkStats | null
@@ -55,6 +58,8 @@ export type MeshEvents = {
   presence: { id: string; name: string; joined: boolean }
   /** Someone raised their hand. */
   hand: { id: string; name: string }
+  /** A member sent a quick reaction (known set, within the receive rate limit). */
+  reaction: { id: string; name: string; emoji: Reaction }
   /** Something about one member changed (stream, state badges, connection). */
   remote: string
   chat: ChatMessage
@@ -72,7 +77,7 @@ export interface MeshOptions {
   /** The screen being shared, if any (sent as a stream of its own). */
   getScreen?: () => MediaStream | null
   relayOnly: () => boolean
-  getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string; hand?: boolean }
+  getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string; hand?: boolean; recording?: boolean }
   /** How often to read each link's statistics (0: never). */
   statsEveryMs?: number
   /** Tests pass a fake; browsers use RTCPeerConnection. */
@@ -105,6 +110,10 @@ export class Mesh extends Emitter<MeshEvents> {
   /** Signal events waiting while an earlier one awaits a check. */
   private queue: (() => void | Promise<void>)[] = []
   private running = false
+  /** This page's own reactions, limited before they go out. */
+  private reactionLimit = new RateLimit()
+  /** Each member's reactions, limited as they arrive (a modified client may send more). */
+  private reactionsIn = new Map<string, RateLimit>()
 
   constructor(private readonly signal: SignalClient, private readonly opts: MeshOptions) {
     super()
@@ -265,7 +274,7 @@ export class Mesh extends Emitter<MeshEvents> {
     }
     this.remotes.set(id, {
       id, name, link: null, chat: null, files: null, stream: null, screen: null, screenId: '',
-      mic: true, cam: true, sharing: false, hand: false, connection: 'new', stats: null, quality: 'unknown',
+      mic: true, cam: true, sharing: false, hand: false, recording: false, connection: 'new', stats: null, quality: 'unknown',
       confirmed: true,
       trust: this.trust ? 'checking' : 'unverified', code: '',
     })
@@ -327,8 +336,14 @@ export class Mesh extends Emitter<MeshEvents> {
         r.screenId = s.screen ?? ''
         if (s.hand && !r.hand) this.emit('hand', { id, name: r.name })
         r.hand = s.hand === true
+        r.recording = s.recording === true
         this.sortStreams(r)
         this.emit('remote', id)
+      },
+      onReaction: (emoji) => {
+        let limit = this.reactionsIn.get(id)
+        if (!limit) this.reactionsIn.set(id, (limit = new RateLimit(REACTION_MAX_RECEIVED, REACTION_WINDOW_MS)))
+        if (limit.allow()) this.emit('reaction', { id, name: r.name, emoji })
       },
     })
     r.files = new FileLink(link.fileChannel as unknown as FileChannelLike, {
@@ -371,6 +386,7 @@ export class Mesh extends Emitter<MeshEvents> {
     r.link?.close()
     this.remotes.delete(id)
     this.outbox.delete(id)
+    this.reactionsIn.delete(id)
     if (notify) this.emit('members', undefined)
   }
 
@@ -387,6 +403,14 @@ export class Mesh extends Emitter<MeshEvents> {
       else this.outbox.set(id, [...(this.outbox.get(id) ?? []), msg])
     }
     return msg
+  }
+
+  /** Sends a quick reaction to everyone connected; false when over the rate limit (nothing sent). */
+  sendReaction(emoji: Reaction, now = Date.now()): boolean {
+    if (!this.reactionLimit.allow(now)) return false
+    const id = newId()
+    for (const r of this.remotes.values()) r.chat?.sendReaction(emoji, id)
+    return true
   }
 
   /** The safety code of a connected link, from the fingerprints both descriptions in use announce. */
