@@ -185,6 +185,14 @@ pub(super) fn warnings(c: &Config) -> Vec<Warning> {
             }
         }
     }
+    if c.sfu.enabled {
+        warn(
+            "sfu.enabled",
+            "is true, but this version has only the SFU's configuration, not its media path: \
+             every room stays a mesh"
+                .to_string(),
+        );
+    }
     out
 }
 
@@ -303,8 +311,9 @@ mod tests {
     fn legal_but_harmful_values_are_warned_about() {
         let local = listen("\"127.0.0.1:8443\"", "", "", "");
         let acme = "[acme]\nenabled = true\n";
-        let cases: [(String, &[&str]); 14] = [
+        let cases: [(String, &[&str]); 15] = [
             (local.clone(), &[]),
+            (format!("{local}[sfu]\nenabled = true\n"), &["sfu.enabled"]),
             // the defaults: localhost on 0.0.0.0
             (String::new(), &["hostname"]),
             (format!("hostname = \"rooms.example.org\"\n{local}"), &[]),
