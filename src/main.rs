@@ -16,6 +16,37 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// At most this often per worker thread, an idle worker asks mimalloc to return the pages it
+/// freed to the OS. Without it, memory freed after a flood stays in the thread's heap for as long
+/// as the thread is idle (about 20 MB after `loadgen --silent 5`, BENCHMARKS.md).
+const COLLECT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Called by tokio each time a worker thread runs out of work: a cheap clock read, and a heap
+/// collection when the last one on this thread is older than [`COLLECT_EVERY`].
+fn collect_when_idle() {
+    use std::cell::Cell;
+    use std::time::Instant;
+    thread_local! {
+        static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    let now = Instant::now();
+    let due = LAST.with(|last| match last.get() {
+        Some(t) if now.duration_since(t) < COLLECT_EVERY => false,
+        _ => {
+            last.set(Some(now));
+            true
+        }
+    });
+    if due {
+        #[allow(unsafe_code)]
+        // SAFETY: `mi_collect` takes no pointers and has no preconditions; it only walks and
+        // purges the calling thread's own mimalloc heap, which is the global allocator here.
+        unsafe {
+            libmimalloc_sys::mi_collect(true)
+        };
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "peerbox",
@@ -64,7 +95,11 @@ fn main() -> ExitCode {
     for w in config.warnings() {
         tracing::warn!(key = w.key, problem = %w.message, "config needs attention");
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(collect_when_idle)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("peerbox: cannot start the async runtime: {e}");
