@@ -1,4 +1,7 @@
-// ChatLink: chat and state messages over one negotiated data channel, acknowledged and resent until acked.
+// ChatLink: chat and state messages over one negotiated data channel, acknowledged and resent until
+// acked; and the chat history's asks and pages (history.ts), sent once: the asker tries another
+// member when one goes unanswered.
+import { PAGE_BYTES, utf8Length } from './history'
 
 export interface ChatMessage {
   kind: 'chat'
@@ -40,6 +43,10 @@ export interface ChannelLike {
 export interface ChatLinkHandlers {
   onChat(msg: ChatMessage): void
   onState(msg: StateMessage): void
+  /** The channel opened (history asks can go out). */
+  onOpen?(): void
+  /** A `history-ask` or `history-page`, as parsed (the history module checks it). */
+  onHistory?(msg: Record<string, unknown> & { kind: 'history-ask' | 'history-page' }): void
 }
 
 const MAX_TEXT = 4000
@@ -56,7 +63,10 @@ export class ChatLink {
     private readonly handlers: ChatLinkHandlers,
     resendMs = 1000,
   ) {
-    channel.onopen = () => this.flush()
+    channel.onopen = () => {
+      this.flush()
+      handlers.onOpen?.()
+    }
     channel.onmessage = (ev: MessageEvent) => this.receive(ev.data)
     this.timer = setInterval(() => this.flush(), resendMs)
   }
@@ -64,6 +74,15 @@ export class ChatLink {
   send(msg: Reliable): void {
     this.pending.set(msg.id, msg)
     this.trySend(msg)
+  }
+
+  /** Sends a history ask or page once (not acknowledged); whether it went out. */
+  sendOnce(msg: { kind: 'history-ask' | 'history-page' }): boolean {
+    return this.trySend(msg as unknown as Wire)
+  }
+
+  get open(): boolean {
+    return this.channel.readyState === 'open'
   }
 
   /** Resends everything unacknowledged; runs every second and when the channel (re)opens. */
@@ -82,16 +101,22 @@ export class ChatLink {
   }
 
   private receive(data: unknown): void {
-    if (typeof data !== 'string') return
+    // Nothing sent here is bigger than a history page; JSON.parse never sees more.
+    if (typeof data !== 'string' || data.length > PAGE_BYTES || utf8Length(data) > PAGE_BYTES) return
     let msg: Partial<Wire> & Record<string, unknown>
     try {
       msg = JSON.parse(data)
     } catch {
       return
     }
-    if (typeof msg.id !== 'string') return
+    if (typeof msg !== 'object' || msg === null || typeof msg.id !== 'string') return
     if (msg.kind === 'ack') {
       this.pending.delete(msg.id)
+      return
+    }
+    const kind: unknown = msg.kind
+    if (kind === 'history-ask' || kind === 'history-page') {
+      this.handlers.onHistory?.({ ...msg, kind })
       return
     }
     if (msg.kind !== 'chat' && msg.kind !== 'state') return
