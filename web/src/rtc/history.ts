@@ -267,9 +267,18 @@ export class HistoryPager {
       return
     }
     this.preferred = page.more === true ? from : ''
-    this.stop()
-    this.set('idle')
     this.deps.onMessages(messages)
+    if (page.more === true) {
+      this.stop()
+      this.set('idle')
+      return
+    }
+    // That member has nothing older: someone else may (they came earlier). Asking on at once
+    // finds the beginning without another scroll.
+    const oldest = messages[0]!
+    this.silent.clear()
+    this.wanted = { id: oldest.id, ts: oldest.ts }
+    this.next()
   }
 
   /** Back to the beginning (a new session: other members, another conversation). */

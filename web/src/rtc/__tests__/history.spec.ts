@@ -165,10 +165,10 @@ describe('HistoryPager', () => {
     t.members.splice(1, 1) // b leaves
     t.pager.gone('b')
     expect(t.sent.map(([to]) => to)).toEqual(['a', 'b', 'c'])
-    t.answer('c', [msg(1)]) // nothing more at c
+    t.answer('c', [msg(1)]) // nothing more at c: a is asked on at once, from the new oldest message
     expect(t.got).toHaveLength(1)
-    t.pager.load({ id: 'm001', ts: 1001 })
-    expect(t.sent.at(-1)![0]).toBe('a') // the silent one gets another chance with a new cursor
+    expect(t.sent.at(-1)).toEqual(['a', { kind: 'history-ask', id: expect.any(String), before: { id: 'm001', ts: 1001 } }])
+    expect(t.states.at(-1)).toBe('loading')
     t.answer('a', [])
     expect(t.states.at(-1)).toBe('start')
     t.pager.load({ id: 'm001', ts: 1001 })
