@@ -73,12 +73,7 @@ export function isFull(list: Entry[]): boolean {
   return pub.length >= KEEP_MAX || pub.reduce((n, m) => n + sizeOf(m), 0) > KEEP_BYTES - PAGE_BYTES
 }
 
-/** Adds a past message unless it is here already (several members may send the same ones), in time order. */
-export function mergePast(list: Entry[], msg: ChatMessage): Entry[] {
-  return mergePage(list, [msg])
-}
-
-/** Adds a page of past messages: each once, in time order, never a whisper. */
+/** Adds a page of past messages: each once (a page may repeat what is here), in time order, never a whisper. */
 export function mergePage(list: Entry[], msgs: ChatMessage[]): Entry[] {
   const ids = new Set(list.map((m) => m.id))
   let out = list
@@ -105,10 +100,6 @@ function wire(): void {
   })
   mesh.on('pastState', (state) => (past.value = state))
   mesh.on('chat', (msg) => {
-    if (msg.past) {
-      if (historyOn()) messages.value = mergePast(messages.value, msg)
-      return
-    }
     if (messages.value.some((m) => m.id === msg.id)) return
     const entry: ChatEntry = { ...msg, mine: false }
     add(entry)

@@ -11,7 +11,7 @@ export interface ChatMessage {
   text: string
   ts: number
   whisper: boolean
-  /** Sent before the receiver came in: chat history offered to a newcomer (never a whisper). */
+  /** Chat history (history.ts); on the wire only from older clients, which pushed it to newcomers. */
   past?: boolean
 }
 

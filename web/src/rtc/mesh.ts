@@ -8,7 +8,7 @@ import type { SignalClient } from '../signal/client'
 import type { JoinedInfo, SessionDescription } from '../signal/messages'
 import { ChatLink, type ChannelLike, type ChatMessage, type StateMessage } from './chat'
 import { FileLink, type FileChannelLike, type FileMeta } from './files'
-import { AskerLimits, HistoryPager, pageOf, readAsk, utf8Length, type Cursor, type PastState } from './history'
+import { AskerLimits, HistoryPager, pageOf, readAsk, readPage, utf8Length, type Cursor, type PastState } from './history'
 import { PeerLink } from './peerLink'
 import { qualityOf, summarize, type LinkStats, type Quality, type StatEntry } from './stats'
 import { certificateFingerprints, fingerprintsOf, safetyCode, type RoomTrust } from './trust'
@@ -337,8 +337,15 @@ export class Mesh extends Emitter<MeshEvents> {
     r.link = link
     r.chat = new ChatLink(link.chatChannel as unknown as ChannelLike, {
       // History keeps who wrote each message; anything else is from this link's member.
-      // (`past`: pushed to newcomers by older clients; today's ask for history instead.)
-      onChat: (msg) => this.emit('chat', msg.past ? msg : { ...msg, from: id, fromName: r.name || msg.fromName }),
+      onChat: (msg) => {
+        // `past`: history pushed to newcomers by older clients (today's ask for it instead),
+        // checked as a page is. Anything else is from this link's member.
+        if (!msg.past) this.emit('chat', { ...msg, from: id, fromName: r.name || msg.fromName })
+        else if (this.historySource() !== null) {
+          const checked = readPage({ messages: [{ ...msg, past: undefined }] }, undefined)
+          if (checked?.length) this.emit('history', checked)
+        }
+      },
       onOpen: () => this.history.wake(),
       onHistory: (msg) => (msg.kind === 'history-ask' ? this.answerHistory(id, msg) : this.history.receive(id, msg)),
       onState: (s: StateMessage) => {

@@ -2,7 +2,7 @@
 // how pages merge (in time order, once however many members send them) and what is kept.
 import { describe, expect, it } from 'vitest'
 import { KEEP_BYTES, KEEP_MAX } from '../../rtc/history'
-import { bound, cursorOf, isFull, kept, mergePage, mergePast, type ChatEntry, type NoticeEntry } from '../useChat'
+import { bound, cursorOf, isFull, kept, mergePage, type ChatEntry, type NoticeEntry } from '../useChat'
 
 const msg = (id: string, ts: number, whisper = false, text = id): ChatEntry => ({
   kind: 'chat', id, from: 'a', fromName: 'Ann', text, ts, whisper, mine: false,
@@ -20,8 +20,8 @@ describe('chat history in the list', () => {
 
   it('merges in time order, once, and refuses whispers', () => {
     let list: (ChatEntry | NoticeEntry)[] = [msg('late', 10)]
-    list = mergePast(list, msg('early', 2))
-    list = mergePast(list, msg('early', 2)) // the same from another member
+    list = mergePage(list, [msg('early', 2)])
+    list = mergePage(list, [msg('early', 2)]) // the same again, from another member
     list = mergePage(list, [msg('mid', 5), msg('secret', 3, true), msg('early', 2), msg('mid', 5)])
     expect(ids(list)).toEqual(['early', 'mid', 'late'])
     expect(list.filter((m) => m.kind === 'chat' && m.past).length).toBe(2)

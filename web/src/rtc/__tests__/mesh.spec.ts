@@ -307,6 +307,23 @@ describe('Mesh chat history', () => {
     expect(ch.sent.filter((d) => String(d).includes('history-page'))).toHaveLength(8)
   })
 
+  it('checks history an older client pushes as past chat messages, and merges it as a page', () => {
+    const { mesh, signal } = setup()
+    const pages: string[][] = []
+    const live = vi.fn()
+    mesh.on('history', (msgs) => pages.push(msgs.map((m) => m.id)))
+    mesh.on('chat', live)
+    mesh.historySource = () => []
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
+    ch.open()
+    ch.onmessage?.({ data: JSON.stringify({ ...chat('old'), past: true }) })
+    ch.onmessage?.({ data: JSON.stringify({ ...chat('odd'), past: true, whisper: true }) })
+    ch.onmessage?.({ data: JSON.stringify({ ...chat('long'), past: true, fromName: 'x'.repeat(65) }) })
+    expect(pages).toEqual([['old']])
+    expect(live).not.toHaveBeenCalled()
+  })
+
   it('drops anything on the channel bigger than a page, unread', () => {
     const { mesh, signal } = setup()
     const got = vi.fn()
