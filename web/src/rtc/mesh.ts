@@ -509,6 +509,7 @@ export class Mesh extends Emitter<MeshEvents> {
   /** Closes every link (after a logout). */
   reset(): void {
     for (const id of [...this.remotes.keys()]) this.removeMember(id, false)
+    this.history.reset()
     this.emit('members', undefined)
   }
 
@@ -532,6 +533,7 @@ export class Mesh extends Emitter<MeshEvents> {
   dispose(): void {
     if (this.statsTimer) clearInterval(this.statsTimer)
     for (const id of [...this.remotes.keys()]) this.removeMember(id, false)
+    this.history.reset()
     for (const off of this.offs) off()
     this.clear()
   }
