@@ -94,7 +94,7 @@ function wire(): void {
   const room = useRoom()
   const mesh = room.mesh()
   const historyOn = () => room.roomState.value?.history !== false
-  mesh.historySource = () => (historyOn() ? kept(messages.value) : null)
+  mesh.setHistorySource(() => (historyOn() ? kept(messages.value) : null))
   mesh.on('history', (msgs) => {
     if (historyOn()) messages.value = mergePage(messages.value, msgs)
   })

@@ -95,11 +95,10 @@ export class Mesh extends Emitter<MeshEvents> {
   /** The ICE servers (with TURN credentials) from the last `joined`. */
   iceServers: RTCIceServer[] = []
   private outbox = new Map<string, ChatMessage[]>()
-  /**
-   * The public messages this member keeps, oldest first, to answer history asks from (set by the
-   * chat's owner); null when the room's host turned history off: then nobody is answered or asked.
-   */
-  historySource: () => readonly ChatMessage[] | null = () => null
+  /** See setHistorySource. */
+  private historySource: () => readonly ChatMessage[] | null = () => null
+  /** Whether this session has asked for the chat so far (or knows it came in first). */
+  private historyBegun = false
   /** Asks members for older chat, one at a time. */
   readonly history: HistoryPager
   private limits = new AskerLimits()
@@ -252,11 +251,9 @@ export class Mesh extends Emitter<MeshEvents> {
       this.emit('members', undefined)
       this.emit('joined', info)
       if (resumed) return
-      // A newcomer asks for the chat so far; the first one in knows it is at the beginning.
       this.history.reset()
-      if (this.historySource() === null) return
-      if (info.members.length) this.history.load(null)
-      else this.history.atStart()
+      this.historyBegun = false
+      this.beginHistory()
     }
     const trust = this.trust
     if (!trust) return done()
@@ -428,6 +425,24 @@ export class Mesh extends Emitter<MeshEvents> {
     if (r.link !== link) return
     r.code = code
     this.emit('remote', r.id)
+  }
+
+  /**
+   * The public messages this member keeps, oldest first, to answer history asks from; null when
+   * the room's host turned history off: then nobody is answered or asked. Set by the chat's owner,
+   * which may come after `joined` (the call screen is made then): the first ask waits for it.
+   */
+  setHistorySource(source: () => readonly ChatMessage[] | null): void {
+    this.historySource = source
+    this.beginHistory()
+  }
+
+  /** A newcomer asks for the chat so far; the first one in knows it is at the beginning. */
+  private beginHistory(): void {
+    if (this.historyBegun || !this.selfId || this.historySource() === null) return
+    this.historyBegun = true
+    if (this.remotes.size) this.history.load(null)
+    else this.history.atStart()
   }
 
   /** Asks for the chat before `before` (null: the newest), if the room keeps history. */

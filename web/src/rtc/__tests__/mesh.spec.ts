@@ -265,7 +265,7 @@ describe('Mesh chat history', () => {
     const { mesh, signal } = setup()
     const pages: string[][] = []
     mesh.on('history', (msgs) => pages.push(msgs.map((m) => m.id)))
-    mesh.historySource = () => []
+    mesh.setHistorySource(() => [])
     signal.emit('joined', { sessionId: 'me2', room: 'r', members: [{ sessionId: 'a', username: 'Ann' }], iceServers: [] })
     signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
     const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
@@ -278,10 +278,28 @@ describe('Mesh chat history', () => {
     expect(ch.sent.length).toBe(sent) // a page is not acknowledged
   })
 
+  it('asks once the chat is there to take the page, when that comes after joined (the call screen is made then)', () => {
+    const { mesh, signal } = setup()
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
+    ch.open()
+    const asks = () => ch.sent.map((d) => JSON.parse(String(d))).filter((m) => m.kind === 'history-ask')
+    expect(asks()).toEqual([])
+    mesh.setHistorySource(() => [])
+    expect(asks()).toHaveLength(1)
+    mesh.setHistorySource(() => []) // once per session
+    expect(asks()).toHaveLength(1)
+    // Alone in a new session: the beginning, nobody asked.
+    const states: string[] = []
+    mesh.on('pastState', (st) => states.push(st))
+    signal.emit('joined', { sessionId: 'me2', room: 'r', members: [], iceServers: [] })
+    expect(states.at(-1)).toBe('start')
+  })
+
   it('answers an ask from what it keeps, never a whisper; nothing when history is off', () => {
     const { mesh, signal } = setup()
     let source: ReturnType<typeof chat>[] | null = [chat('a1'), chat('w', true), chat('a22')]
-    mesh.historySource = () => source
+    mesh.setHistorySource(() => source)
     signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
     const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
     ch.open()
@@ -299,7 +317,7 @@ describe('Mesh chat history', () => {
 
   it('answers one asker a burst of asks, then no more until its limit refills', () => {
     const { mesh, signal } = setup()
-    mesh.historySource = () => [chat('a1')]
+    mesh.setHistorySource(() => [chat('a1')])
     signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
     const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
     ch.open()
@@ -313,7 +331,7 @@ describe('Mesh chat history', () => {
     const live = vi.fn()
     mesh.on('history', (msgs) => pages.push(msgs.map((m) => m.id)))
     mesh.on('chat', live)
-    mesh.historySource = () => []
+    mesh.setHistorySource(() => [])
     signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
     const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
     ch.open()
