@@ -145,7 +145,7 @@ impl Hub {
         password: Option<Option<Key>>,
     ) -> Result<(), SignalError> {
         let mut out = Outbox::default();
-        let result = lock(&self.rooms).configure(from, change, password, &mut out);
+        let result = lock(&self.rooms).configure(from, change, password, Instant::now(), &mut out);
         out.deliver();
         result
     }
@@ -159,15 +159,16 @@ impl Hub {
     ) -> Result<(), SignalError> {
         let mut out = Outbox::default();
         let mut removed = None;
+        let now = Instant::now();
         let result = {
             let mut rooms = lock(&self.rooms);
             match action {
-                HostAction::HandOver => rooms.hand_over(from, to, &mut out),
-                HostAction::Admit => rooms.admit(from, to, &mut out),
-                HostAction::Decline => rooms.decline(from, to, &mut out),
+                HostAction::HandOver => rooms.hand_over(from, to, now, &mut out),
+                HostAction::Admit => rooms.admit(from, to, now, &mut out),
+                HostAction::Decline => rooms.decline(from, to, now, &mut out),
                 HostAction::AskMute { audio } => rooms.ask_mute(from, to, audio, &mut out),
                 HostAction::Remove => rooms
-                    .remove_member(from, to, Instant::now(), &mut out)
+                    .remove_member(from, to, now, &mut out)
                     .map(|peer| removed = Some(peer)),
             }
         };
@@ -191,7 +192,7 @@ impl Hub {
     /// The lobby wait of `id` is over; whether it was still waiting.
     pub(crate) fn expire_knock(&self, id: &str) -> bool {
         let mut out = Outbox::default();
-        let waiting = lock(&self.rooms).expire_knock(id, &mut out);
+        let waiting = lock(&self.rooms).expire_knock(id, Instant::now(), &mut out);
         out.deliver();
         waiting
     }
@@ -217,7 +218,7 @@ impl Hub {
         let mut out = Outbox::default();
         let (left, held) = {
             let mut rooms = lock(&self.rooms);
-            let left = rooms.leave_if(id, peer, &mut out);
+            let left = rooms.leave_if(id, peer, Instant::now(), &mut out);
             (left, rooms.holds(id))
         };
         out.deliver();

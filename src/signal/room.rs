@@ -294,7 +294,7 @@ impl Rooms {
         out: &mut Outbox,
     ) -> Result<Joined, SignalError> {
         let mut joined = Joined {
-            left: self.leave(entry.resumed_from.unwrap_or(&me.id), out),
+            left: self.leave(entry.resumed_from.unwrap_or(&me.id), now, out),
             resumed: entry.resumed_from.is_some(),
             ..Joined::default()
         };
@@ -304,13 +304,13 @@ impl Rooms {
                 .get(room)
                 .is_some_and(|r| r.member(&me.id).is_some())
             {
-                joined.members = self.reseat(room, me, out);
+                joined.members = self.reseat(room, me, now, out);
                 return Ok(joined);
             }
             if let Some(old) = self.member(&me.id) {
                 old.peer.replaced.cancel();
             }
-            self.leave(&me.id, out);
+            self.leave(&me.id, now, out);
         }
         let created = self.created_by.get(&me.addr).copied().unwrap_or(0);
         match self.rooms.get(room) {
@@ -352,7 +352,13 @@ impl Rooms {
     /// `me` takes the seat its session id has in `room` on another connection: it gets
     /// `joined` (and, as host, the lobby's queue); the old connection is told it was replaced.
     /// Returns the other members.
-    fn reseat(&mut self, room: &str, me: Member, out: &mut Outbox) -> Vec<(String, String)> {
+    fn reseat(
+        &mut self,
+        room: &str,
+        me: Member,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> Vec<(String, String)> {
         let capacity = self.capacity;
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
@@ -363,7 +369,7 @@ impl Rooms {
             std::mem::replace(seat, me).peer.replaced.cancel();
         }
         if is_host && !r.policy.waiting.is_empty() {
-            r.tell_lobby(out);
+            r.tell_lobby(now, out);
         }
         others
     }
@@ -393,10 +399,16 @@ impl Rooms {
 
     /// Takes `id` out of its room (or lobby) unless another connection holds its seat now (a
     /// resumed session's old connection leaves nothing behind); see [`Rooms::leave`].
-    pub fn leave_if(&mut self, id: &str, peer: &Arc<Peer>, out: &mut Outbox) -> Option<String> {
+    pub fn leave_if(
+        &mut self,
+        id: &str,
+        peer: &Arc<Peer>,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> Option<String> {
         match self.member(id) {
             Some(m) if !Arc::ptr_eq(&m.peer, peer) => None,
-            _ => self.leave(id, out),
+            _ => self.leave(id, now, out),
         }
     }
 
@@ -411,13 +423,13 @@ impl Rooms {
 
     /// Takes `id` out of its room (or its lobby); the rest get its logout, an emptied room is
     /// deleted. Returns the room it was in (or knocking at).
-    pub fn leave(&mut self, id: &str, out: &mut Outbox) -> Option<String> {
+    pub fn leave(&mut self, id: &str, now: Instant, out: &mut Outbox) -> Option<String> {
         if let Some(room) = self.knocking.remove(id) {
-            self.unknock(&room, id, out);
+            self.unknock(&room, id, now, out);
             return Some(room);
         }
         let room = self.room_of.remove(id)?;
-        self.detach(&room, id, out);
+        self.detach(&room, id, now, out);
         self.drop_if_empty(&room, out);
         Some(room)
     }
@@ -425,7 +437,7 @@ impl Rooms {
     /// Removes member `id` from `room` (the room of `id` is already forgotten): the others
     /// get its logout; a leaving host hands over to the member present longest, who also
     /// gets the lobby's queue.
-    fn detach(&mut self, room: &str, id: &str, out: &mut Outbox) -> Option<Member> {
+    fn detach(&mut self, room: &str, id: &str, now: Instant, out: &mut Outbox) -> Option<Member> {
         let r = self.rooms.get_mut(room)?;
         let i = r.members.iter().position(|m| m.id == id)?;
         let gone = r.members.remove(i);
@@ -437,7 +449,7 @@ impl Rooms {
                 r.host = next.id.clone();
                 r.tell_state(out);
                 if !r.policy.waiting.is_empty() {
-                    r.tell_lobby(out);
+                    r.tell_lobby(now, out);
                 }
             }
         }

@@ -110,9 +110,8 @@ impl Policy {
 
 impl Room {
     /// Sends the host the list of who waits.
-    pub(super) fn tell_lobby(&self, out: &mut Outbox) {
+    pub(super) fn tell_lobby(&self, now: Instant, out: &mut Outbox) {
         if let Some(host) = self.member(&self.host) {
-            let now = Instant::now();
             let frame = protocol::lobby_frame(self.policy.waiting.iter().map(|k| {
                 let waited = now.saturating_duration_since(k.since);
                 (k.member.id.as_str(), k.member.username.as_str(), waited)
@@ -158,6 +157,7 @@ impl Rooms {
         from: &str,
         change: &RoomChange,
         password: Option<Option<Key>>,
+        now: Instant,
         out: &mut Outbox,
     ) -> Result<(), SignalError> {
         let room = self.hosted(from)?;
@@ -174,7 +174,7 @@ impl Rooms {
         r.tell_state(out);
         if !r.policy.lobby && !r.policy.waiting.is_empty() {
             let waiting = std::mem::take(&mut r.policy.waiting);
-            r.tell_lobby(out);
+            r.tell_lobby(now, out);
             for k in waiting {
                 self.knocking.remove(&k.member.id);
                 self.let_in(&room, k.member, out);
@@ -184,7 +184,13 @@ impl Rooms {
     }
 
     /// `handOver`: `to` becomes the host.
-    pub fn hand_over(&mut self, from: &str, to: &str, out: &mut Outbox) -> Result<(), SignalError> {
+    pub fn hand_over(
+        &mut self,
+        from: &str,
+        to: &str,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> Result<(), SignalError> {
         let room = self.hosted(from)?;
         let Some(r) = self.rooms.get_mut(&room) else {
             return Err(SignalError::NotInRoom);
@@ -195,23 +201,35 @@ impl Rooms {
         r.host = to.to_owned();
         r.tell_state(out);
         if !r.policy.waiting.is_empty() {
-            r.tell_lobby(out);
+            r.tell_lobby(now, out);
         }
         Ok(())
     }
 
     /// `admit`: the knocker `to` comes in (or hears that the room is full).
-    pub fn admit(&mut self, from: &str, to: &str, out: &mut Outbox) -> Result<(), SignalError> {
+    pub fn admit(
+        &mut self,
+        from: &str,
+        to: &str,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> Result<(), SignalError> {
         let room = self.hosted(from)?;
-        let k = self.take_knocker(&room, to, out)?;
+        let k = self.take_knocker(&room, to, now, out)?;
         self.let_in(&room, k, out);
         Ok(())
     }
 
     /// `decline`: the knocker `to` is sent away.
-    pub fn decline(&mut self, from: &str, to: &str, out: &mut Outbox) -> Result<(), SignalError> {
+    pub fn decline(
+        &mut self,
+        from: &str,
+        to: &str,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> Result<(), SignalError> {
         let room = self.hosted(from)?;
-        let k = self.take_knocker(&room, to, out)?;
+        let k = self.take_knocker(&room, to, now, out)?;
         out.push(&k.peer, &SignalError::Declined.to_frame());
         Ok(())
     }
@@ -232,7 +250,7 @@ impl Rooms {
         }
         self.room_of.remove(to);
         let gone = self
-            .detach(&room, to, out)
+            .detach(&room, to, now, out)
             .ok_or(SignalError::UnknownPeer)?;
         out.push(&gone.peer, &SignalError::Removed.to_frame());
         if let Some(r) = self.rooms.get_mut(&room) {
@@ -297,26 +315,32 @@ impl Rooms {
             member: me,
             since: now,
         });
-        r.tell_lobby(out);
+        r.tell_lobby(now, out);
         Ok(())
     }
 
     /// Takes knocker `id` out of the lobby of `room` (it is already out of `knocking`).
-    pub(super) fn unknock(&mut self, room: &str, id: &str, out: &mut Outbox) -> Option<Member> {
+    pub(super) fn unknock(
+        &mut self,
+        room: &str,
+        id: &str,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> Option<Member> {
         let r = self.rooms.get_mut(room)?;
         let i = r.policy.waiting.iter().position(|k| k.member.id == id)?;
         let k = r.policy.waiting.remove(i);
-        r.tell_lobby(out);
+        r.tell_lobby(now, out);
         Some(k.member)
     }
 
     /// The knock of `id` waited too long: it leaves the lobby and is told. Whether it was
     /// still waiting (not admitted or declined meanwhile).
-    pub fn expire_knock(&mut self, id: &str, out: &mut Outbox) -> bool {
+    pub fn expire_knock(&mut self, id: &str, now: Instant, out: &mut Outbox) -> bool {
         let Some(room) = self.knocking.remove(id) else {
             return false;
         };
-        if let Some(k) = self.unknock(&room, id, out) {
+        if let Some(k) = self.unknock(&room, id, now, out) {
             out.push(&k.peer, &SignalError::LobbyTimeout.to_frame());
         }
         true
@@ -326,13 +350,15 @@ impl Rooms {
         &mut self,
         room: &str,
         id: &str,
+        now: Instant,
         out: &mut Outbox,
     ) -> Result<Member, SignalError> {
         if self.knocking.get(id).map(String::as_str) != Some(room) {
             return Err(SignalError::UnknownPeer);
         }
         self.knocking.remove(id);
-        self.unknock(room, id, out).ok_or(SignalError::UnknownPeer)
+        self.unknock(room, id, now, out)
+            .ok_or(SignalError::UnknownPeer)
     }
 
     /// A knocker comes in, or hears that the room filled up meanwhile.

@@ -155,11 +155,11 @@ pub(super) fn run(table: Vec<(&str, usize, Vec<Step>)>) {
                         .map(drop)
                 }
                 LeaveIf(c, id) => {
-                    rooms.leave_if(id, &clients[c].peer, &mut out);
+                    rooms.leave_if(id, &clients[c].peer, now, &mut out);
                     Ok(())
                 }
                 Leave(id) => {
-                    rooms.leave(id, &mut out);
+                    rooms.leave(id, now, &mut out);
                     Ok(())
                 }
                 Set(from, locked, lobby, pw) => {
@@ -172,21 +172,21 @@ pub(super) fn run(table: Vec<(&str, usize, Vec<Step>)>) {
                         lobby,
                         ..RoomChange::default()
                     };
-                    rooms.configure(from, &change, key, &mut out)
+                    rooms.configure(from, &change, key, now, &mut out)
                 }
                 Host(from, HostAction::Remove, to) => {
                     rooms.remove_member(from, to, now, &mut out).map(drop)
                 }
                 Host(from, action, to) => match action {
-                    HostAction::HandOver => rooms.hand_over(from, to, &mut out),
-                    HostAction::Admit => rooms.admit(from, to, &mut out),
-                    HostAction::Decline => rooms.decline(from, to, &mut out),
+                    HostAction::HandOver => rooms.hand_over(from, to, now, &mut out),
+                    HostAction::Admit => rooms.admit(from, to, now, &mut out),
+                    HostAction::Decline => rooms.decline(from, to, now, &mut out),
                     HostAction::AskMute { audio } => rooms.ask_mute(from, to, audio, &mut out),
                     HostAction::Remove => unreachable!(),
                 },
                 End(from) => rooms.end(from, &mut out),
                 Expire(id) => {
-                    rooms.expire_knock(id, &mut out);
+                    rooms.expire_knock(id, now, &mut out);
                     Ok(())
                 }
             };
@@ -359,10 +359,10 @@ fn emptied_room_is_deleted_and_reusable() {
             .is_ok()
     );
     assert!(rooms.exists("r"));
-    assert_eq!(rooms.leave("a", &mut out), Some("r".into()));
+    assert_eq!(rooms.leave("a", now, &mut out), Some("r".into()));
     assert!(!rooms.exists("r"));
     assert!(rooms.rooms.is_empty() && rooms.created_by.is_empty());
-    assert_eq!(rooms.leave("a", &mut out), None);
+    assert_eq!(rooms.leave("a", now, &mut out), None);
     assert!(
         rooms
             .join(member(&a, "a"), "q", none, now, &mut out)
@@ -425,7 +425,7 @@ fn rooms_created_per_address_are_capped() {
     assert_eq!(join(&mut rooms, "e", "192.0.2.9", "r4"), Ok(()));
     // A room counts against its creator until it is gone, whoever is left in it.
     let mut out = Outbox::default();
-    rooms.leave("a", &mut out);
+    rooms.leave("a", Instant::now(), &mut out);
     assert_eq!(
         rooms
             .join(
@@ -438,7 +438,7 @@ fn rooms_created_per_address_are_capped() {
             .map(drop),
         Err(SignalError::TooManyRooms)
     );
-    rooms.leave("c", &mut out);
+    rooms.leave("c", Instant::now(), &mut out);
     assert_eq!(
         rooms
             .join(
@@ -459,4 +459,41 @@ fn secrets_compare() {
     assert!(!same_secret(b"abc", b"abd"));
     assert!(!same_secret(b"abc", b"ab"));
     assert!(same_secret(b"", b""));
+}
+
+/// The host's lobby list says how long each knocker has waited, by the clock the caller
+/// passes in (the rooms read none of their own).
+#[test]
+fn lobby_wait_is_measured_with_the_callers_clock() {
+    let (mut a, b, mut c) = (client(8), client(8), client(8));
+    let mut rooms = Rooms::new(10, 1, 10);
+    let mut out = Outbox::default();
+    let (none, t0) = (Entry::default(), Instant::now());
+    let later = |secs: u64| t0 + Duration::from_secs(secs);
+    assert!(rooms.join(member(&a, "a"), "r", none, t0, &mut out).is_ok());
+    assert!(rooms.join(member(&c, "c"), "r", none, t0, &mut out).is_ok());
+    let lobby = RoomChange {
+        lobby: Some(true),
+        ..RoomChange::default()
+    };
+    assert!(rooms.configure("a", &lobby, None, t0, &mut out).is_ok());
+    assert!(
+        rooms
+            .join(member(&b, "b"), "r", none, later(2), &mut out)
+            .is_ok()
+    );
+    assert!(rooms.hand_over("a", "c", later(14), &mut out).is_ok());
+    out.deliver();
+    let waited = |c: &mut Client| {
+        let mut got = Vec::new();
+        while let Ok(f) = c.rx.try_recv() {
+            let v: Value = serde_json::from_str(f.as_str()).unwrap_or_default();
+            if v["type"] == "lobby" {
+                got.push(v["data"][0]["waitedSecs"].as_f64().unwrap_or(-1.0));
+            }
+        }
+        got
+    };
+    assert_eq!(waited(&mut a), vec![0.0], "told when b knocked");
+    assert_eq!(waited(&mut c), vec![12.0], "the new host, 12 s later");
 }

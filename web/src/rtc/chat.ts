@@ -1,6 +1,8 @@
 // ChatLink: chat and state messages over one negotiated data channel, acknowledged and resent until
-// acked; quick reactions go over it too, once, without an ack.
+// acked; quick reactions go over it too, once, without an ack; and the chat history's asks and
+// pages (history.ts), sent once: the asker tries another member when one goes unanswered.
 import { isReaction, type Reaction } from './reactions'
+import { PAGE_BYTES, utf8Length } from './history'
 
 export interface ChatMessage {
   kind: 'chat'
@@ -10,7 +12,7 @@ export interface ChatMessage {
   text: string
   ts: number
   whisper: boolean
-  /** Sent before the receiver came in: chat history offered to a newcomer (never a whisper). */
+  /** Chat history (history.ts); on the wire only from older clients, which pushed it to newcomers. */
   past?: boolean
 }
 
@@ -54,6 +56,10 @@ export interface ChatLinkHandlers {
   onState(msg: StateMessage): void
   /** A reaction of the known set (anything else is dropped here); rate limits are the caller's. */
   onReaction?(emoji: Reaction): void
+  /** The channel opened (history asks can go out). */
+  onOpen?(): void
+  /** A `history-ask` or `history-page`, as parsed (the history module checks it). */
+  onHistory?(msg: Record<string, unknown> & { kind: 'history-ask' | 'history-page' }): void
 }
 
 const MAX_TEXT = 4000
@@ -70,7 +76,10 @@ export class ChatLink {
     private readonly handlers: ChatLinkHandlers,
     resendMs = 1000,
   ) {
-    channel.onopen = () => this.flush()
+    channel.onopen = () => {
+      this.flush()
+      handlers.onOpen?.()
+    }
     channel.onmessage = (ev: MessageEvent) => this.receive(ev.data)
     this.timer = setInterval(() => this.flush(), resendMs)
   }
@@ -83,6 +92,15 @@ export class ChatLink {
   /** Sends a reaction now if the channel is open (false: not sent; it is not kept for later). */
   sendReaction(emoji: Reaction, id: string): boolean {
     return this.trySend({ kind: 'reaction', id, emoji, ts: Date.now() })
+  }
+
+  /** Sends a history ask or page once (not acknowledged); whether it went out. */
+  sendOnce(msg: { kind: 'history-ask' | 'history-page' }): boolean {
+    return this.trySend(msg as unknown as Wire)
+  }
+
+  get open(): boolean {
+    return this.channel.readyState === 'open'
   }
 
   /** Resends everything unacknowledged; runs every second and when the channel (re)opens. */
@@ -101,20 +119,26 @@ export class ChatLink {
   }
 
   private receive(data: unknown): void {
-    if (typeof data !== 'string') return
+    // Nothing sent here is bigger than a history page; JSON.parse never sees more.
+    if (typeof data !== 'string' || data.length > PAGE_BYTES || utf8Length(data) > PAGE_BYTES) return
     let msg: Partial<Wire> & Record<string, unknown>
     try {
       msg = JSON.parse(data)
     } catch {
       return
     }
-    if (typeof msg.id !== 'string') return
+    if (typeof msg !== 'object' || msg === null || typeof msg.id !== 'string') return
     if (msg.kind === 'ack') {
       this.pending.delete(msg.id)
       return
     }
     if (msg.kind === 'reaction') {
       if (isReaction(msg.emoji)) this.handlers.onReaction?.(msg.emoji)
+      return
+    }
+    const kind: unknown = msg.kind
+    if (kind === 'history-ask' || kind === 'history-page') {
+      this.handlers.onHistory?.({ ...msg, kind })
       return
     }
     if (msg.kind !== 'chat' && msg.kind !== 'state') return

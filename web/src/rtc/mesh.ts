@@ -1,12 +1,14 @@
 // Mesh: wires the signalling client to one PeerLink (+ chat and file links) per remote member.
 // With a room secret (the link's fragment), every offer and answer carries this member's signed
 // DTLS fingerprints and those received are checked before they are applied (see trust.ts); signal
-// events are then handled one after another, in order, across the checks' awaits.
+// events are then handled one after another, in order, across the checks' awaits. The chat
+// history travels between members over the chat channel (history.ts): answered here, asked for here.
 import { Emitter } from '../signal/emitter'
 import type { SignalClient } from '../signal/client'
 import type { JoinedInfo, SessionDescription } from '../signal/messages'
 import { ChatLink, type ChannelLike, type ChatMessage, type StateMessage } from './chat'
 import { FileLink, type FileChannelLike, type FileMeta } from './files'
+import { AskerLimits, HistoryPager, pageOf, readAsk, readPage, utf8Length, type Cursor, type PastState } from './history'
 import { PeerLink } from './peerLink'
 import { RateLimit, REACTION_MAX_RECEIVED, REACTION_WINDOW_MS, type Reaction } from './reactions'
 import { qualityOf, summarize, type LinkStats, type Quality, type StatEntry } from './stats'
@@ -63,6 +65,10 @@ export type MeshEvents = {
   /** Something about one member changed (stream, state badges, connection). */
   remote: string
   chat: ChatMessage
+  /** Older public messages from a member, checked, oldest first (history.ts). */
+  history: ChatMessage[]
+  /** Where scrolling back through the chat stands. */
+  pastState: PastState
   joined: JoinedInfo
   fileIncoming: { peerId: string; meta: FileMeta }
   fileProgress: { peerId: string; id: string; bytes: number }
@@ -94,11 +100,13 @@ export class Mesh extends Emitter<MeshEvents> {
   /** The ICE servers (with TURN credentials) from the last `joined`. */
   iceServers: RTCIceServer[] = []
   private outbox = new Map<string, ChatMessage[]>()
-  /**
-   * The chat history to offer someone who has just come in (set by the chat's owner; empty when
-   * the room's host turned history off). Whispers must not be in it.
-   */
-  historyOffer: () => ChatMessage[] = () => []
+  /** See setHistorySource. */
+  private historySource: () => readonly ChatMessage[] | null = () => null
+  /** Whether this session has asked for the chat so far (or knows it came in first). */
+  private historyBegun = false
+  /** Asks members for older chat, one at a time. */
+  readonly history: HistoryPager
+  private limits = new AskerLimits()
   private offs: (() => void)[] = []
   private statsTimer: ReturnType<typeof setInterval> | null = null
   /** The room secret's key for the call being joined (null: nothing to verify). */
@@ -117,6 +125,12 @@ export class Mesh extends Emitter<MeshEvents> {
 
   constructor(private readonly signal: SignalClient, private readonly opts: MeshOptions) {
     super()
+    this.history = new HistoryPager({
+      members: () => [...this.remotes.values()].map((r) => ({ id: r.id, open: r.chat?.open === true })),
+      send: (to, ask) => void this.remotes.get(to)?.chat?.sendOnce(ask),
+      onMessages: (messages) => this.emit('history', messages),
+      onState: (state) => this.emit('pastState', state),
+    })
     const every = opts.statsEveryMs ?? 2000
     if (every > 0) this.statsTimer = setInterval(() => void this.readStats(), every)
     this.offs = [
@@ -130,10 +144,7 @@ export class Mesh extends Emitter<MeshEvents> {
         // Back after a server restart over a link that did not survive it (a relay allocation
         // is gone with the server): the ICE restart it tried while the member was away went nowhere.
         if (known && (known.connection === 'failed' || known.connection === 'disconnected')) link.restartIce()
-        if (!known) {
-          this.emit('presence', { id: m.from, name: m.username, joined: true })
-          this.offerHistory(m.from)
-        }
+        if (!known) this.emit('presence', { id: m.from, name: m.username, joined: true })
       })),
       signal.on('offer', (m) => this.serial(() => this.checked(m.from, m.username ?? '', m.description, m.auth, () => {
         const r = this.remotes.get(m.from)!
@@ -248,6 +259,10 @@ export class Mesh extends Emitter<MeshEvents> {
       for (const m of info.members) this.addMember(m.sessionId, m.username, false)
       this.emit('members', undefined)
       this.emit('joined', info)
+      if (resumed) return
+      this.history.reset()
+      this.historyBegun = false
+      this.beginHistory()
     }
     const trust = this.trust
     if (!trust) return done()
@@ -328,7 +343,17 @@ export class Mesh extends Emitter<MeshEvents> {
     r.link = link
     r.chat = new ChatLink(link.chatChannel as unknown as ChannelLike, {
       // History keeps who wrote each message; anything else is from this link's member.
-      onChat: (msg) => this.emit('chat', msg.past ? msg : { ...msg, from: id, fromName: r.name || msg.fromName }),
+      onChat: (msg) => {
+        // `past`: history pushed to newcomers by older clients (today's ask for it instead),
+        // checked as a page is. Anything else is from this link's member.
+        if (!msg.past) this.emit('chat', { ...msg, from: id, fromName: r.name || msg.fromName })
+        else if (this.historySource() !== null) {
+          const checked = readPage({ messages: [{ ...msg, past: undefined }] }, undefined)
+          if (checked?.length) this.emit('history', checked)
+        }
+      },
+      onOpen: () => this.history.wake(),
+      onHistory: (msg) => (msg.kind === 'history-ask' ? this.answerHistory(id, msg) : this.history.receive(id, msg)),
       onState: (s: StateMessage) => {
         r.mic = s.mic
         r.cam = s.cam
@@ -387,6 +412,8 @@ export class Mesh extends Emitter<MeshEvents> {
     this.remotes.delete(id)
     this.outbox.delete(id)
     this.reactionsIn.delete(id)
+    this.limits.forget(id)
+    this.history.gone(id)
     if (notify) this.emit('members', undefined)
   }
 
@@ -424,13 +451,41 @@ export class Mesh extends Emitter<MeshEvents> {
     this.emit('remote', r.id)
   }
 
-  /** Sends a newcomer the chat so far (queued until its channel opens; acked and resent like any message). */
-  private offerHistory(id: string): void {
+  /**
+   * The public messages this member keeps, oldest first, to answer history asks from; null when
+   * the room's host turned history off: then nobody is answered or asked. Set by the chat's owner,
+   * which may come after `joined` (the call screen is made then): the first ask waits for it.
+   */
+  setHistorySource(source: () => readonly ChatMessage[] | null): void {
+    this.historySource = source
+    this.beginHistory()
+  }
+
+  /** A newcomer asks for the chat so far; the first one in knows it is at the beginning. */
+  private beginHistory(): void {
+    if (this.historyBegun || !this.selfId || this.historySource() === null) return
+    this.historyBegun = true
+    if (this.remotes.size) this.history.load(null)
+    else this.history.atStart()
+  }
+
+  /** Asks for the chat before `before` (null: the newest), if the room keeps history. */
+  loadOlder(before: Cursor | null): void {
+    if (this.historySource() !== null) this.history.load(before)
+  }
+
+  /**
+   * Answers a member's history ask with a page of what is kept here (an empty one when history
+   * is off); an asker over its limits gets nothing and asks someone else.
+   */
+  private answerHistory(id: string, raw: Record<string, unknown>): void {
+    const ask = readAsk(raw)
     const chat = this.remotes.get(id)?.chat
-    if (!chat) return
-    for (const msg of this.historyOffer()) {
-      if (!msg.whisper) chat.send({ ...msg, past: true })
-    }
+    if (!ask || !chat) return
+    const bytes = this.limits.allow(id)
+    if (!bytes) return
+    const page = pageOf(this.historySource() ?? [], { kind: 'history-ask', ...ask }, bytes)
+    if (chat.sendOnce(page)) this.limits.spent(id, utf8Length(JSON.stringify(page)))
   }
 
   private stateMessage(): StateMessage {
@@ -493,6 +548,7 @@ export class Mesh extends Emitter<MeshEvents> {
   /** Closes every link (after a logout). */
   reset(): void {
     for (const id of [...this.remotes.keys()]) this.removeMember(id, false)
+    this.history.reset()
     this.emit('members', undefined)
   }
 
@@ -516,6 +572,7 @@ export class Mesh extends Emitter<MeshEvents> {
   dispose(): void {
     if (this.statsTimer) clearInterval(this.statsTimer)
     for (const id of [...this.remotes.keys()]) this.removeMember(id, false)
+    this.history.reset()
     for (const off of this.offs) off()
     this.clear()
   }

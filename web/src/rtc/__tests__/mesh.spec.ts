@@ -257,3 +257,101 @@ describe('Mesh', () => {
     expect(mesh.remotes.get('b')?.link).toBeNull()
   })
 })
+
+describe('Mesh chat history', () => {
+  const chat = (id: string, whisper = false) => ({ kind: 'chat' as const, id, from: 'x', fromName: 'X', text: id, ts: 1000 + id.length, whisper })
+
+  it('asks a member for the newest page once its channel opens, and passes the checked page on', () => {
+    const { mesh, signal } = setup()
+    const pages: string[][] = []
+    mesh.on('history', (msgs) => pages.push(msgs.map((m) => m.id)))
+    mesh.setHistorySource(() => [])
+    signal.emit('joined', { sessionId: 'me2', room: 'r', members: [{ sessionId: 'a', username: 'Ann' }], iceServers: [] })
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
+    ch.open()
+    const ask = ch.sent.map((d) => JSON.parse(String(d))).find((m) => m.kind === 'history-ask')
+    expect(ask).toEqual({ kind: 'history-ask', id: expect.any(String) })
+    const sent = ch.sent.length
+    ch.onmessage?.({ data: JSON.stringify({ kind: 'history-page', id: ask.id, messages: [chat('p1'), chat('w', true)], more: false }) })
+    expect(pages).toEqual([['p1']])
+    expect(ch.sent.length).toBe(sent) // a page is not acknowledged
+  })
+
+  it('asks once the chat is there to take the page, when that comes after joined (the call screen is made then)', () => {
+    const { mesh, signal } = setup()
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
+    ch.open()
+    const asks = () => ch.sent.map((d) => JSON.parse(String(d))).filter((m) => m.kind === 'history-ask')
+    expect(asks()).toEqual([])
+    mesh.setHistorySource(() => [])
+    expect(asks()).toHaveLength(1)
+    mesh.setHistorySource(() => []) // once per session
+    expect(asks()).toHaveLength(1)
+    // Alone in a new session: the beginning, nobody asked.
+    const states: string[] = []
+    mesh.on('pastState', (st) => states.push(st))
+    signal.emit('joined', { sessionId: 'me2', room: 'r', members: [], iceServers: [] })
+    expect(states.at(-1)).toBe('start')
+  })
+
+  it('answers an ask from what it keeps, never a whisper; nothing when history is off', () => {
+    const { mesh, signal } = setup()
+    let source: ReturnType<typeof chat>[] | null = [chat('a1'), chat('w', true), chat('a22')]
+    mesh.setHistorySource(() => source)
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
+    ch.open()
+    const pages = () => ch.sent.map((d) => JSON.parse(String(d))).filter((m) => m.kind === 'history-page')
+    ch.onmessage?.({ data: JSON.stringify({ kind: 'history-ask', id: 'q1' }) })
+    expect(pages()).toEqual([{ kind: 'history-page', id: 'q1', messages: [chat('a1'), chat('a22')], more: false }])
+    ch.onmessage?.({ data: JSON.stringify({ kind: 'history-ask', id: 'q2', before: { id: 'a22', ts: 1003 } }) })
+    expect(pages()[1].messages.map((m: { id: string }) => m.id)).toEqual(['a1'])
+    ch.onmessage?.({ data: JSON.stringify({ kind: 'history-ask', id: 'q3', before: 'nonsense' }) })
+    expect(pages()).toHaveLength(2)
+    source = null
+    ch.onmessage?.({ data: JSON.stringify({ kind: 'history-ask', id: 'q4' }) })
+    expect(pages()[2]).toEqual({ kind: 'history-page', id: 'q4', messages: [], more: false })
+  })
+
+  it('answers one asker a burst of asks, then no more until its limit refills', () => {
+    const { mesh, signal } = setup()
+    mesh.setHistorySource(() => [chat('a1')])
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
+    ch.open()
+    for (let i = 0; i < 20; i++) ch.onmessage?.({ data: JSON.stringify({ kind: 'history-ask', id: `q${i}` }) })
+    expect(ch.sent.filter((d) => String(d).includes('history-page'))).toHaveLength(8)
+  })
+
+  it('checks history an older client pushes as past chat messages, and merges it as a page', () => {
+    const { mesh, signal } = setup()
+    const pages: string[][] = []
+    const live = vi.fn()
+    mesh.on('history', (msgs) => pages.push(msgs.map((m) => m.id)))
+    mesh.on('chat', live)
+    mesh.setHistorySource(() => [])
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
+    ch.open()
+    ch.onmessage?.({ data: JSON.stringify({ ...chat('old'), past: true }) })
+    ch.onmessage?.({ data: JSON.stringify({ ...chat('odd'), past: true, whisper: true }) })
+    ch.onmessage?.({ data: JSON.stringify({ ...chat('long'), past: true, fromName: 'x'.repeat(65) }) })
+    expect(pages).toEqual([['old']])
+    expect(live).not.toHaveBeenCalled()
+  })
+
+  it('drops anything on the channel bigger than a page, unread', () => {
+    const { mesh, signal } = setup()
+    const got = vi.fn()
+    mesh.on('chat', got)
+    signal.emit('offer', { type: 'offer', from: 'a', description: { type: 'offer', sdp: 'x' } })
+    const ch = mesh.remotes.get('a')!.link!.chatChannel as unknown as FakeChannel
+    ch.open()
+    ch.onmessage?.({ data: JSON.stringify({ ...chat('big'), text: 'x'.repeat(70_000) }) })
+    ch.onmessage?.({ data: 'null' })
+    ch.onmessage?.({ data: JSON.stringify(chat('ok')) })
+    expect(got.mock.calls.map(([m]) => m.id)).toEqual(['ok'])
+  })
+})
