@@ -145,9 +145,12 @@ impl Server {
         health.expect(listeners.count());
         let tokens = Arc::new(acme::Http01Tokens::default());
         let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
-        let resume = signal::resume::ResumeKey::load_or_create(&config.tls.dir);
+        let resume = match &config.cluster {
+            Some(c) => signal::resume::ResumeKey::shared(c.secret.expose()),
+            None => signal::resume::ResumeKey::load_or_create(&config.tls.dir),
+        };
         match &resume.origin {
-            signal::resume::Origin::Loaded(_) => {}
+            signal::resume::Origin::Loaded(_) | signal::resume::Origin::Cluster => {}
             signal::resume::Origin::Created(path) => {
                 tracing::info!(path = %path.display(), "created the key that signs resume tokens")
             }

@@ -25,7 +25,7 @@ pub const MESSAGE_TYPES: [&str; 14] = [
 ];
 
 /// Every `errorType` of `docs/protocol.md` ([`SignalError::error_type`]).
-pub const ERROR_TYPES: [&str; 18] = [
+pub const ERROR_TYPES: [&str; 19] = [
     "bad-request",
     "full",
     "not-in-room",
@@ -44,6 +44,7 @@ pub const ERROR_TYPES: [&str; 18] = [
     "lobby-closed",
     "not-host",
     "room-name-too-short",
+    "unavailable",
 ];
 
 /// Why a WebSocket session ended (the session's `End`, and `refused` at admission).
@@ -140,6 +141,7 @@ mod tests {
             LobbyClosed,
             NotHost,
             RoomNameTooShort(1),
+            Unavailable,
         ];
         let stats = Stats::default();
         for e in &all {
