@@ -48,9 +48,9 @@ pub const ERROR_TYPES: [&str; 19] = [
 ];
 
 /// Why a WebSocket session ended (the session's `End`, and `refused` at admission).
-pub const CLOSE_REASONS: [&str; 11] = [
+pub const CLOSE_REASONS: [&str; 12] = [
     "closed", "gone", "idle", "too_big", "too_slow", "shutdown", "protocol", "not_utf8", "removed",
-    "replaced", "refused",
+    "replaced", "refused", "home",
 ];
 
 /// Which allowance dropped a message or refused credentials.
