@@ -477,9 +477,7 @@ struct Session {
 /// room), or the cluster's directory.
 enum Pending {
     /// `randomCheck` for a room this node does not hold.
-    Check {
-        room: String,
-    },
+    Check { room: String },
     /// A login to a room this node does not hold: where does it live? `frame` is the login
     /// as sent, for the home node if that is another.
     Place {

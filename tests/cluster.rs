@@ -1,0 +1,241 @@
+//! Three peerbox nodes sharing one real `redis-server` (Debian's): members of one room on
+//! different nodes signal each other, capacity is exact under logins arriving on every node at
+//! once, and Redis going away (and coming back empty) stops only new placements.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::signal::{error_type, id, login};
+use common::{TestServer, Ws, recv_json, send_json, spawn_node};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const SECRET: &str = "cluster-secret-cluster-secret-cluster-secret";
+/// `cluster.redis_timeout_ms` of the test nodes: a login that needs Redis fails within it.
+const REDIS_TIMEOUT_MS: u64 = 300;
+
+/// A `redis-server` on a free loopback port, without persistence (a restart is empty).
+struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::on(port).await
+    }
+
+    async fn on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (Debian package redis-server) runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Redis { port, child }
+    }
+
+    async fn kill(mut self) -> u16 {
+        self.child.kill().await.unwrap();
+        self.port
+    }
+}
+
+async fn node(redis: &Redis, id: &str) -> TestServer {
+    spawn_node(&format!(
+        "[rooms]\ncredential_burst = 500\n\
+         [turn]\nsecret = \"turn-secret-turn-secret-turn-secret\"\n\
+         [cluster]\nenabled = true\nnode_id = \"{id}\"\nredis = \"redis://127.0.0.1:{}/0\"\n\
+         secret = \"{SECRET}\"\nnode_ttl_secs = 3\nredis_timeout_ms = {REDIS_TIMEOUT_MS}",
+        redis.port
+    ))
+    .await
+}
+
+/// Three nodes, once each can place rooms (the directory's first grace period is over).
+async fn cluster(redis: &Redis) -> [TestServer; 3] {
+    let nodes = [
+        node(redis, "n1").await,
+        node(redis, "n2").await,
+        node(redis, "n3").await,
+    ];
+    for (i, n) in nodes.iter().enumerate() {
+        wait_placing(n, &format!("warm-up-{i}")).await;
+    }
+    nodes
+}
+
+/// Logs in to `room` on `node` until it is placed (at most 10 s), then leaves it.
+async fn wait_placing(node: &TestServer, room: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ws = node.ws().await;
+    loop {
+        let v = try_login(&mut ws, room, "warm").await;
+        if v["type"] == "joined" {
+            send_json(&mut ws, json!({"type": "logout"})).await;
+            return;
+        }
+        assert_eq!(error_type(&v), "unavailable", "{v}");
+        assert!(Instant::now() < deadline, "{room} never placed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn try_login(ws: &mut Ws, room: &str, name: &str) -> Value {
+    send_json(
+        ws,
+        json!({"type": "login", "from": "", "to": "",
+               "data": {"roomrequest": room, "username": name}}),
+    )
+    .await;
+    recv_json(ws).await
+}
+
+/// The next message of `kind`, skipping others (room state, logins of others).
+async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    let wait = async {
+        loop {
+            let v = recv_json(ws).await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {kind} within 5 s"))
+}
+
+async fn random_check(ws: &mut Ws, room: &str) -> Value {
+    send_json(
+        ws,
+        json!({"type": "randomCheck", "from": "", "to": "", "data": room}),
+    )
+    .await;
+    next_of(ws, "randomCheckResult").await
+}
+
+/// `a` and `b`, on different nodes, exchange an offer, an answer and a candidate.
+async fn exchange(a: &mut Ws, a_id: &str, b: &mut Ws, b_id: &str, tag: &str) {
+    for (kind, from, to) in [("offer", 0, 1), ("answer", 1, 0), ("candidate", 0, 1)] {
+        let ids = [a_id, b_id];
+        let body = json!({"type": kind, "to": ids[to], "data": {"sdp": tag}});
+        let (sender, receiver) = if from == 0 {
+            (&mut *a, &mut *b)
+        } else {
+            (&mut *b, &mut *a)
+        };
+        send_json(sender, body).await;
+        let got = next_of(receiver, kind).await;
+        assert_eq!(got["from"], ids[from], "{got}");
+        assert_eq!(got["data"]["sdp"], tag, "{got}");
+    }
+}
+
+#[tokio::test]
+async fn members_on_different_nodes_signal_each_other() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+
+    let mut a = n1.ws().await;
+    let a_id = id(&login(&mut a, "across", "ann").await);
+    let mut b = n2.ws().await;
+    let joined = login(&mut b, "across", "bob").await;
+    let b_id = id(&joined);
+    // Bob's node relays him to the room's home: he sees Ann, and she hears of him.
+    assert_eq!(joined["members"][0]["sessionId"], a_id.as_str(), "{joined}");
+    let heard = next_of(&mut a, "login").await;
+    assert_eq!(heard["from"], b_id.as_str(), "{heard}");
+    exchange(&mut a, &a_id, &mut b, &b_id, "ab").await;
+
+    let mut c = n3.ws().await;
+    let c_id = id(&login(&mut c, "across", "cat").await);
+    exchange(&mut b, &b_id, &mut c, &c_id, "bc").await;
+
+    // randomCheck answers for the whole cluster, from any node.
+    let mut probe = n3.ws().await;
+    // The seed's answer: "fail" when the room exists (its name is taken).
+    let taken = random_check(&mut probe, "across").await;
+    assert_eq!(taken["data"]["result"], "fail", "{taken}");
+    let free = random_check(&mut probe, "nowhere").await;
+    assert_eq!(free["data"]["result"], "ok", "{free}");
+
+    // Bob leaves: the others hear it from the home node.
+    drop(b);
+    let gone = next_of(&mut a, "logout").await;
+    assert_eq!(gone["from"], b_id.as_str(), "{gone}");
+}
+
+#[tokio::test]
+async fn capacity_is_exact_with_logins_on_every_node() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis).await;
+    let mut sockets = Vec::new();
+    for i in 0..11 {
+        sockets.push(nodes[i % 3].ws().await);
+    }
+    let logins = sockets.iter_mut().enumerate().map(|(i, ws)| async move {
+        let v = try_login(ws, "crowded", &format!("p{i}")).await;
+        match v["type"].as_str() {
+            Some("joined") => "joined".to_string(),
+            _ => error_type(&v).to_string(),
+        }
+    });
+    let outcomes = futures_util::future::join_all(logins).await;
+    let joined = outcomes.iter().filter(|o| *o == "joined").count();
+    let full = outcomes.iter().filter(|o| *o == "full").count();
+    assert_eq!((joined, full), (10, 1), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    let mut a = n1.ws().await;
+    let a_id = id(&login(&mut a, "steady", "ann").await);
+    let mut b = n2.ws().await;
+    let b_id = id(&login(&mut b, "steady", "bob").await);
+
+    let port = redis.kill().await;
+    // The room in progress keeps relaying between its nodes.
+    exchange(&mut a, &a_id, &mut b, &b_id, "no-redis").await;
+    // A login that needs a new placement is refused, within the Redis timeout and a margin.
+    let mut c = n3.ws().await;
+    let started = Instant::now();
+    let v = try_login(&mut c, "brand-new", "cat").await;
+    assert_eq!(error_type(&v), "unavailable", "{v}");
+    assert!(
+        started.elapsed() < Duration::from_millis(REDIS_TIMEOUT_MS * 4 + 500),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A login to a room the node holds needs no Redis.
+    let mut d = n1.ws().await;
+    login(&mut d, "steady", "dan").await;
+
+    // Redis comes back empty: the nodes re-publish their rooms, then place new ones.
+    let _redis = Redis::on(port).await;
+    wait_placing(&n3, "brand-new").await;
+    // "steady" is still homed on n1 (re-published, not placed anew on n3).
+    let joined = login(&mut c, "steady", "cat").await;
+    let members = joined["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{joined}");
+    exchange(&mut a, &a_id, &mut c, &id(&joined), "after").await;
+}
