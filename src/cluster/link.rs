@@ -19,7 +19,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use hyper::header::HeaderMap;
@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::limit::lock;
 use crate::signal::room::Peer;
+pub use crate::turn::credentials::unix_now;
 
 /// The path of the node-to-node upgrade on the HTTPS port.
 pub const PATH: &str = "/_peerbox/node";
@@ -117,12 +118,6 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The TLS client for links: any certificate is accepted (see the module comment); the

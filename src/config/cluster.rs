@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(c.media_address, Some("203.0.113.7".parse().unwrap()));
         assert_eq!(c.redis_timeout.as_millis(), 1000);
         assert_eq!(c.refresh_every().as_millis(), 3333);
-        assert_eq!(format!("{c:?}").contains(SECRET), false, "secret redacted");
+        assert!(!format!("{c:?}").contains(SECRET), "secret redacted");
     }
 
     #[test]

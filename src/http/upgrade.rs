@@ -65,7 +65,8 @@ pub fn handle(
     let mut host = request_host(&req);
     let mut peer = peer;
     let mut via = Via::Client;
-    if req.uri().path() == link::PATH {
+    // Only a cluster node has the path: one node serves every path as before.
+    if app.config.cluster.is_some() && req.uri().path() == link::PATH {
         // Another node relays one of its members (see `cluster::link`): that member's address
         // and host count, not the node's.
         let forwarded = app
