@@ -239,3 +239,79 @@ async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
     assert_eq!(members.len(), 3, "{joined}");
     exchange(&mut a, &a_id, &mut c, &id(&joined), "after").await;
 }
+
+#[tokio::test]
+async fn redis_hung_refuses_new_rooms_within_the_bound() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    let mut a = n1.ws().await;
+    let a_id = id(&login(&mut a, "paused", "ann").await);
+    let mut b = n2.ws().await;
+    let b_id = id(&login(&mut b, "paused", "bob").await);
+
+    // Redis answers nobody for 3 s (its port stays open: a hang, not a crash).
+    let paused = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            "3000",
+            "ALL",
+        ])
+        .output()
+        .await
+        .expect("redis-cli runs");
+    assert!(paused.status.success(), "{paused:?}");
+    let mut c = n3.ws().await;
+    let started = Instant::now();
+    let v = try_login(&mut c, "during-pause", "cat").await;
+    assert_eq!(error_type(&v), "unavailable", "{v}");
+    assert!(
+        started.elapsed() < Duration::from_millis(REDIS_TIMEOUT_MS * 4 + 500),
+        "took {:?}",
+        started.elapsed()
+    );
+    exchange(&mut a, &a_id, &mut b, &b_id, "paused").await;
+    // After the pause, placements work again.
+    wait_placing(&n3, "during-pause").await;
+}
+
+#[tokio::test]
+async fn a_member_of_a_stopped_home_resumes_through_another_node() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    let mut a = n1.ws().await;
+    login(&mut a, "moving", "ann").await;
+    let mut b = n2.ws().await;
+    let joined = login(&mut b, "moving", "bob").await;
+    let (b_id, token) = (id(&joined), joined["resumeToken"].clone());
+
+    // The home stops: Bob's node passes its 1001 on.
+    n1.stop(Duration::from_secs(10)).await;
+    let (code, _) = common::signal::close_frame(&mut b).await;
+    assert_eq!(code, 1001);
+
+    // Bob reconnects through another node and resumes his session id there; the room gets a
+    // new home (at the latest once n1's liveness key has expired).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resumed = loop {
+        let mut ws = n3.ws().await;
+        send_json(
+            &mut ws,
+            json!({"type": "login", "from": "", "to": "",
+                   "data": {"roomrequest": "moving", "username": "bob",
+                            "resume": {"sessionId": b_id, "token": token}}}),
+        )
+        .await;
+        let v = recv_json(&mut ws).await;
+        if v["type"] == "joined" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "never rejoined: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(id(&resumed), b_id, "{resumed}");
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    drop(n2);
+}
