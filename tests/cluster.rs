@@ -34,18 +34,22 @@ impl Redis {
     }
 
     async fn on(port: u16) -> Redis {
+        Redis::on_ip("127.0.0.1", port).await
+    }
+
+    async fn on_ip(ip: &str, port: u16) -> Redis {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bind", ip, "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
+            // Nodes on other addresses than loopback: Redis refuses them in protected mode
+            // unless it has a password (the README says to set one).
+            .args(["--protected-mode", "no"])
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server (Debian package redis-server) runs");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
+        while tokio::net::TcpStream::connect((ip, port)).await.is_err() {
             assert!(Instant::now() < deadline, "redis-server did not listen");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -59,14 +63,17 @@ impl Redis {
 }
 
 async fn node(redis: &Redis, id: &str) -> TestServer {
-    spawn_node(&format!(
+    spawn_node(&node_config("127.0.0.1", redis.port, id)).await
+}
+
+fn node_config(redis_ip: &str, redis_port: u16, id: &str) -> String {
+    format!(
         "[rooms]\ncredential_burst = 500\n\
          [turn]\nsecret = \"turn-secret-turn-secret-turn-secret\"\n\
-         [cluster]\nenabled = true\nnode_id = \"{id}\"\nredis = \"redis://127.0.0.1:{}/0\"\n\
+         [cluster]\nenabled = true\nnode_id = \"{id}\"\nredis = \"redis://{redis_ip}:{}/0\"\n\
          secret = \"{SECRET}\"\nnode_ttl_secs = 3\nredis_timeout_ms = {REDIS_TIMEOUT_MS}",
-        redis.port
-    ))
-    .await
+        redis_port
+    )
 }
 
 /// Three nodes, once each can place rooms (the directory's first grace period is over).
@@ -314,4 +321,77 @@ async fn a_member_of_a_stopped_home_resumes_through_another_node() {
     assert_eq!(id(&resumed), b_id, "{resumed}");
     assert_eq!(resumed["resumed"], true, "{resumed}");
     drop(n2);
+}
+
+/// Set in the re-run inside the network namespace.
+const INSIDE: &str = "PEERBOX_TEST_CLUSTER_NETNS";
+/// The namespace's addresses (TEST-NET-2): Redis, then one per node, one per client.
+const NET: &str = "198.51.100";
+
+/// The same call across nodes, each node and client on an address of its own (not loopback)
+/// in a network namespace made for the test, Redis on another.
+#[tokio::test]
+async fn nodes_on_their_own_addresses_relay_a_room() {
+    if std::env::var_os(INSIDE).is_some() {
+        return inside().await;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let name = "nodes_on_their_own_addresses_relay_a_room";
+    let run = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the namespace run ends within 60 s")
+        .expect("run unshare (util-linux; needs root)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "inside the namespace: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ip(cmd: &str) {
+    let ok = std::process::Command::new("ip")
+        .args(cmd.split_whitespace())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "ip {cmd}");
+}
+
+async fn inside() {
+    ip("link set lo up");
+    // Local addresses travel through lo whatever device holds them; what matters is that
+    // no socket is on 127.0.0.0/8 (and nothing may assume it is).
+    for i in 1..=9 {
+        ip(&format!("addr add {NET}.{i}/32 dev lo"));
+    }
+    let redis = Redis::on_ip(&format!("{NET}.9"), 6379).await;
+    let config = |id: &str| node_config(&format!("{NET}.9"), redis.port, id);
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let n = common::spawn_node_at(&config(&format!("n{i}")), &format!("{NET}.{i}:443")).await;
+        assert_eq!(
+            n.config.cluster.as_ref().unwrap().address.to_string(),
+            format!("{NET}.{i}:443")
+        );
+        wait_placing(&n, &format!("warm-up-{i}")).await;
+        nodes.push(n);
+    }
+    let client = |i: u8| -> std::net::IpAddr { format!("{NET}.{}", 4 + i).parse().unwrap() };
+    let mut a = common::signal::ws_from(&nodes[0], client(0)).await;
+    let a_id = id(&login(&mut a, "spread", "ann").await);
+    let mut b = common::signal::ws_from(&nodes[1], client(1)).await;
+    let b_id = id(&login(&mut b, "spread", "bob").await);
+    let mut c = common::signal::ws_from(&nodes[2], client(2)).await;
+    let c_id = id(&login(&mut c, "spread", "cat").await);
+    exchange(&mut a, &a_id, &mut b, &b_id, "ns-ab").await;
+    exchange(&mut b, &b_id, &mut c, &c_id, "ns-bc").await;
+    exchange(&mut c, &c_id, &mut a, &a_id, "ns-ca").await;
 }

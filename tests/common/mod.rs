@@ -92,6 +92,14 @@ pub async fn spawn_node(extra: &str) -> TestServer {
     spawn_inner(spec, None, None).await
 }
 
+/// Like [`spawn_node`], with the HTTPS listener bound to `https` (an address of the
+/// namespace the test made).
+pub async fn spawn_node_at(extra: &str, https: &str) -> TestServer {
+    let mut spec = Spec::new(extra, "", https, "127.0.0.1:0");
+    spec.node = true;
+    spawn_inner(spec, None, None).await
+}
+
 /// Like [`spawn`], with `turn_keys` (TOML keys) merged into the `[turn]` table, whose
 /// `listen` address is only known once bound.
 pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
