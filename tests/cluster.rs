@@ -184,10 +184,39 @@ async fn members_on_different_nodes_signal_each_other() {
     let free = random_check(&mut probe, "nowhere").await;
     assert_eq!(free["data"]["result"], "ok", "{free}");
 
+    // The relay path takes only what another node signed with the cluster's secret.
+    let client = "198.51.100.7:5000".parse().unwrap();
+    let forged = peerbox::cluster::link::authorization(
+        "not-the-cluster-secret-not-the-cluster-secret",
+        "n2",
+        client,
+        None,
+        peerbox::cluster::link::unix_now(),
+    );
+    for header in [None, Some(forged)] {
+        assert_eq!(relay_status(&n1, header).await, 403);
+    }
+
     // Bob leaves: the others hear it from the home node.
     drop(b);
     let gone = next_of(&mut a, "logout").await;
     assert_eq!(gone["from"], b_id.as_str(), "{gone}");
+}
+
+/// The HTTP status a WebSocket upgrade on the node relay path gets.
+async fn relay_status(node: &TestServer, header: Option<String>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let tls = node.tls_stream().await;
+    let url = format!("wss://localhost:{}/_peerbox/node", node.https.port());
+    let mut req = url.into_client_request().unwrap();
+    if let Some(h) = header {
+        req.headers_mut()
+            .insert(peerbox::cluster::link::HEADER, h.parse().unwrap());
+    }
+    match tokio_tungstenite::client_async(req, tls).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        other => panic!("relay upgrade was not refused: {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ pub fn handle(
             .as_ref()
             .and_then(|c| link::verify(c.secret.expose(), headers, link::unix_now()));
         let Some(f) = forwarded else {
-            tracing::info!(%peer, "node relay refused: not authenticated");
+            tracing::debug!(%peer, "node relay refused: not authenticated");
             return status(StatusCode::FORBIDDEN, "not a node of this cluster");
         };
         tracing::debug!(%peer, node = %escaped(&f.node), "node relay");
