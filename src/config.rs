@@ -5,10 +5,12 @@
 
 mod acme;
 mod check;
+mod cluster;
 mod sfu;
 
 pub use acme::{AcmeConfig, Challenge, LETS_ENCRYPT};
 pub use check::Warning;
+pub use cluster::ClusterConfig;
 pub use sfu::SfuConfig;
 
 use std::net::{IpAddr, SocketAddr};
@@ -77,6 +79,7 @@ struct RawConfig {
     metrics: RawMetrics,
     acme: acme::RawAcme,
     sfu: sfu::RawSfu,
+    cluster: cluster::RawCluster,
 }
 
 impl Default for RawConfig {
@@ -92,6 +95,7 @@ impl Default for RawConfig {
             metrics: RawMetrics::default(),
             acme: acme::RawAcme::default(),
             sfu: sfu::RawSfu::default(),
+            cluster: cluster::RawCluster::default(),
         }
     }
 }
@@ -290,6 +294,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub acme: AcmeConfig,
     pub sfu: SfuConfig,
+    /// `[cluster]`, when `enabled = true`; `None`: one node, no Redis.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `/metrics`, `/healthz` and `/readyz`, on listeners of their own.
@@ -543,6 +549,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     let https_turn = raw.https.turn && !raw.https.listen.is_empty();
     let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
     let sfu = sfu::validate(raw.sfu, turn.external_ip)?;
+    let cluster = cluster::validate(raw.cluster, &turn.secret)?;
     let acme = acme::validate(
         raw.acme,
         &hostname,
@@ -630,6 +637,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         },
         acme,
         sfu,
+        cluster,
     };
     check::listeners(&config)?;
     Ok(config)

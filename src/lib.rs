@@ -18,6 +18,8 @@
 //! - [`metrics`]: the monitoring listener: `/metrics` (read from the parts' own counters at
 //!   scrape time), `/healthz`, `/readyz`.
 //! - [`health`]: which listeners are served, and whether the server is stopping.
+//! - [`cluster`]: several nodes behind one name (off by default): the room directory in Redis
+//!   (each room has one home node) and the node-to-node relay of members on other nodes.
 //! - [`sfu`]: the selective forwarding unit for big rooms (off by default; the packet demux
 //!   and the forwarding table so far).
 //! - [`net`]: the accept loop every TCP listener shares; [`hex`]: lower-case hex.
@@ -28,6 +30,7 @@
 //! ports, so tests bind port 0 and pass their own shutdown token.
 
 pub mod acme;
+pub mod cluster;
 pub mod config;
 pub mod health;
 pub mod hex;
@@ -145,9 +148,12 @@ impl Server {
         health.expect(listeners.count());
         let tokens = Arc::new(acme::Http01Tokens::default());
         let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
-        let resume = signal::resume::ResumeKey::load_or_create(&config.tls.dir);
+        let resume = match &config.cluster {
+            Some(c) => signal::resume::ResumeKey::shared(c.secret.expose()),
+            None => signal::resume::ResumeKey::load_or_create(&config.tls.dir),
+        };
         match &resume.origin {
-            signal::resume::Origin::Loaded(_) => {}
+            signal::resume::Origin::Loaded(_) | signal::resume::Origin::Cluster => {}
             signal::resume::Origin::Created(path) => {
                 tracing::info!(path = %path.display(), "created the key that signs resume tokens")
             }
@@ -156,7 +162,11 @@ impl Server {
                 "resume tokens will not survive a restart (calls renegotiate after one)"
             ),
         }
-        let hub = signal::Hub::new(&config.rooms, turn.clone(), resume);
+        let cluster = match &config.cluster {
+            Some(c) => Some(cluster::Cluster::new(c)?),
+            None => None,
+        };
+        let hub = signal::Hub::new(&config.rooms, turn.clone(), resume, cluster.clone());
         let sessions = TaskTracker::new();
         let tasks = TaskTracker::new();
         let http_stop = CancellationToken::new();
@@ -228,6 +238,9 @@ impl Server {
             config.tls.watch_interval,
             http_stop.clone(),
         ));
+        if let Some(cluster) = cluster {
+            tasks.spawn(cluster.run(hub.clone(), http_stop.clone()));
+        }
         if config.acme.enabled {
             let acme = acme::Acme {
                 config: config.clone(),

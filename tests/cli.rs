@@ -62,6 +62,19 @@ fn version_and_check_config() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rooms.capacity"));
 
+    // A cluster without the shared TURN secret is refused, and the message says why.
+    let cluster = format!(
+        "{LOCAL}[cluster]\nenabled = true\nnode_id = \"a\"\naddress = \"10.0.0.2:443\"\n\
+         secret = \"0123456789abcdef0123456789abcdef\"\n"
+    );
+    let out = check_config(&write_config(dir.path(), &cluster));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("turn.secret") && err.contains("cluster"),
+        "{err}"
+    );
+
     let out = Command::new(BIN)
         .args(["--config", "/nonexistent/peerbox.toml"])
         .output()

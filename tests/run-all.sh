@@ -22,6 +22,8 @@ command -v unshare >/dev/null || need_pkgs+=(util-linux)
 # tests/e2e/tests/k-networks.test.mjs: home routers (NAT, UDP blocked) in network namespaces
 command -v iptables >/dev/null || need_pkgs+=(iptables)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
+# tests/cluster.rs: a real Redis holding the room directory of three nodes
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 if ((${#need_pkgs[@]})); then
     step "installing Debian packages: ${need_pkgs[*]}"
     apt-get update -q

@@ -17,8 +17,9 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::App;
 use super::headers::{built, status};
+use crate::cluster::link;
 use crate::config::AllowedOrigins;
-use crate::signal::session::escaped;
+use crate::signal::session::{Via, escaped};
 
 /// Whether the request asks for a WebSocket upgrade (on any path, as the seed client does).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -61,8 +62,26 @@ pub fn handle(
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return status(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
-    let host = request_host(&req);
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    let mut host = request_host(&req);
+    let mut peer = peer;
+    let mut via = Via::Client;
+    // Only a cluster node has the path: one node serves every path as before.
+    if app.config.cluster.is_some() && req.uri().path() == link::PATH {
+        // Another node relays one of its members (see `cluster::link`): that member's address
+        // and host count, not the node's.
+        let forwarded = app
+            .config
+            .cluster
+            .as_ref()
+            .and_then(|c| link::verify(c.secret.expose(), headers, link::unix_now()));
+        let Some(f) = forwarded else {
+            tracing::debug!(%peer, "node relay refused: not authenticated");
+            return status(StatusCode::FORBIDDEN, "not a node of this cluster");
+        };
+        tracing::debug!(%peer, node = %escaped(&f.node), "node relay");
+        (peer, host) = (f.client, f.host);
+        via = Via::Node;
+    } else if let Some(origin) = headers.get(header::ORIGIN) {
         let own = own_host(&app.config.hostname, host.as_deref());
         if !origin_allowed(origin.as_bytes(), own, &app.config.rooms.allowed_origins) {
             let shown = String::from_utf8_lossy(origin.as_bytes());
@@ -94,7 +113,7 @@ pub fn handle(
                     Some(config),
                 )
                 .await;
-                crate::signal::session::run(ws, peer, host, hub, shutdown).await;
+                crate::signal::session::run(ws, peer, host, via, hub, shutdown).await;
             }
             Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         }

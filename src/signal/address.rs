@@ -166,6 +166,7 @@ mod tests {
             &c.rooms,
             Arc::new(NoIce),
             crate::signal::resume::ResumeKey::ephemeral(),
+            None,
         )
     }
 

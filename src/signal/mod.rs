@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::cluster::Cluster;
 use crate::config::RoomsConfig;
 use crate::limit::lock;
 use address::Connections;
@@ -55,6 +56,8 @@ pub struct Hub {
     pub(crate) ice: Arc<dyn IceProvider>,
     pub(crate) resume: ResumeKey,
     pub stats: stats::Stats,
+    /// `[cluster]`: the room directory and the links to other nodes; `None` on one node.
+    pub(crate) cluster: Option<Arc<Cluster>>,
     rooms: Mutex<Rooms>,
     connections: Mutex<Connections>,
 }
@@ -77,11 +80,17 @@ pub(crate) struct LoginOutcome {
 }
 
 impl Hub {
-    pub fn new(config: &RoomsConfig, ice: Arc<dyn IceProvider>, resume: ResumeKey) -> Arc<Hub> {
+    pub fn new(
+        config: &RoomsConfig,
+        ice: Arc<dyn IceProvider>,
+        resume: ResumeKey,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             config: config.clone(),
             ice,
             resume,
+            cluster,
             stats: stats::Stats::default(),
             rooms: Mutex::new(
                 Rooms::new(config.capacity, config.max_rooms, config.max_rooms_per_ip)
@@ -104,6 +113,18 @@ impl Hub {
         }
     }
 
+    /// The ids of the rooms held here (what this node re-publishes to the directory).
+    pub fn room_ids(&self) -> Vec<String> {
+        lock(&self.rooms).ids()
+    }
+
+    /// Tells the directory that `room`, which this node was the home of, is gone.
+    fn closed(&self, room: Option<String>) {
+        if let (Some(cluster), Some(room)) = (&self.cluster, room) {
+            cluster.room_closed(&room);
+        }
+    }
+
     /// Whether a room with this id exists now.
     pub fn room_exists(&self, room: &str) -> bool {
         lock(&self.rooms).exists(room)
@@ -118,8 +139,15 @@ impl Hub {
         entry: Entry<'_>,
     ) -> Result<LoginOutcome, SignalError> {
         let mut out = Outbox::default();
-        let result = lock(&self.rooms).join(me, room, entry, Instant::now(), &mut out);
+        let (result, closed) = {
+            let mut rooms = lock(&self.rooms);
+            let result = rooms.join(me, room, entry, Instant::now(), &mut out);
+            let left = result.as_ref().ok().and_then(|j| j.left.as_ref());
+            let closed = left.filter(|r| !rooms.exists(r)).cloned();
+            (result, closed)
+        };
         out.deliver();
+        self.closed(closed);
         result.map(|j| LoginOutcome {
             left: j.left,
             resumed: j.resumed,
@@ -184,8 +212,14 @@ impl Hub {
     /// `endCall` from `from` (host only).
     pub(crate) fn end_call(&self, from: &str) -> Result<(), SignalError> {
         let mut out = Outbox::default();
-        let result = lock(&self.rooms).end(from, &mut out);
+        let (result, closed) = {
+            let mut rooms = lock(&self.rooms);
+            let room = rooms.room_of(from).map(str::to_owned);
+            let result = rooms.end(from, &mut out);
+            (result, room.filter(|r| !rooms.exists(r)))
+        };
         out.deliver();
+        self.closed(closed);
         result
     }
 
@@ -216,12 +250,14 @@ impl Hub {
     /// connection holds `id`.
     pub(crate) fn leave(&self, id: &str, peer: &Arc<Peer>) -> (Option<String>, bool) {
         let mut out = Outbox::default();
-        let (left, held) = {
+        let (left, held, closed) = {
             let mut rooms = lock(&self.rooms);
             let left = rooms.leave_if(id, peer, Instant::now(), &mut out);
-            (left, rooms.holds(id))
+            let closed = left.as_ref().filter(|r| !rooms.exists(r)).cloned();
+            (left, rooms.holds(id), closed)
         };
         out.deliver();
+        self.closed(closed);
         (left, held)
     }
 

@@ -87,6 +87,8 @@ pub enum SignalError {
     NotHost,
     #[error("room names must be at least {0} characters")]
     RoomNameTooShort(usize),
+    #[error("The servers cannot place this room right now; try again in a moment.")]
+    Unavailable,
 }
 
 impl From<FieldsError> for SignalError {
@@ -124,6 +126,7 @@ impl SignalError {
             LobbyClosed => "lobby-closed",
             NotHost => "not-host",
             RoomNameTooShort(_) => "room-name-too-short",
+            Unavailable => "unavailable",
         }
     }
 
@@ -786,6 +789,7 @@ mod tests {
             (SignalError::LobbyClosed, "lobby-closed", ""),
             (SignalError::NotHost, "not-host", ""),
             (SignalError::RoomNameTooShort(8), "room-name-too-short", ""),
+            (SignalError::Unavailable, "unavailable", ""),
         ];
         for (e, kind, text) in cases {
             let v: Value = serde_json::from_str(&e.to_frame()).unwrap_or_default();

@@ -31,6 +31,8 @@ pub enum Origin {
     Created(PathBuf),
     /// The ssl dir could not hold it: tokens do not survive a restart.
     Ephemeral(String),
+    /// Derived from `cluster.secret`: every node verifies every node's tokens.
+    Cluster,
 }
 
 /// The key resume tokens are signed with.
@@ -78,6 +80,16 @@ impl ResumeKey {
             Err(why) => Origin::Ephemeral(why),
         };
         ResumeKey::from_bytes(&bytes, origin)
+    }
+
+    /// The key every node of a cluster derives from the shared `cluster.secret`, so that a
+    /// member resumes its session on whichever node it reconnects to.
+    pub fn shared(secret: &str) -> ResumeKey {
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+            b"peerbox cluster resume key v1",
+        );
+        ResumeKey::from_bytes(derived.as_ref(), Origin::Cluster)
     }
 
     /// A key of its own, kept in memory (tests, and an ssl dir that cannot be written).

@@ -267,6 +267,11 @@ impl Rooms {
         self
     }
 
+    /// The ids of every room.
+    pub fn ids(&self) -> Vec<String> {
+        self.rooms.keys().cloned().collect()
+    }
+
     pub fn exists(&self, room: &str) -> bool {
         self.rooms.contains_key(room)
     }

@@ -26,6 +26,8 @@ use super::address::{Admission, Allowance, read_pause};
 use super::password::{self, Key, Salt};
 use super::protocol::{self, ClientMessage, MAX_CONTROL_BYTES, Resume, RoomChange, SignalError};
 use super::room::{Entry, Member, Peer};
+use crate::cluster::Home;
+use crate::cluster::link::{HomeEnd, Link, Target};
 use crate::config::Secret;
 use crate::limit::{AddrKey, TokenBucket, lock};
 
@@ -42,11 +44,22 @@ const BATCH: usize = 64;
 type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 type Stream<S> = SplitStream<WebSocketStream<S>>;
 
+/// Who is at the other end of the WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A client (a browser, the seed's page, a script).
+    Client,
+    /// Another node of the cluster relaying one of its members (`cluster::link`): such a
+    /// session is never relayed on to a third node.
+    Node,
+}
+
 /// Serves one upgraded connection until it ends; never panics on input.
 pub async fn run<S>(
     ws: WebSocketStream<S>,
     peer: SocketAddr,
     host: Option<String>,
+    via: Via,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
 ) where
@@ -56,7 +69,7 @@ pub async fn run<S>(
     // Only what the server chose goes in the span: the room is a field of the events that
     // change it (recording it here appended it again on every login).
     let span = tracing::info_span!("session", peer = %peer, session = %id);
-    serve(ws, peer, host, hub, shutdown, id)
+    serve(ws, peer, host, via, hub, shutdown, id)
         .instrument(span)
         .await
 }
@@ -80,6 +93,8 @@ enum End {
     Removed,
     /// Another connection resumed this session.
     Replaced,
+    /// The room's home node ended the relay of this member (or could not be reached).
+    Home,
 }
 
 impl End {
@@ -95,6 +110,7 @@ impl End {
             End::NotUtf8 => "invalid UTF-8",
             End::Removed => "removed by the host",
             End::Replaced => "resumed on another connection",
+            End::Home => "home node gone",
         }
     }
 
@@ -111,6 +127,7 @@ impl End {
             End::NotUtf8 => "not_utf8",
             End::Removed => "removed",
             End::Replaced => "replaced",
+            End::Home => "home",
         }
     }
 
@@ -121,7 +138,8 @@ impl End {
             End::Idle => CloseCode::Normal,
             End::TooBig => CloseCode::Size,
             End::TooSlow | End::Removed => CloseCode::Policy,
-            End::Shutdown => CloseCode::Away,
+            // Like a restart: the client reconnects and resumes, and its room is placed again.
+            End::Shutdown | End::Home => CloseCode::Away,
             End::Protocol => CloseCode::Protocol,
             End::NotUtf8 => CloseCode::Invalid,
             End::Replaced => CloseCode::from(REPLACED),
@@ -149,6 +167,7 @@ async fn serve<S>(
     ws: WebSocketStream<S>,
     addr: SocketAddr,
     host: Option<String>,
+    via: Via,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
     id: String,
@@ -195,7 +214,12 @@ async fn serve<S>(
         hub: hub.clone(),
         id,
         host,
+        via,
+        addr,
+        link: None,
+        home_end: HomeEnd::default(),
     };
+    let home_gone = session.home_end.gone.clone();
     // The payload of our last ping: only the pong that echoes it proves the peer reads.
     let ping = AtomicU64::new(0);
     let (idle, every) = (c.idle_timeout, c.ping_interval);
@@ -207,8 +231,16 @@ async fn serve<S>(
             e = writer => e,
             _ = me.kick.cancelled() => End::TooSlow,
             _ = me.replaced.cancelled() => End::Replaced,
+            _ = home_gone.cancelled() => End::Home,
             _ = shutdown.cancelled() => End::Shutdown,
         }
+    };
+    // The home's own close frame, if it sent one: the client hears what the home decided.
+    let close = match end {
+        End::Home => lock(&session.home_end.close)
+            .take()
+            .or_else(|| end.close_frame()),
+        _ => end.close_frame(),
     };
     let (left, held) = hub.leave(&session.id, &me);
     if let Some(room) = left {
@@ -223,7 +255,7 @@ async fn serve<S>(
     drop(session);
     // Frames still queued are dropped with the receiver, before the close handshake's wait.
     drop(rx);
-    finish(&mut sink, &mut stream, end.close_frame()).await;
+    finish(&mut sink, &mut stream, close).await;
 }
 
 /// Sends `close` (or completes the client's close handshake) and waits, briefly, for the
@@ -432,10 +464,29 @@ struct Session {
     pending: Option<Pending>,
     /// While it knocks at a lobby: when it stops waiting.
     knock_deadline: Option<Instant>,
+    via: Via,
+    /// The client's address (a relay to another node carries it).
+    addr: SocketAddr,
+    /// While its room lives on another node: the relay there, which gets every frame.
+    link: Option<Link>,
+    /// Shared with the links it opens: how the home node ended one.
+    home_end: HomeEnd,
 }
 
-/// A message waiting for its password to be stretched (with the salt of its room).
+/// A message waiting for something slow: its password to be stretched (with the salt of its
+/// room), or the cluster's directory.
 enum Pending {
+    /// `randomCheck` for a room this node does not hold.
+    Check { room: String },
+    /// A login to a room this node does not hold: where does it live? `frame` is the login
+    /// as sent, for the home node if that is another.
+    Place {
+        room: String,
+        username: String,
+        resume: Option<Resume>,
+        password: Option<Secret>,
+        frame: Utf8Bytes,
+    },
     Login {
         room: String,
         username: String,
@@ -511,16 +562,18 @@ impl Session {
             }
             return pause;
         }
-        let result = frame
-            .and_then(|text| {
-                // Cheap checks first: before a room only a relay may be this long, and a
-                // relay needs a room.
-                if !self.in_room && text.len() > MAX_CONTROL_BYTES {
-                    return Err(SignalError::NotInRoom);
-                }
-                protocol::parse(text)
-            })
-            .and_then(|msg| self.handle(msg));
+        let result = frame.and_then(|text| {
+            if self.link.is_some() && self.relays(text) {
+                return self.forward(text);
+            }
+            // Cheap checks first: before a room only a relay may be this long, and a
+            // relay needs a room.
+            if !self.in_room && text.len() > MAX_CONTROL_BYTES {
+                return Err(SignalError::NotInRoom);
+            }
+            let msg = protocol::parse(text)?;
+            self.handle(msg, text)
+        });
         if let Err(e) = result {
             tracing::debug!(error_type = e.error_type(), "refused message");
             self.hub.stats.error(&e);
@@ -529,21 +582,74 @@ impl Session {
         pause
     }
 
-    fn handle(&mut self, msg: ClientMessage<'_>) -> Result<(), SignalError> {
+    /// Whether `text` goes to the home node over the link: everything but a login to
+    /// another room, which ends the link (the home's session leaves the room) first.
+    fn relays(&mut self, text: &str) -> bool {
+        let to_other_room = match protocol::parse(text) {
+            Ok(ClientMessage::Login { room, .. }) => {
+                self.link.as_ref().is_some_and(|l| l.room != room)
+            }
+            _ => false,
+        };
+        if to_other_room {
+            self.link = None;
+            self.in_room = false;
+            tracing::info!(reason = "login elsewhere", "left relayed room");
+        }
+        !to_other_room
+    }
+
+    /// Hands a frame to the link; a link whose queue is full (the home does not keep up)
+    /// ends this session as too slow, as a full outbound queue does.
+    fn forward(&mut self, text: &str) -> Result<(), SignalError> {
+        let Some(link) = &self.link else {
+            return Err(SignalError::NotInRoom);
+        };
+        if !link.forward(Utf8Bytes::from(text)) {
+            tracing::debug!("relay to home node full");
+            self.me.kick.cancel();
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: ClientMessage<'_>, text: &str) -> Result<(), SignalError> {
         let kind = msg.kind();
         tracing::debug!(kind, "message");
         self.hub.stats.message(kind);
         match msg {
             ClientMessage::RandomCheck { room } => {
                 let exists = self.hub.room_exists(&room);
-                self.me.send(protocol::random_check_result(&room, exists));
+                if !exists && self.hub.cluster.is_some() {
+                    self.pending = Some(Pending::Check { room });
+                } else {
+                    self.me.send(protocol::random_check_result(&room, exists));
+                }
             }
             ClientMessage::Login {
                 room,
                 username,
                 resume,
                 password,
-            } => self.login(room, username, resume, password)?,
+            } if self.hub.cluster.is_some() && !self.hub.room_exists(&room) => {
+                // Refused before anything changes, as on one node.
+                self.take_credentials()?;
+                self.pending = Some(Pending::Place {
+                    room,
+                    username,
+                    resume,
+                    password,
+                    frame: Utf8Bytes::from(text),
+                });
+            }
+            ClientMessage::Login {
+                room,
+                username,
+                resume,
+                password,
+            } => {
+                self.take_credentials()?;
+                self.login(room, username, resume, password)?
+            }
             ClientMessage::Relay { to, fields, .. } => {
                 let id = self.id.as_str();
                 let relayed = self
@@ -596,12 +702,24 @@ impl Session {
         Ok(())
     }
 
-    /// Finishes the message that waited for a password to be stretched.
+    /// Finishes the message that waited (which may leave another wait: a login placed here
+    /// whose password must be stretched).
     async fn run_pending(&mut self) {
-        let Some(pending) = self.pending.take() else {
-            return;
-        };
+        while let Some(pending) = self.pending.take() {
+            self.finish_pending(pending).await;
+        }
+    }
+
+    async fn finish_pending(&mut self, pending: Pending) {
         let result = match pending {
+            Pending::Check { room } => self.check(&room).await,
+            Pending::Place {
+                room,
+                username,
+                resume,
+                password,
+                frame,
+            } => self.place(room, username, resume, password, frame).await,
             Pending::Login {
                 room,
                 username,
@@ -656,6 +774,75 @@ impl Session {
         Err(SignalError::CredentialsRateLimited)
     }
 
+    /// `randomCheck` for a room not held here: asks the directory.
+    async fn check(&mut self, room: &str) -> Result<(), SignalError> {
+        let Some(cluster) = self.hub.cluster.clone() else {
+            return Err(SignalError::Unavailable);
+        };
+        let exists = self.hub.room_exists(room) || cluster.exists(room).await?;
+        self.me.send(protocol::random_check_result(room, exists));
+        Ok(())
+    }
+
+    /// A login to a room not held here: joins it here if this node is (or becomes) its home,
+    /// or relays this member to the home node.
+    async fn place(
+        &mut self,
+        room: String,
+        username: String,
+        resume: Option<Resume>,
+        password: Option<Secret>,
+        frame: Utf8Bytes,
+    ) -> Result<(), SignalError> {
+        let Some(cluster) = self.hub.cluster.clone() else {
+            return Err(SignalError::Unavailable);
+        };
+        let home = match cluster.place(&room).await {
+            Ok(home) => home,
+            Err(e) => {
+                tracing::info!(room = %escaped(&room), "room not placed: directory unavailable");
+                return Err(e);
+            }
+        };
+        let address = match home {
+            Home::Here => return self.login(room, username, resume, password),
+            // A relayed member goes no further: the directory moved the room meanwhile, and
+            // the client's retry finds the new home from its own node.
+            Home::Node { .. } if self.via == Via::Node => return Err(SignalError::Unavailable),
+            Home::Node { address, id } => {
+                tracing::info!(room = %escaped(&room), home = %escaped(&id), "relaying to home node");
+                address
+            }
+        };
+        // Leaving the room it is in here, if any, as a login elsewhere does on one node.
+        let (left, _) = self.hub.leave(&self.id, &self.me);
+        if let Some(left) = left {
+            tracing::info!(room = %escaped(&left), reason = "login elsewhere", "left room");
+        }
+        let target = Target {
+            home: address,
+            node: &cluster.config.node_id,
+            secret: cluster.config.secret.expose(),
+            client: self.addr,
+            host: self.host.as_deref(),
+            max_message_bytes: self.hub.config.max_message_bytes,
+        };
+        let link = Link::open(
+            target,
+            cluster.connector.clone(),
+            room,
+            self.me.clone(),
+            self.hub.config.outbound_queue,
+            self.home_end.clone(),
+        );
+        link.forward(frame);
+        self.link = Some(link);
+        self.in_room = true;
+        self.knock_deadline = None;
+        Ok(())
+    }
+
+    /// A login (its credentials already taken) to a room held here, or one to be made here.
     fn login(
         &mut self,
         room: String,
@@ -663,8 +850,6 @@ impl Session {
         resume: Option<Resume>,
         password: Option<Secret>,
     ) -> Result<(), SignalError> {
-        // Refused before anything changes: the client stays in the room it is in.
-        self.take_credentials()?;
         if let Some(password) = password {
             if let Some(salt) = self.hub.password_salt(&room) {
                 // A try is spent only by a wrong password, but one must be left to try.

@@ -25,7 +25,7 @@ pub const MESSAGE_TYPES: [&str; 14] = [
 ];
 
 /// Every `errorType` of `docs/protocol.md` ([`SignalError::error_type`]).
-pub const ERROR_TYPES: [&str; 18] = [
+pub const ERROR_TYPES: [&str; 19] = [
     "bad-request",
     "full",
     "not-in-room",
@@ -44,12 +44,13 @@ pub const ERROR_TYPES: [&str; 18] = [
     "lobby-closed",
     "not-host",
     "room-name-too-short",
+    "unavailable",
 ];
 
 /// Why a WebSocket session ended (the session's `End`, and `refused` at admission).
-pub const CLOSE_REASONS: [&str; 11] = [
+pub const CLOSE_REASONS: [&str; 12] = [
     "closed", "gone", "idle", "too_big", "too_slow", "shutdown", "protocol", "not_utf8", "removed",
-    "replaced", "refused",
+    "replaced", "refused", "home",
 ];
 
 /// Which allowance dropped a message or refused credentials.
@@ -140,6 +141,7 @@ mod tests {
             LobbyClosed,
             NotHost,
             RoomNameTooShort(1),
+            Unavailable,
         ];
         let stats = Stats::default();
         for e in &all {

@@ -84,6 +84,22 @@ pub async fn spawn_on(
     spawn_inner(Spec::new(extra, "", https, http), dir, None).await
 }
 
+/// Like [`spawn`], as a node of a cluster (`extra` enables `[cluster]`): its
+/// `cluster.address` is the HTTPS listener it was given.
+pub async fn spawn_node(extra: &str) -> TestServer {
+    let mut spec = Spec::new(extra, "", "127.0.0.1:0", "127.0.0.1:0");
+    spec.node = true;
+    spawn_inner(spec, None, None).await
+}
+
+/// Like [`spawn_node`], with the HTTPS listener bound to `https` (an address of the
+/// namespace the test made).
+pub async fn spawn_node_at(extra: &str, https: &str) -> TestServer {
+    let mut spec = Spec::new(extra, "", https, "127.0.0.1:0");
+    spec.node = true;
+    spawn_inner(spec, None, None).await
+}
+
 /// Like [`spawn`], with `turn_keys` (TOML keys) merged into the `[turn]` table, whose
 /// `listen` address is only known once bound.
 pub async fn spawn_with_turn(turn_keys: &str) -> TestServer {
@@ -102,6 +118,8 @@ struct Spec {
     turn_keys: String,
     https: String,
     http: String,
+    /// Whether `[cluster] address` is set to the HTTPS listener.
+    node: bool,
 }
 
 impl Spec {
@@ -111,6 +129,7 @@ impl Spec {
             turn_keys: turn_keys.into(),
             https: https.into(),
             http: http.into(),
+            node: false,
         }
     }
 }
@@ -168,6 +187,14 @@ async fn spawn_inner(
     turn.insert("turn".into(), Value::Table(parse_toml(&spec.turn_keys)));
     merge(&mut config, turn);
     merge(&mut config, parse_toml(&spec.extra));
+    if spec.node {
+        let mut cluster = toml::Table::new();
+        cluster.insert(
+            "cluster".into(),
+            section(&[("address", ha.to_string().into())]),
+        );
+        merge(&mut config, cluster);
+    }
     let text = toml::to_string(&config).expect("config serializes");
     let path = dir.path().join("config.toml");
     std::fs::write(&path, &text).expect("write config");

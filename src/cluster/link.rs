@@ -1,0 +1,396 @@
+//! The node-to-node relay. A member whose room lives on another node keeps its WebSocket on
+//! the node it reached (the edge); the edge opens one WSS connection per such member to the
+//! home node's HTTPS port, on [`PATH`], and copies frames both ways. The home serves it with
+//! its ordinary session code (rate limits, login, resume, host powers), under the member's
+//! own client address, so nothing in the room logic knows about nodes.
+//!
+//! Why one connection per member rather than one multiplexed link per pair of nodes: TCP's
+//! flow control and the existing bounded queues then apply per member (one slow member
+//! cannot stall another's frames), a broken link ends one session, which resumes, and the
+//! home needs no second session implementation. Why the HTTPS port: the other nodes need
+//! nothing open beyond what clients already reach.
+//!
+//! Authentication: the upgrade request carries [`HEADER`], an HMAC-SHA256 under
+//! `cluster.secret` of the edge's node id, the time, the member's client address and host;
+//! the home refuses it unless it verifies and is at most [`SKEW`] seconds old. The edge does
+//! not check the home's certificate (nodes are addressed by IP, often with self-signed
+//! certificates), so the link is confidential only against passive listeners: keep node
+//! addresses on a private network (docs/architecture.md, "Cluster").
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use hyper::header::HeaderMap;
+use ring::hmac;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use crate::limit::lock;
+use crate::signal::room::Peer;
+pub use crate::turn::credentials::unix_now;
+
+/// The path of the node-to-node upgrade on the HTTPS port.
+pub const PATH: &str = "/_peerbox/node";
+/// The request header that authenticates the edge node.
+pub const HEADER: &str = "x-peerbox-relay";
+/// How old (or how far ahead) a relay authorization may be.
+pub const SKEW: u64 = 60;
+/// Bound of the TCP connect, TLS and WebSocket handshakes to the home node.
+const CONNECT: Duration = Duration::from_secs(3);
+const CONTEXT: &str = "peerbox relay v1";
+
+/// What the home learns from a verified relay request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub node: String,
+    pub client: SocketAddr,
+    pub host: Option<String>,
+}
+
+fn mac(secret: &str, node: &str, time: u64, client: SocketAddr, host: &str) -> hmac::Tag {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let text = format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}");
+    hmac::sign(&key, text.as_bytes())
+}
+
+/// The [`HEADER`] value: `<node> <unix time> <client address> <host or -> <hex mac>`.
+pub fn authorization(
+    secret: &str,
+    node: &str,
+    client: SocketAddr,
+    host: Option<&str>,
+    time: u64,
+) -> String {
+    let host = host.unwrap_or("-");
+    let tag = mac(secret, node, time, client, host);
+    format!(
+        "{node} {time} {client} {host} {}",
+        crate::hex::encode(tag.as_ref())
+    )
+}
+
+/// The edge's node and the member it relays, if [`HEADER`] verifies under `secret` at `now`.
+pub fn verify(secret: &str, headers: &HeaderMap, now: u64) -> Option<Forwarded> {
+    let value = headers.get(HEADER)?.to_str().ok()?;
+    let mut parts = value.split(' ');
+    let (node, time, client, host, tag) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if parts.next().is_some() {
+        return None;
+    }
+    let time: u64 = time.parse().ok()?;
+    if time.abs_diff(now) > SKEW {
+        return None;
+    }
+    let client: SocketAddr = client.parse().ok()?;
+    let tag = decode_hex(tag)?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let text = format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}");
+    hmac::verify(&key, text.as_bytes(), &tag).ok()?;
+    Some(Forwarded {
+        node: node.to_owned(),
+        client,
+        host: (host != "-").then(|| host.to_owned()),
+    })
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The TLS client for links: any certificate is accepted (see the module comment); the
+/// handshake signatures are still checked, with ring.
+pub fn connector() -> TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
+        });
+    match config {
+        Ok(mut c) => {
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            TlsConnector::from(Arc::new(c))
+        }
+        // The ring provider always supports the default versions.
+        Err(e) => unreachable!("ring supports TLS 1.2 and 1.3: {e}"),
+    }
+}
+
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// What a session shares with the links it opens: set when the home ended the relay, and
+/// the close frame the home sent (given to the client as it is: 4001 replaced, 1008 removed,
+/// 1001 shutting down).
+#[derive(Debug, Default, Clone)]
+pub struct HomeEnd {
+    pub gone: CancellationToken,
+    pub close: Arc<Mutex<Option<CloseFrame>>>,
+}
+
+/// One member's relay to its room's home node: frames from the member go into a bounded
+/// queue the link's task writes; frames from the home go into the member's own queue.
+#[derive(Debug)]
+pub struct Link {
+    /// The room it was opened for.
+    pub room: String,
+    tx: mpsc::Sender<Utf8Bytes>,
+    /// Cancelled when the session lets go of this link (it must not end the session then).
+    dropped: CancellationToken,
+}
+
+/// Where and as whom a link connects.
+pub struct Target<'a> {
+    pub home: SocketAddr,
+    pub node: &'a str,
+    pub secret: &'a str,
+    pub client: SocketAddr,
+    pub host: Option<&'a str>,
+    pub max_message_bytes: usize,
+}
+
+impl Link {
+    /// Starts the link's task; frames given to [`Link::forward`] meanwhile wait in its queue.
+    pub fn open(
+        target: Target<'_>,
+        connector: TlsConnector,
+        room: String,
+        peer: Arc<Peer>,
+        queue: usize,
+        end: HomeEnd,
+    ) -> Link {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let dropped = CancellationToken::new();
+        let auth = authorization(
+            target.secret,
+            target.node,
+            target.client,
+            target.host,
+            unix_now(),
+        );
+        let task = Task {
+            home: target.home,
+            auth,
+            connector,
+            max: target.max_message_bytes,
+            rx,
+            peer,
+            end,
+            dropped: dropped.clone(),
+        };
+        tokio::spawn(task.run());
+        Link { room, tx, dropped }
+    }
+
+    /// Queues a frame for the home; `false` when the queue is full (the home is not reading).
+    pub fn forward(&self, frame: Utf8Bytes) -> bool {
+        self.tx.try_send(frame).is_ok()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.dropped.cancel();
+    }
+}
+
+struct Task {
+    home: SocketAddr,
+    auth: String,
+    connector: TlsConnector,
+    max: usize,
+    rx: mpsc::Receiver<Utf8Bytes>,
+    peer: Arc<Peer>,
+    end: HomeEnd,
+    dropped: CancellationToken,
+}
+
+type LinkWs = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl Task {
+    async fn connect(&self) -> anyhow::Result<LinkWs> {
+        let tcp = TcpStream::connect(self.home).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::IpAddress(self.home.ip().into());
+        let tls = self.connector.connect(name, tcp).await?;
+        let mut req = format!("wss://{}{PATH}", self.home).into_client_request()?;
+        req.headers_mut().insert(HEADER, self.auth.parse()?);
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(self.max);
+        config.max_frame_size = Some(self.max);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(req, tls, Some(config)).await?;
+        Ok(ws)
+    }
+
+    async fn run(mut self) {
+        let ws = tokio::select! {
+            r = tokio::time::timeout(CONNECT, self.connect()) => match r {
+                Ok(Ok(ws)) => ws,
+                Ok(Err(e)) => {
+                    tracing::info!(home = %self.home, error = %e, "relay to home node failed");
+                    return self.ended();
+                }
+                Err(_) => {
+                    tracing::info!(home = %self.home, "relay to home node timed out");
+                    return self.ended();
+                }
+            },
+            _ = self.dropped.cancelled() => return,
+        };
+        let (mut sink, mut stream) = ws.split();
+        loop {
+            tokio::select! {
+                frame = self.rx.recv() => match frame {
+                    Some(f) => {
+                        if sink.send(Message::Text(f)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => {
+                        // The member's session let go: close, so the home's session leaves
+                        // the room now rather than at its idle timeout.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            sink.send(Message::Close(None)).await?;
+                            while let Some(Ok(_)) = stream.next().await {}
+                            Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+                        })
+                        .await;
+                        return;
+                    }
+                },
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(t))) => self.peer.send(t),
+                    Some(Ok(Message::Close(frame))) => {
+                        *lock(&self.end.close) = frame;
+                        break;
+                    }
+                    // tungstenite answers the home's pings itself.
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                },
+            }
+        }
+        self.ended();
+    }
+
+    fn ended(&self) {
+        if !self.dropped.is_cancelled() {
+            self.end.gone.cancel();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn authorization_round_trips_and_refuses_tampering() {
+        let client: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        let good = authorization(SECRET, "b", client, Some("peerbox.test"), 1000);
+        let want = Forwarded {
+            node: "b".into(),
+            client,
+            host: Some("peerbox.test".into()),
+        };
+        assert_eq!(verify(SECRET, &headers(&good), 1000), Some(want.clone()));
+        assert_eq!(verify(SECRET, &headers(&good), 1000 + SKEW), Some(want));
+        let no_host = authorization(SECRET, "b", client, None, 1000);
+        assert_eq!(
+            verify(SECRET, &headers(&no_host), 1000).map(|f| f.host),
+            Some(None)
+        );
+        let other = "another-secret-another-secret-xx";
+        let cases = [
+            (verify(SECRET, &headers(&good), 1000 + SKEW + 1), "too old"),
+            (verify(SECRET, &headers(&good), 1000 - SKEW - 1), "ahead"),
+            (verify(other, &headers(&good), 1000), "other secret"),
+            (
+                verify(
+                    SECRET,
+                    &headers(&good.replace("198.51.100.7", "198.51.100.8")),
+                    1000,
+                ),
+                "client changed",
+            ),
+            (
+                verify(SECRET, &headers(&good.replacen("b ", "c ", 1)), 1000),
+                "node changed",
+            ),
+            (verify(SECRET, &headers("b 1000"), 1000), "short"),
+            (verify(SECRET, &HeaderMap::new(), 1000), "missing"),
+        ];
+        for (got, case) in cases {
+            assert_eq!(got, None, "{case}");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Several nodes behind one name (`[cluster]`, off by default): Redis is the room directory,
+//! never the message path.
+//!
+//! - [`directory`]: the keys and the Lua scripts that place a room on one home node.
+//! - [`link`]: the node-to-node relay: a member connected to another node than its room's
+//!   home is served by the home's ordinary session code over an authenticated WSS connection.
+//!
+//! A room lives on one node (its home), whose [`crate::signal::Hub`] holds every member, so
+//! joins, capacity, host powers and routing are the single-node code, exact under concurrent
+//! logins arriving on different nodes. Redis is asked only when a login names a room this node
+//! does not hold, and for `randomCheck`; every call is bounded by `cluster.redis_timeout_ms`,
+//! and a failure answers that client `unavailable` without holding anyone else up. Rooms in
+//! progress need no Redis: their relays are direct connections between nodes.
+
+pub mod directory;
+pub mod link;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ClusterConfig;
+use crate::signal::Hub;
+use crate::signal::protocol::SignalError;
+use crate::signal::session::escaped;
+
+/// Where a room lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Home {
+    /// On this node.
+    Here,
+    /// On another node, reached at this address.
+    Node { id: String, address: SocketAddr },
+}
+
+/// This node's membership in the cluster: its Redis connection and whether it has published
+/// its rooms since the directory last lost them.
+pub struct Cluster {
+    pub config: ClusterConfig,
+    redis: ConnectionManager,
+    /// The TLS client of links to other nodes.
+    pub connector: tokio_rustls::TlsConnector,
+    /// False until this node's liveness key is in Redis and its rooms re-published.
+    published: AtomicBool,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node_id", &self.config.node_id)
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// A cluster member whose Redis connection is made on first use (the node starts, and
+    /// serves the rooms it holds, while Redis is down) and remade after it breaks.
+    pub fn new(config: &ClusterConfig) -> anyhow::Result<Arc<Cluster>> {
+        let client = redis::Client::open(config.redis.as_str())
+            .map_err(|e| anyhow::anyhow!("cluster.redis: {e}"))?;
+        let timeout = config.redis_timeout;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let redis = ConnectionManager::new_lazy_with_config(client, manager)
+            .map_err(|e| anyhow::anyhow!("cluster.redis: {e}"))?;
+        Ok(Arc::new(Cluster {
+            config: config.clone(),
+            redis,
+            connector: link::connector(),
+            published: AtomicBool::new(false),
+        }))
+    }
+
+    /// Runs `script` under the Redis timeout; any failure is `unavailable`.
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, SignalError> {
+        let mut con = self.redis.clone();
+        match tokio::time::timeout(self.config.redis_timeout, invocation.invoke_async(&mut con))
+            .await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::debug!(what, error = %e, "redis call failed");
+                Err(SignalError::Unavailable)
+            }
+            Err(_) => {
+                tracing::debug!(what, "redis call timed out");
+                Err(SignalError::Unavailable)
+            }
+        }
+    }
+
+    /// How long after the directory's epoch new rooms may be placed: every node refreshes
+    /// (and re-publishes) within one refresh interval and a call's timeout or two.
+    fn grace(&self) -> Duration {
+        self.config.refresh_every() + 2 * self.config.redis_timeout
+    }
+
+    /// The home of `room`, placing it on this node when it has none (or a dead one).
+    pub async fn place(&self, room: &str) -> Result<Home, SignalError> {
+        if !self.published.load(Ordering::Acquire) {
+            return Err(SignalError::Unavailable);
+        }
+        let script = directory::place();
+        let mut call = script.key(directory::room_key(room));
+        call.arg(&self.config.node_id)
+            .arg(directory::NODE_PREFIX)
+            .arg(directory::EPOCH)
+            .arg(self.grace().as_millis() as u64);
+        let (home, address): (String, String) = self.call("place", &call).await?;
+        if home.is_empty() {
+            tracing::debug!(why = %address, "room not placed");
+            return Err(SignalError::Unavailable);
+        }
+        if home == self.config.node_id {
+            return Ok(Home::Here);
+        }
+        let address = address.parse().map_err(|_| {
+            tracing::warn!(node = %escaped(&home), "node published an unreadable address");
+            SignalError::Unavailable
+        })?;
+        Ok(Home::Node { id: home, address })
+    }
+
+    /// Whether `room` has a living home anywhere in the cluster.
+    pub async fn exists(&self, room: &str) -> Result<bool, SignalError> {
+        // One script, so the room's home and that home's liveness are read together.
+        let script = redis::Script::new(
+            r"
+local home = redis.call('GET', KEYS[1])
+if not home then return 0 end
+return redis.call('EXISTS', ARGV[1] .. home)
+",
+        );
+        let mut call = script.key(directory::room_key(room));
+        call.arg(directory::NODE_PREFIX);
+        let n: i64 = self.call("exists", &call).await?;
+        Ok(n == 1)
+    }
+
+    /// `room` emptied on this node: its directory entry goes, if it still names this node.
+    /// In the background: the hub's caller is not held up, and a failure leaves an entry
+    /// that names a living node, which creates the room again on the next login.
+    pub fn room_closed(self: &Arc<Self>, room: &str) {
+        let me = self.clone();
+        let room = room.to_owned();
+        tokio::spawn(async move {
+            let script = directory::delete_if_mine();
+            let mut call = script.key(directory::room_key(&room));
+            call.arg(&me.config.node_id);
+            let _: Result<i64, _> = me.call("close room", &call).await;
+        });
+    }
+
+    /// Refreshes this node's liveness key every `node_ttl / 3`; whenever it was missing
+    /// (first start, or Redis came back empty) re-publishes the rooms this node holds
+    /// before it places new ones. On stop, deletes its key (if still its own).
+    pub async fn run(self: Arc<Self>, hub: Arc<Hub>, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.config.refresh_every());
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reachable = true;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.cancelled() => break,
+            }
+            match self.refresh(&hub).await {
+                Ok(()) if !reachable => {
+                    reachable = true;
+                    tracing::info!("redis reachable again");
+                }
+                Ok(()) => {}
+                Err(_) if reachable => {
+                    reachable = false;
+                    tracing::warn!(
+                        "redis unreachable: rooms in progress go on, new rooms are refused"
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+        let script = directory::delete_if_mine();
+        let mut call = script.key(directory::node_key(&self.config.node_id));
+        call.arg(self.config.address.to_string());
+        let _: Result<i64, _> = self.call("leave", &call).await;
+    }
+
+    async fn refresh(&self, hub: &Hub) -> Result<(), SignalError> {
+        let script = directory::register();
+        let mut call = script.key(directory::node_key(&self.config.node_id));
+        call.key(directory::EPOCH)
+            .arg(self.config.address.to_string())
+            .arg(self.config.node_ttl.as_millis() as u64);
+        let fresh: i64 = self.call("register", &call).await?;
+        if fresh == 1 || !self.published.load(Ordering::Acquire) {
+            self.republish(hub).await?;
+            self.published.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Writes this node as the home of every room it holds (the directory lost them, or this
+    /// node's key had expired), except rooms a living node has since taken.
+    async fn republish(&self, hub: &Hub) -> Result<(), SignalError> {
+        let rooms = hub.room_ids();
+        let script = directory::claim();
+        for room in &rooms {
+            let mut call = script.key(directory::room_key(room));
+            call.arg(&self.config.node_id).arg(directory::NODE_PREFIX);
+            let home: String = self.call("claim", &call).await?;
+            if home != self.config.node_id {
+                tracing::warn!(
+                    room = %escaped(room),
+                    other = %escaped(&home),
+                    "room held here is homed on another node too"
+                );
+            }
+        }
+        tracing::info!(rooms = rooms.len(), "rooms published to the directory");
+        Ok(())
+    }
+}

@@ -1,0 +1,426 @@
+//! Three peerbox nodes sharing one real `redis-server` (Debian's): members of one room on
+//! different nodes signal each other, capacity is exact under logins arriving on every node at
+//! once, and Redis going away (and coming back empty) stops only new placements.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::signal::{error_type, id, login};
+use common::{TestServer, Ws, recv_json, send_json, spawn_node};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const SECRET: &str = "cluster-secret-cluster-secret-cluster-secret";
+/// `cluster.redis_timeout_ms` of the test nodes: a login that needs Redis fails within it.
+const REDIS_TIMEOUT_MS: u64 = 300;
+
+/// A `redis-server` on a free loopback port, without persistence (a restart is empty).
+struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::on(port).await
+    }
+
+    async fn on(port: u16) -> Redis {
+        Redis::on_ip("127.0.0.1", port).await
+    }
+
+    async fn on_ip(ip: &str, port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--bind", ip, "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            // Nodes on other addresses than loopback: Redis refuses them in protected mode
+            // unless it has a password (the README says to set one).
+            .args(["--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (Debian package redis-server) runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect((ip, port)).await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Redis { port, child }
+    }
+
+    async fn kill(mut self) -> u16 {
+        self.child.kill().await.unwrap();
+        self.port
+    }
+}
+
+async fn node(redis: &Redis, id: &str) -> TestServer {
+    spawn_node(&node_config("127.0.0.1", redis.port, id)).await
+}
+
+fn node_config(redis_ip: &str, redis_port: u16, id: &str) -> String {
+    format!(
+        "[rooms]\ncredential_burst = 500\n\
+         [turn]\nsecret = \"turn-secret-turn-secret-turn-secret\"\n\
+         [cluster]\nenabled = true\nnode_id = \"{id}\"\nredis = \"redis://{redis_ip}:{}/0\"\n\
+         secret = \"{SECRET}\"\nnode_ttl_secs = 3\nredis_timeout_ms = {REDIS_TIMEOUT_MS}",
+        redis_port
+    )
+}
+
+/// Three nodes, once each can place rooms (the directory's first grace period is over).
+async fn cluster(redis: &Redis) -> [TestServer; 3] {
+    let nodes = [
+        node(redis, "n1").await,
+        node(redis, "n2").await,
+        node(redis, "n3").await,
+    ];
+    for (i, n) in nodes.iter().enumerate() {
+        wait_placing(n, &format!("warm-up-{i}")).await;
+    }
+    nodes
+}
+
+/// Logs in to `room` on `node` until it is placed (at most 10 s), then leaves it.
+async fn wait_placing(node: &TestServer, room: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ws = node.ws().await;
+    loop {
+        let v = try_login(&mut ws, room, "warm").await;
+        if v["type"] == "joined" {
+            send_json(&mut ws, json!({"type": "logout"})).await;
+            return;
+        }
+        assert_eq!(error_type(&v), "unavailable", "{v}");
+        assert!(Instant::now() < deadline, "{room} never placed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn try_login(ws: &mut Ws, room: &str, name: &str) -> Value {
+    send_json(
+        ws,
+        json!({"type": "login", "from": "", "to": "",
+               "data": {"roomrequest": room, "username": name}}),
+    )
+    .await;
+    recv_json(ws).await
+}
+
+/// The next message of `kind`, skipping others (room state, logins of others).
+async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    let wait = async {
+        loop {
+            let v = recv_json(ws).await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {kind} within 5 s"))
+}
+
+async fn random_check(ws: &mut Ws, room: &str) -> Value {
+    send_json(
+        ws,
+        json!({"type": "randomCheck", "from": "", "to": "", "data": room}),
+    )
+    .await;
+    next_of(ws, "randomCheckResult").await
+}
+
+/// `a` and `b`, on different nodes, exchange an offer, an answer and a candidate.
+async fn exchange(a: &mut Ws, a_id: &str, b: &mut Ws, b_id: &str, tag: &str) {
+    for (kind, from, to) in [("offer", 0, 1), ("answer", 1, 0), ("candidate", 0, 1)] {
+        let ids = [a_id, b_id];
+        let body = json!({"type": kind, "to": ids[to], "data": {"sdp": tag}});
+        let (sender, receiver) = if from == 0 {
+            (&mut *a, &mut *b)
+        } else {
+            (&mut *b, &mut *a)
+        };
+        send_json(sender, body).await;
+        let got = next_of(receiver, kind).await;
+        assert_eq!(got["from"], ids[from], "{got}");
+        assert_eq!(got["data"]["sdp"], tag, "{got}");
+    }
+}
+
+#[tokio::test]
+async fn members_on_different_nodes_signal_each_other() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+
+    let mut a = n1.ws().await;
+    let a_id = id(&login(&mut a, "across", "ann").await);
+    let mut b = n2.ws().await;
+    let joined = login(&mut b, "across", "bob").await;
+    let b_id = id(&joined);
+    // Bob's node relays him to the room's home: he sees Ann, and she hears of him.
+    assert_eq!(joined["members"][0]["sessionId"], a_id.as_str(), "{joined}");
+    let heard = next_of(&mut a, "login").await;
+    assert_eq!(heard["from"], b_id.as_str(), "{heard}");
+    exchange(&mut a, &a_id, &mut b, &b_id, "ab").await;
+
+    let mut c = n3.ws().await;
+    let c_id = id(&login(&mut c, "across", "cat").await);
+    exchange(&mut b, &b_id, &mut c, &c_id, "bc").await;
+
+    // randomCheck answers for the whole cluster, from any node.
+    let mut probe = n3.ws().await;
+    // The seed's answer: "fail" when the room exists (its name is taken).
+    let taken = random_check(&mut probe, "across").await;
+    assert_eq!(taken["data"]["result"], "fail", "{taken}");
+    let free = random_check(&mut probe, "nowhere").await;
+    assert_eq!(free["data"]["result"], "ok", "{free}");
+
+    // The relay path takes only what another node signed with the cluster's secret.
+    let client = "198.51.100.7:5000".parse().unwrap();
+    let forged = peerbox::cluster::link::authorization(
+        "not-the-cluster-secret-not-the-cluster-secret",
+        "n2",
+        client,
+        None,
+        peerbox::cluster::link::unix_now(),
+    );
+    for header in [None, Some(forged)] {
+        assert_eq!(relay_status(&n1, header).await, 403);
+    }
+
+    // Bob leaves: the others hear it from the home node.
+    drop(b);
+    let gone = next_of(&mut a, "logout").await;
+    assert_eq!(gone["from"], b_id.as_str(), "{gone}");
+}
+
+/// The HTTP status a WebSocket upgrade on the node relay path gets.
+async fn relay_status(node: &TestServer, header: Option<String>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let tls = node.tls_stream().await;
+    let url = format!("wss://localhost:{}/_peerbox/node", node.https.port());
+    let mut req = url.into_client_request().unwrap();
+    if let Some(h) = header {
+        req.headers_mut()
+            .insert(peerbox::cluster::link::HEADER, h.parse().unwrap());
+    }
+    match tokio_tungstenite::client_async(req, tls).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        other => panic!("relay upgrade was not refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn capacity_is_exact_with_logins_on_every_node() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis).await;
+    let mut sockets = Vec::new();
+    for i in 0..11 {
+        sockets.push(nodes[i % 3].ws().await);
+    }
+    let logins = sockets.iter_mut().enumerate().map(|(i, ws)| async move {
+        let v = try_login(ws, "crowded", &format!("p{i}")).await;
+        match v["type"].as_str() {
+            Some("joined") => "joined".to_string(),
+            _ => error_type(&v).to_string(),
+        }
+    });
+    let outcomes = futures_util::future::join_all(logins).await;
+    let joined = outcomes.iter().filter(|o| *o == "joined").count();
+    let full = outcomes.iter().filter(|o| *o == "full").count();
+    assert_eq!((joined, full), (10, 1), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    let mut a = n1.ws().await;
+    let a_id = id(&login(&mut a, "steady", "ann").await);
+    let mut b = n2.ws().await;
+    let b_id = id(&login(&mut b, "steady", "bob").await);
+
+    let port = redis.kill().await;
+    // The room in progress keeps relaying between its nodes.
+    exchange(&mut a, &a_id, &mut b, &b_id, "no-redis").await;
+    // A login that needs a new placement is refused, within the Redis timeout and a margin.
+    let mut c = n3.ws().await;
+    let started = Instant::now();
+    let v = try_login(&mut c, "brand-new", "cat").await;
+    assert_eq!(error_type(&v), "unavailable", "{v}");
+    assert!(
+        started.elapsed() < Duration::from_millis(REDIS_TIMEOUT_MS * 4 + 500),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A login to a room the node holds needs no Redis.
+    let mut d = n1.ws().await;
+    login(&mut d, "steady", "dan").await;
+
+    // Redis comes back empty: the nodes re-publish their rooms, then place new ones.
+    let _redis = Redis::on(port).await;
+    wait_placing(&n3, "brand-new").await;
+    // "steady" is still homed on n1 (re-published, not placed anew on n3).
+    let joined = login(&mut c, "steady", "cat").await;
+    let members = joined["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{joined}");
+    exchange(&mut a, &a_id, &mut c, &id(&joined), "after").await;
+}
+
+#[tokio::test]
+async fn redis_hung_refuses_new_rooms_within_the_bound() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    let mut a = n1.ws().await;
+    let a_id = id(&login(&mut a, "paused", "ann").await);
+    let mut b = n2.ws().await;
+    let b_id = id(&login(&mut b, "paused", "bob").await);
+
+    // Redis answers nobody for 3 s (its port stays open: a hang, not a crash).
+    let paused = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            "3000",
+            "ALL",
+        ])
+        .output()
+        .await
+        .expect("redis-cli runs");
+    assert!(paused.status.success(), "{paused:?}");
+    let mut c = n3.ws().await;
+    let started = Instant::now();
+    let v = try_login(&mut c, "during-pause", "cat").await;
+    assert_eq!(error_type(&v), "unavailable", "{v}");
+    assert!(
+        started.elapsed() < Duration::from_millis(REDIS_TIMEOUT_MS * 4 + 500),
+        "took {:?}",
+        started.elapsed()
+    );
+    exchange(&mut a, &a_id, &mut b, &b_id, "paused").await;
+    // After the pause, placements work again.
+    wait_placing(&n3, "during-pause").await;
+}
+
+#[tokio::test]
+async fn a_member_of_a_stopped_home_resumes_through_another_node() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    let mut a = n1.ws().await;
+    login(&mut a, "moving", "ann").await;
+    let mut b = n2.ws().await;
+    let joined = login(&mut b, "moving", "bob").await;
+    let (b_id, token) = (id(&joined), joined["resumeToken"].clone());
+
+    // The home stops: Bob's node passes its 1001 on.
+    n1.stop(Duration::from_secs(10)).await;
+    let (code, _) = common::signal::close_frame(&mut b).await;
+    assert_eq!(code, 1001);
+
+    // Bob reconnects through another node and resumes his session id there; the room gets a
+    // new home (at the latest once n1's liveness key has expired).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resumed = loop {
+        let mut ws = n3.ws().await;
+        send_json(
+            &mut ws,
+            json!({"type": "login", "from": "", "to": "",
+                   "data": {"roomrequest": "moving", "username": "bob",
+                            "resume": {"sessionId": b_id, "token": token}}}),
+        )
+        .await;
+        let v = recv_json(&mut ws).await;
+        if v["type"] == "joined" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "never rejoined: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(id(&resumed), b_id, "{resumed}");
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    drop(n2);
+}
+
+/// Set in the re-run inside the network namespace.
+const INSIDE: &str = "PEERBOX_TEST_CLUSTER_NETNS";
+/// The namespace's addresses (TEST-NET-2): Redis, then one per node, one per client.
+const NET: &str = "198.51.100";
+
+/// The same call across nodes, each node and client on an address of its own (not loopback)
+/// in a network namespace made for the test, Redis on another.
+#[tokio::test]
+async fn nodes_on_their_own_addresses_relay_a_room() {
+    if std::env::var_os(INSIDE).is_some() {
+        return inside().await;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let name = "nodes_on_their_own_addresses_relay_a_room";
+    let run = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the namespace run ends within 60 s")
+        .expect("run unshare (util-linux; needs root)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "inside the namespace: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ip(cmd: &str) {
+    let ok = std::process::Command::new("ip")
+        .args(cmd.split_whitespace())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "ip {cmd}");
+}
+
+async fn inside() {
+    ip("link set lo up");
+    // Local addresses travel through lo whatever device holds them; what matters is that
+    // no socket is on 127.0.0.0/8 (and nothing may assume it is).
+    for i in 1..=9 {
+        ip(&format!("addr add {NET}.{i}/32 dev lo"));
+    }
+    let redis = Redis::on_ip(&format!("{NET}.9"), 6379).await;
+    let config = |id: &str| node_config(&format!("{NET}.9"), redis.port, id);
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let n = common::spawn_node_at(&config(&format!("n{i}")), &format!("{NET}.{i}:443")).await;
+        assert_eq!(
+            n.config.cluster.as_ref().unwrap().address.to_string(),
+            format!("{NET}.{i}:443")
+        );
+        wait_placing(&n, &format!("warm-up-{i}")).await;
+        nodes.push(n);
+    }
+    let client = |i: u8| -> std::net::IpAddr { format!("{NET}.{}", 4 + i).parse().unwrap() };
+    let mut a = common::signal::ws_from(&nodes[0], client(0)).await;
+    let a_id = id(&login(&mut a, "spread", "ann").await);
+    let mut b = common::signal::ws_from(&nodes[1], client(1)).await;
+    let b_id = id(&login(&mut b, "spread", "bob").await);
+    let mut c = common::signal::ws_from(&nodes[2], client(2)).await;
+    let c_id = id(&login(&mut c, "spread", "cat").await);
+    exchange(&mut a, &a_id, &mut b, &b_id, "ns-ab").await;
+    exchange(&mut b, &b_id, &mut c, &c_id, "ns-bc").await;
+    exchange(&mut c, &c_id, &mut a, &a_id, "ns-ca").await;
+}
