@@ -22,6 +22,9 @@ command -v unshare >/dev/null || need_pkgs+=(util-linux)
 # tests/e2e/tests/k-networks.test.mjs: home routers (NAT, UDP blocked) in network namespaces
 command -v iptables >/dev/null || need_pkgs+=(iptables)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
+# the SFU's DTLS/SRTP (str0m's `openssl` feature links the system OpenSSL)
+command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || need_pkgs+=(libssl-dev)
 if ((${#need_pkgs[@]})); then
     step "installing Debian packages: ${need_pkgs[*]}"
     apt-get update -q
