@@ -62,6 +62,8 @@ pub struct Listeners {
     pub turn_tcp: Vec<TcpListener>,
     /// `metrics.listen`: `/metrics`, `/healthz`, `/readyz`.
     pub metrics: Vec<TcpListener>,
+    /// `sfu.listen`, when `[sfu] enabled`.
+    pub sfu_udp: Option<UdpSocket>,
 }
 
 impl Listeners {
@@ -71,6 +73,7 @@ impl Listeners {
         let tcp = tcp.chain(&self.metrics);
         let mut out: Vec<_> = tcp.filter_map(|l| l.local_addr().ok()).collect();
         out.extend(self.turn_udp.iter().filter_map(|s| s.local_addr().ok()));
+        out.extend(self.sfu_udp.iter().filter_map(|s| s.local_addr().ok()));
         out
     }
 
@@ -80,6 +83,7 @@ impl Listeners {
             + self.turn_udp.len()
             + self.turn_tcp.len()
             + self.metrics.len()
+            + usize::from(self.sfu_udp.is_some())
     }
 }
 
@@ -156,7 +160,32 @@ impl Server {
                 "resume tokens will not survive a restart (calls renegotiate after one)"
             ),
         }
-        let hub = signal::Hub::new(&config.rooms, turn.clone(), resume);
+        let sfu = (config.sfu.enabled)
+            .then_some(listeners.sfu_udp)
+            .flatten()
+            .map(|socket| {
+                let (handle, commands) = sfu::channel(&config.sfu);
+                let deps = sfu::Deps {
+                    config: config.sfu.clone(),
+                    commands,
+                    stats: handle.stats.clone(),
+                };
+                (handle, socket, deps)
+            });
+        let sfu_stop = CancellationToken::new();
+        let (sfu_handle, sfu_task) = match sfu {
+            Some((handle, socket, deps)) => {
+                let serving = health.serving();
+                let stop = sfu_stop.clone();
+                let task = tokio::spawn(async move {
+                    let _serving = serving;
+                    sfu::run(socket, deps, stop).await;
+                });
+                (Some(handle), Some(task))
+            }
+            None => (None, None),
+        };
+        let hub = signal::Hub::with_sfu(&config.rooms, turn.clone(), resume, sfu_handle);
         let sessions = TaskTracker::new();
         let tasks = TaskTracker::new();
         let http_stop = CancellationToken::new();
@@ -264,6 +293,11 @@ impl Server {
             .is_err()
         {
             tracing::warn!("graceful shutdown timed out; closing the remaining connections");
+        }
+        // The SFU's calls end with the sessions that held them.
+        sfu_stop.cancel();
+        if let Some(task) = sfu_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         // TURN goes last, whether or not the rest drained in time.
         turn_stop.cancel();

@@ -32,7 +32,7 @@ use crate::config::RoomsConfig;
 use crate::limit::lock;
 use address::Connections;
 use password::{Key, Salt};
-use protocol::{HostAction, RoomChange, SignalError};
+use protocol::{HostAction, RoomChange, SfuRequest, SignalError};
 use resume::ResumeKey;
 use room::{Entry, Member, Outbox, Peer, Rooms};
 
@@ -57,6 +57,8 @@ pub struct Hub {
     pub stats: stats::Stats,
     rooms: Mutex<Rooms>,
     connections: Mutex<Connections>,
+    /// The SFU task's command queue, when `[sfu] enabled`.
+    sfu: Option<crate::sfu::Handle>,
 }
 
 /// What signalling holds now, for `/metrics`.
@@ -78,6 +80,17 @@ pub(crate) struct LoginOutcome {
 
 impl Hub {
     pub fn new(config: &RoomsConfig, ice: Arc<dyn IceProvider>, resume: ResumeKey) -> Arc<Hub> {
+        Hub::with_sfu(config, ice, resume, None)
+    }
+
+    /// A hub whose rooms move to the SFU behind `sfu` when they grow past `rooms.sfu_from`.
+    pub fn with_sfu(
+        config: &RoomsConfig,
+        ice: Arc<dyn IceProvider>,
+        resume: ResumeKey,
+        sfu: Option<crate::sfu::Handle>,
+    ) -> Arc<Hub> {
+        let sfu_from = sfu.as_ref().map(|_| config.sfu_from);
         Arc::new(Hub {
             config: config.clone(),
             ice,
@@ -86,9 +99,11 @@ impl Hub {
             rooms: Mutex::new(
                 Rooms::new(config.capacity, config.max_rooms, config.max_rooms_per_ip)
                     .with_removal(config.removal)
-                    .with_min_room_chars(config.min_room_chars),
+                    .with_min_room_chars(config.min_room_chars)
+                    .with_sfu_from(sfu_from),
             ),
             connections: Mutex::new(Connections::default()),
+            sfu,
         })
     }
 
@@ -220,7 +235,46 @@ impl Hub {
             (left, rooms.holds(id))
         };
         out.deliver();
+        if left.is_some() {
+            self.sfu_leave(id);
+        }
         (left, held)
+    }
+
+    /// An `sfu-*` message from member `from`, handed to the SFU task (which answers it).
+    pub(crate) fn sfu(&self, from: &str, request: SfuRequest) -> Result<(), SignalError> {
+        let sfu = self.sfu.as_ref().ok_or(SignalError::SfuOff)?;
+        let (room, peer) = {
+            let rooms = lock(&self.rooms);
+            let (room, mode, peer) = rooms.sfu_state(from).ok_or(SignalError::NotInRoom)?;
+            if !mode && request == SfuRequest::Join {
+                return Err(SignalError::NotSfu);
+            }
+            (room.to_owned(), peer.clone())
+        };
+        let session = from.to_owned();
+        sfu.send(match request {
+            SfuRequest::Join => crate::sfu::Command::Join {
+                session,
+                room,
+                peer,
+            },
+            SfuRequest::Answer(sdp) => crate::sfu::Command::Answer { session, sdp },
+            SfuRequest::Candidate(candidate) => {
+                crate::sfu::Command::Candidate { session, candidate }
+            }
+            SfuRequest::Leave => crate::sfu::Command::Leave { session },
+        })
+    }
+
+    /// `id` left its room: its SFU connection, if any, ends. Should the queue be full, the
+    /// SFU task finds out by itself (the session's queue closes, or ICE times out).
+    fn sfu_leave(&self, id: &str) {
+        if let Some(sfu) = &self.sfu {
+            let _ = sfu.send(crate::sfu::Command::Leave {
+                session: id.to_owned(),
+            });
+        }
     }
 
     /// Whether `id` is in a room now.

@@ -91,6 +91,11 @@ impl Peer {
         }
     }
 
+    /// Its session has ended (the writer's end of the queue is gone).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// The writer took `frame` off the queue.
     pub fn taken(&self, frame: &Utf8Bytes) {
         self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
@@ -129,6 +134,8 @@ pub struct Member {
     pub logout: Utf8Bytes,
     /// The `iceServers` of its `joined` (with its TURN credentials).
     pub ice_servers: Value,
+    /// It announced SFU support in its login (`data.sfu`).
+    pub sfu: bool,
 }
 
 /// What a login brings besides the member: the session id it had until now when `me.id` is
@@ -155,6 +162,9 @@ pub struct Rooms {
     removal: Duration,
     /// Shortest id of a room a login may create.
     min_room_chars: usize,
+    /// With the SFU on: rooms larger than this whose members all announce SFU support are
+    /// in SFU mode.
+    sfu_from: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -167,6 +177,8 @@ struct Room {
     policy: Policy,
     /// Drawn when the room is made; stretches its password.
     salt: Salt,
+    /// In SFU mode (told to every member with `mode` when it changes).
+    sfu: bool,
 }
 
 impl Room {
@@ -180,6 +192,19 @@ impl Room {
 
     fn member(&self, id: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Recomputes the room's mode after a join or a leave; every member hears of a change.
+    fn update_mode(&mut self, sfu_from: Option<usize>, out: &mut Outbox) {
+        let sfu =
+            sfu_from.is_some_and(|n| self.members.len() > n && self.members.iter().all(|m| m.sfu));
+        if sfu != self.sfu {
+            self.sfu = sfu;
+            let frame = protocol::mode_frame(sfu);
+            for m in &self.members {
+                out.push(&m.peer, &frame);
+            }
+        }
     }
 
     /// Queues `me`'s `joined` (the other members, the room's state) and returns those members.
@@ -206,6 +231,7 @@ impl Room {
             resumed,
             capacity,
             state: self.policy.state(&self.host),
+            sfu: self.sfu,
         });
         out.push(&me.peer, &joined);
         others
@@ -237,7 +263,21 @@ impl Rooms {
             max_rooms_per_addr,
             removal: Duration::from_secs(600),
             min_room_chars: 1,
+            sfu_from: None,
         }
+    }
+
+    /// Rooms of more than `members` members that all announce SFU support use the SFU.
+    pub fn with_sfu_from(mut self, members: Option<usize>) -> Rooms {
+        self.sfu_from = members;
+        self
+    }
+
+    /// The room `id` is in, whether it is in SFU mode, and `id`'s queue.
+    pub fn sfu_state(&self, id: &str) -> Option<(&str, bool, &Arc<Peer>)> {
+        let (name, r) = self.rooms.get_key_value(self.room_of.get(id)?)?;
+        let m = r.member(id)?;
+        Some((name.as_str(), r.sfu, &m.peer))
     }
 
     /// Rooms, and members in them.
@@ -330,6 +370,7 @@ impl Rooms {
                     host: me.id.clone(),
                     policy: Policy::default(),
                     salt: password::salt(),
+                    sfu: false,
                 };
                 self.rooms.insert(room.to_owned(), fresh);
             }
@@ -352,6 +393,7 @@ impl Rooms {
         if let Some(seat) = r.members.iter_mut().find(|m| m.id == me.id) {
             std::mem::replace(seat, me).peer.replaced.cancel();
         }
+        r.update_mode(self.sfu_from, out);
         if is_host && !r.policy.waiting.is_empty() {
             r.tell_lobby(out);
         }
@@ -378,6 +420,7 @@ impl Rooms {
         }
         self.room_of.insert(me.id.clone(), room.to_owned());
         r.members.push(me);
+        r.update_mode(self.sfu_from, out);
         others
     }
 
@@ -422,6 +465,7 @@ impl Rooms {
         for m in &r.members {
             out.push(&m.peer, &gone.logout);
         }
+        r.update_mode(self.sfu_from, out);
         if r.host == id {
             if let Some(next) = r.members.first() {
                 r.host = next.id.clone();

@@ -442,6 +442,7 @@ enum Pending {
         resume: Option<Resume>,
         password: Secret,
         salt: Salt,
+        sfu: bool,
     },
     Configure {
         change: RoomChange,
@@ -543,7 +544,8 @@ impl Session {
                 username,
                 resume,
                 password,
-            } => self.login(room, username, resume, password)?,
+                sfu,
+            } => self.login(room, username, resume, password, sfu)?,
             ClientMessage::Relay { to, fields, .. } => {
                 let id = self.id.as_str();
                 let relayed = self
@@ -592,6 +594,7 @@ impl Session {
                 self.hub.end_call(&self.id)?;
                 tracing::info!("call ended by the host");
             }
+            ClientMessage::Sfu(request) => self.hub.sfu(&self.id, request)?,
         }
         Ok(())
     }
@@ -608,8 +611,9 @@ impl Session {
                 resume,
                 password,
                 salt,
+                sfu,
             } => match password::stretch_async(salt, password.expose().to_owned()).await {
-                Some(key) => self.enter(room, username, resume, Some(&key)),
+                Some(key) => self.enter(room, username, resume, Some(&key), sfu),
                 None => return,
             },
             Pending::Configure {
@@ -662,6 +666,7 @@ impl Session {
         username: String,
         resume: Option<Resume>,
         password: Option<Secret>,
+        sfu: bool,
     ) -> Result<(), SignalError> {
         // Refused before anything changes: the client stays in the room it is in.
         self.take_credentials()?;
@@ -680,11 +685,12 @@ impl Session {
                     resume,
                     password,
                     salt,
+                    sfu,
                 });
                 return Ok(());
             }
         }
-        self.enter(room, username, resume, None)
+        self.enter(room, username, resume, None, sfu)
     }
 
     /// The login itself, with the password (if any) stretched with the room's salt.
@@ -694,6 +700,7 @@ impl Session {
         username: String,
         resume: Option<Resume>,
         password: Option<&Key>,
+        sfu: bool,
     ) -> Result<(), SignalError> {
         let previous = self.id.clone();
         if let Some(r) = resume.filter(|r| self.hub.resume.verify(&r.token, &r.session_id, &room))
@@ -715,6 +722,7 @@ impl Session {
             peer: self.me.clone(),
             addr: self.admission.addr,
             ice_servers: self.hub.ice.ice_servers(id, self.host.as_deref()),
+            sfu,
         };
         let was_in_room = self.in_room && self.hub.in_room(id);
         let entry = Entry {

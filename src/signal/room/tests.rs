@@ -31,6 +31,7 @@ fn member_from(c: &Client, id: &str, ip: &str) -> Member {
         login: Utf8Bytes::from(format!("login {id}")),
         logout: Utf8Bytes::from(format!("logout {id}")),
         ice_servers: Value::Array(Vec::new()),
+        sfu: false,
     }
 }
 
