@@ -196,8 +196,7 @@ impl Room {
 
     /// Recomputes the room's mode after a join or a leave; every member hears of a change.
     fn update_mode(&mut self, sfu_from: Option<usize>, out: &mut Outbox) {
-        let sfu =
-            sfu_from.is_some_and(|n| self.members.len() > n && self.members.iter().all(|m| m.sfu));
+        let sfu = sfu_mode(sfu_from, self.members.iter());
         if sfu != self.sfu {
             self.sfu = sfu;
             let frame = protocol::mode_frame(sfu);
@@ -214,8 +213,17 @@ impl Room {
         me: &Member,
         resumed: bool,
         capacity: usize,
+        sfu_from: Option<usize>,
         out: &mut Outbox,
     ) -> Vec<(String, String)> {
+        // The mode the room has with `me` in it (a change reaches the others in `mode`).
+        let sfu = sfu_mode(
+            sfu_from,
+            self.members
+                .iter()
+                .filter(|m| m.id != me.id)
+                .chain(std::iter::once(me)),
+        );
         let others: Vec<(String, String)> = self
             .members
             .iter()
@@ -231,7 +239,7 @@ impl Room {
             resumed,
             capacity,
             state: self.policy.state(&self.host),
-            sfu: self.sfu,
+            sfu,
         });
         out.push(&me.peer, &joined);
         others
@@ -388,7 +396,7 @@ impl Rooms {
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
-        let others = r.welcome(room, &me, true, capacity, out);
+        let others = r.welcome(room, &me, true, capacity, self.sfu_from, out);
         let is_host = r.host == me.id;
         if let Some(seat) = r.members.iter_mut().find(|m| m.id == me.id) {
             std::mem::replace(seat, me).peer.replaced.cancel();
@@ -414,7 +422,7 @@ impl Rooms {
             return Vec::new();
         };
         // `joined` first: nothing the others send the newcomer can overtake it.
-        let others = r.welcome(room, &me, resumed, capacity, out);
+        let others = r.welcome(room, &me, resumed, capacity, self.sfu_from, out);
         for m in &r.members {
             out.push(&m.peer, &me.login);
         }
@@ -510,6 +518,17 @@ impl Rooms {
             .map(|m| &m.peer)
             .ok_or(SignalError::UnknownPeer)
     }
+}
+
+/// Whether a room of `members` is in SFU mode: more than `sfu_from` of them, all announcing
+/// SFU support.
+fn sfu_mode<'a>(sfu_from: Option<usize>, members: impl Iterator<Item = &'a Member>) -> bool {
+    let (mut n, mut all) = (0, true);
+    for m in members {
+        n += 1;
+        all &= m.sfu;
+    }
+    sfu_from.is_some_and(|from| n > from && all)
 }
 
 /// Compares two secrets in time that depends only on their lengths.
