@@ -18,8 +18,8 @@
 //! - [`metrics`]: the monitoring listener: `/metrics` (read from the parts' own counters at
 //!   scrape time), `/healthz`, `/readyz`.
 //! - [`health`]: which listeners are served, and whether the server is stopping.
-//! - [`sfu`]: the selective forwarding unit for big rooms (off by default; the packet demux
-//!   and the forwarding table so far).
+//! - [`sfu`]: the selective forwarding unit for big rooms (off by default): one task owning
+//!   the media UDP socket and a str0m `Rtc` per participant, fed by the hub's bounded queue.
 //! - [`net`]: the accept loop every TCP listener shares; [`hex`]: lower-case hex.
 //! - [`watchdog`]: `WATCHDOG=1` pings for systemd's `WatchdogSec=`.
 //! - [`shutdown`]: OS signals to one cancellation token.

@@ -423,7 +423,7 @@ impl Engine {
         if targets.is_empty() {
             return;
         }
-        let data: Arc<[u8]> = d.data.into();
+        let data = d.data;
         for (s, m) in targets {
             let Some(sub) = self.parts.get_mut(&s) else {
                 continue;
