@@ -135,7 +135,7 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then drains within `shutdown_timeout`.
     pub async fn run(
         self,
-        listeners: Listeners,
+        mut listeners: Listeners,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let Server {
@@ -146,6 +146,10 @@ impl Server {
             watchdog,
         } = self;
         let health = Arc::new(health::Health::default());
+        // A media socket is served (and counted, and reserved from TURN) only with the SFU on.
+        if !config.sfu.enabled {
+            listeners.sfu_udp = None;
+        }
         health.expect(listeners.count());
         let tokens = Arc::new(acme::Http01Tokens::default());
         let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
@@ -160,18 +164,15 @@ impl Server {
                 "resume tokens will not survive a restart (calls renegotiate after one)"
             ),
         }
-        let sfu = (config.sfu.enabled)
-            .then_some(listeners.sfu_udp)
-            .flatten()
-            .map(|socket| {
-                let (handle, commands) = sfu::channel(&config.sfu);
-                let deps = sfu::Deps {
-                    config: config.sfu.clone(),
-                    commands,
-                    stats: handle.stats.clone(),
-                };
-                (handle, socket, deps)
-            });
+        let sfu = listeners.sfu_udp.map(|socket| {
+            let (handle, commands) = sfu::channel(&config.sfu);
+            let deps = sfu::Deps {
+                config: config.sfu.clone(),
+                commands,
+                stats: handle.stats.clone(),
+            };
+            (handle, socket, deps)
+        });
         let sfu_stop = CancellationToken::new();
         let (sfu_handle, sfu_task) = match sfu {
             Some((handle, socket, deps)) => {

@@ -118,6 +118,11 @@ impl Hub {
         }
     }
 
+    /// The SFU's counters, when it is on.
+    pub fn sfu_stats(&self) -> Option<&crate::sfu::Stats> {
+        self.sfu.as_ref().map(|h| &*h.stats)
+    }
+
     /// Whether a room with this id exists now.
     pub fn room_exists(&self, room: &str) -> bool {
         lock(&self.rooms).exists(room)
