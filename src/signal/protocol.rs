@@ -682,6 +682,35 @@ mod tests {
             ("\"login\"", SignalError::NotObject),
             ("null", SignalError::NotObject),
             ("{}", SignalError::Missing("type")),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r","username":"A","sfu":"yes"}}"#,
+                SignalError::WrongType("data.sfu"),
+            ),
+            (r#"{"type":"sfu-answer"}"#, SignalError::Missing("data")),
+            (
+                r#"{"type":"sfu-answer","data":{}}"#,
+                SignalError::Missing("data.sdp"),
+            ),
+            (
+                r#"{"type":"sfu-answer","data":{"sdp":7}}"#,
+                SignalError::WrongType("data.sdp"),
+            ),
+            (
+                r#"{"type":"sfu-answer","data":{"sdp":" "}}"#,
+                SignalError::Empty("data.sdp"),
+            ),
+            (
+                r#"{"type":"sfu-candidate","data":[]}"#,
+                SignalError::WrongType("data"),
+            ),
+            (
+                r#"{"type":"sfu-candidate","data":{"sdp":"x"}}"#,
+                SignalError::Missing("data.candidate"),
+            ),
+            (
+                r#"{"type":"sfu-offer","data":{"sdp":"x"}}"#,
+                SignalError::UnknownType,
+            ),
             (r#"{"type":7}"#, SignalError::WrongType("type")),
             (r#"{"type":"dance"}"#, SignalError::UnknownType),
             (r#"{"type":"Login"}"#, SignalError::UnknownType),
