@@ -241,6 +241,13 @@ impl Browser {
             .collect()
     }
 
+    /// The last `mode` the server told it.
+    fn mode(&self) -> Option<&str> {
+        self.saw("mode")
+            .last()
+            .and_then(|m| m["data"]["mode"].as_str())
+    }
+
     fn saw(&self, kind: &str) -> Vec<&Value> {
         self.messages.iter().filter(|m| m["type"] == kind).collect()
     }
@@ -263,6 +270,19 @@ async fn pump_until(all: &mut [&mut Browser], what: &str, done: impl Fn(&[&mut B
     panic!("not within 10 s: {what}");
 }
 
+/// Both join the SFU, `a` publishes; returns once `b` got `frames` of its video (a's id).
+async fn publish_to(a: &mut Browser, b: &mut Browser, frames: usize) -> String {
+    a.send(json!({"type": "sfu-join"})).await;
+    a.publishing = true;
+    b.send(json!({"type": "sfu-join"})).await;
+    let a_id = a.id.clone();
+    pump_until(&mut [a, b], "B receives A's video", |all| {
+        all[1].video_from(&a_id).len() >= frames
+    })
+    .await;
+    a_id
+}
+
 #[tokio::test]
 async fn a_publishes_b_receives_the_same_bytes_then_leaves() {
     let server = common::spawn(SFU_ON).await;
@@ -270,23 +290,10 @@ async fn a_publishes_b_receives_the_same_bytes_then_leaves() {
     let mut b = login(&server, "big", "B", true).await;
     // Two members past sfu_from = 1: the room is in SFU mode, and both hear it.
     pump_all(&mut [&mut a, &mut b], Duration::from_millis(200)).await;
-    assert_eq!(
-        a.saw("mode").last().map(|m| &m["data"]["mode"]),
-        Some(&json!("sfu"))
-    );
-    assert_eq!(
-        b.saw("mode").last().map(|m| &m["data"]["mode"]),
-        Some(&json!("sfu"))
-    );
+    assert_eq!(a.mode(), Some("sfu"));
+    assert_eq!(b.mode(), Some("sfu"));
 
-    a.send(json!({"type": "sfu-join"})).await;
-    a.publishing = true;
-    b.send(json!({"type": "sfu-join"})).await;
-    let a_id = a.id.clone();
-    pump_until(&mut [&mut a, &mut b], "B receives A's video", |all| {
-        all[1].video_from(&a_id).len() >= 10
-    })
-    .await;
+    let a_id = publish_to(&mut a, &mut b, 10).await;
     // Every frame B got is one A sent, byte for byte.
     for f in b.video_from(&a.id) {
         assert!(a.sent.iter().any(|s| s == f), "a frame A never sent");
@@ -310,14 +317,7 @@ async fn a_third_joiner_asks_for_a_keyframe_and_junk_gets_no_answer() {
     let server = common::spawn(SFU_ON).await;
     let mut a = login(&server, "big", "A", true).await;
     let mut b = login(&server, "big", "B", true).await;
-    a.send(json!({"type": "sfu-join"})).await;
-    a.publishing = true;
-    b.send(json!({"type": "sfu-join"})).await;
-    let a_id = a.id.clone();
-    pump_until(&mut [&mut a, &mut b], "B receives A's video", |all| {
-        all[1].video_from(&a_id).len() >= 5
-    })
-    .await;
+    let a_id = publish_to(&mut a, &mut b, 5).await;
     let plis = a.keyframe_requests;
 
     let mut c = login(&server, "big", "C", true).await;
@@ -391,17 +391,11 @@ async fn refusals() {
     let mut a = login(&server, "r", "A", true).await;
     let mut b = login(&server, "r", "B", true).await;
     pump_all(&mut [&mut a, &mut b], Duration::from_millis(200)).await;
-    assert_eq!(
-        a.saw("mode").last().map(|m| &m["data"]["mode"]),
-        Some(&json!("sfu"))
-    );
+    assert_eq!(a.mode(), Some("sfu"));
     let mut seed = login(&server, "r", "Seed", false).await;
     pump_all(&mut [&mut a, &mut b, &mut seed], Duration::from_millis(200)).await;
     assert_eq!(seed.messages[0]["mode"], "mesh");
-    assert_eq!(
-        a.saw("mode").last().map(|m| &m["data"]["mode"]),
-        Some(&json!("mesh"))
-    );
+    assert_eq!(a.mode(), Some("mesh"));
     a.send(json!({"type": "sfu-join"})).await;
     assert_eq!(error_type(&recv(&mut a.ws).await), "not-sfu");
     server.stop(Duration::from_secs(5)).await;
