@@ -137,8 +137,12 @@ impl Hub {
         entry: Entry<'_>,
     ) -> Result<LoginOutcome, SignalError> {
         let mut out = Outbox::default();
+        let id = me.id.clone();
         let result = lock(&self.rooms).join(me, room, entry, Instant::now(), &mut out);
         out.deliver();
+        // Whatever room it was in before (a login elsewhere, or a refused one that left it),
+        // its SFU connection there ends.
+        self.sfu_leave(&id);
         result.map(|j| LoginOutcome {
             left: j.left,
             resumed: j.resumed,
