@@ -294,7 +294,7 @@ async fn a_publishes_b_receives_the_same_bytes_then_leaves() {
     })
     .await;
 
-    let a_id = publish_to(&mut a, &mut b, 10).await;
+    publish_to(&mut a, &mut b, 10).await;
     // Every frame B got is one A sent, byte for byte.
     for f in b.video_from(&a.id) {
         assert!(a.sent.iter().any(|s| s == f), "a frame A never sent");
