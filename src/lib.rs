@@ -20,8 +20,8 @@
 //! - [`health`]: which listeners are served, and whether the server is stopping.
 //! - [`cluster`]: several nodes behind one name (off by default): the room directory in Redis
 //!   (each room has one home node) and the node-to-node relay of members on other nodes.
-//! - [`sfu`]: the selective forwarding unit for big rooms (off by default; the packet demux
-//!   and the forwarding table so far).
+//! - [`sfu`]: the selective forwarding unit for big rooms (off by default): one task owning
+//!   the media UDP socket and a str0m `Rtc` per participant, fed by the hub's bounded queue.
 //! - [`net`]: the accept loop every TCP listener shares; [`hex`]: lower-case hex.
 //! - [`watchdog`]: `WATCHDOG=1` pings for systemd's `WatchdogSec=`.
 //! - [`shutdown`]: OS signals to one cancellation token.
@@ -65,6 +65,8 @@ pub struct Listeners {
     pub turn_tcp: Vec<TcpListener>,
     /// `metrics.listen`: `/metrics`, `/healthz`, `/readyz`.
     pub metrics: Vec<TcpListener>,
+    /// `sfu.listen`, when `[sfu] enabled`.
+    pub sfu_udp: Option<UdpSocket>,
 }
 
 impl Listeners {
@@ -74,6 +76,7 @@ impl Listeners {
         let tcp = tcp.chain(&self.metrics);
         let mut out: Vec<_> = tcp.filter_map(|l| l.local_addr().ok()).collect();
         out.extend(self.turn_udp.iter().filter_map(|s| s.local_addr().ok()));
+        out.extend(self.sfu_udp.iter().filter_map(|s| s.local_addr().ok()));
         out
     }
 
@@ -83,6 +86,7 @@ impl Listeners {
             + self.turn_udp.len()
             + self.turn_tcp.len()
             + self.metrics.len()
+            + usize::from(self.sfu_udp.is_some())
     }
 }
 
@@ -134,7 +138,7 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then drains within `shutdown_timeout`.
     pub async fn run(
         self,
-        listeners: Listeners,
+        mut listeners: Listeners,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let Server {
@@ -145,6 +149,10 @@ impl Server {
             watchdog,
         } = self;
         let health = Arc::new(health::Health::default());
+        // A media socket is served (and counted, and reserved from TURN) only with the SFU on.
+        if !config.sfu.enabled {
+            listeners.sfu_udp = None;
+        }
         health.expect(listeners.count());
         let tokens = Arc::new(acme::Http01Tokens::default());
         let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
@@ -166,7 +174,35 @@ impl Server {
             Some(c) => Some(cluster::Cluster::new(c)?),
             None => None,
         };
-        let hub = signal::Hub::new(&config.rooms, turn.clone(), resume, cluster.clone());
+        let sfu = listeners.sfu_udp.map(|socket| {
+            let (handle, commands) = sfu::channel(&config.sfu);
+            let deps = sfu::Deps {
+                config: config.sfu.clone(),
+                commands,
+                stats: handle.stats.clone(),
+            };
+            (handle, socket, deps)
+        });
+        let sfu_stop = CancellationToken::new();
+        let (sfu_handle, sfu_task) = match sfu {
+            Some((handle, socket, deps)) => {
+                let serving = health.serving();
+                let stop = sfu_stop.clone();
+                let task = tokio::spawn(async move {
+                    let _serving = serving;
+                    sfu::run(socket, deps, stop).await;
+                });
+                (Some(handle), Some(task))
+            }
+            None => (None, None),
+        };
+        let hub = signal::Hub::new(
+            &config.rooms,
+            turn.clone(),
+            resume,
+            cluster.clone(),
+            sfu_handle,
+        );
         let sessions = TaskTracker::new();
         let tasks = TaskTracker::new();
         let http_stop = CancellationToken::new();
@@ -277,6 +313,11 @@ impl Server {
             .is_err()
         {
             tracing::warn!("graceful shutdown timed out; closing the remaining connections");
+        }
+        // The SFU's calls end with the sessions that held them.
+        sfu_stop.cancel();
+        if let Some(task) = sfu_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         // TURN goes last, whether or not the rest drained in time.
         turn_stop.cancel();

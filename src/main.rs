@@ -180,6 +180,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .map_err(|e| bind_error(e, *addr, "turn.udp_listen", "udp"))?,
         );
     }
+    if config.sfu.enabled {
+        let addr = config.sfu.listen;
+        let socket = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|e| bind_error(e, addr, "sfu.listen", "udp"))?;
+        listeners.sfu_udp = Some(socket);
+    }
     for l in listeners.https.iter() {
         // turn=true: TURN over TLS and over TCP on this port too.
         tracing::info!(addr = %l.local_addr()?, turn = config.https.turn, "listening for https and wss");

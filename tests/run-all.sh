@@ -24,6 +24,10 @@ command -v iptables >/dev/null || need_pkgs+=(iptables)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
 # tests/cluster.rs: a real Redis holding the room directory of three nodes
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+# the SFU's DTLS/SRTP: str0m's OpenSSL backend, built from source (openssl-src) so that the binary
+# and the arm64 cross build need no system OpenSSL; its build runs perl and make
+command -v perl >/dev/null || need_pkgs+=(perl)
+command -v make >/dev/null || need_pkgs+=(make)
 if ((${#need_pkgs[@]})); then
     step "installing Debian packages: ${need_pkgs[*]}"
     apt-get update -q

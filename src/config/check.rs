@@ -127,6 +127,17 @@ pub(super) fn warnings(c: &Config) -> Vec<Warning> {
             ),
         );
     }
+    if c.sfu.enabled && c.sfu.candidate_ip(None).is_none() {
+        warn(
+            "sfu.public_ip",
+            format!(
+                "is empty while sfu.listen is {}, a wildcard, and turn.external_ip is not set: \
+                 the SFU cannot tell clients where to send media; set the address people reach \
+                 this server at",
+                c.sfu.listen
+            ),
+        );
+    }
     if c.turn.allow_loopback_peers {
         warn(
             "turn.allow_loopback_peers",
@@ -188,8 +199,8 @@ pub(super) fn warnings(c: &Config) -> Vec<Warning> {
     if c.sfu.enabled {
         warn(
             "sfu.enabled",
-            "is true, but this version has only the SFU's configuration, not its media path: \
-             every room stays a mesh"
+            "is true, but this version's web app does not use the SFU yet: its rooms stay a \
+             mesh (only clients that announce SFU support in login are moved to it)"
                 .to_string(),
         );
     }
@@ -311,9 +322,16 @@ mod tests {
     fn legal_but_harmful_values_are_warned_about() {
         let local = listen("\"127.0.0.1:8443\"", "", "", "");
         let acme = "[acme]\nenabled = true\n";
-        let cases: [(String, &[&str]); 15] = [
+        let cases: [(String, &[&str]); 16] = [
             (local.clone(), &[]),
-            (format!("{local}[sfu]\nenabled = true\n"), &["sfu.enabled"]),
+            (
+                format!("{local}[sfu]\nenabled = true"),
+                &["sfu.public_ip", "sfu.enabled"],
+            ),
+            (
+                format!("{local}[sfu]\nenabled = true\npublic_ip = \"192.0.2.7\""),
+                &["sfu.enabled"],
+            ),
             // the defaults: localhost on 0.0.0.0
             (String::new(), &["hostname"]),
             (format!("hostname = \"rooms.example.org\"\n{local}"), &[]),

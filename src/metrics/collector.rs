@@ -176,6 +176,53 @@ impl Collector for Sources {
             signal::stats::each(&s.rate_limited, &signal::stats::LIMITS),
         )?;
 
+        // SFU (all zero while it is off).
+        let off = crate::sfu::Stats::default();
+        let f = self.hub.sfu_stats().unwrap_or(&off);
+        gauge(
+            e,
+            "peerbox_sfu_participants",
+            "Members connected to the SFU now.",
+            get(&f.participants) as i64,
+        )?;
+        counter(
+            e,
+            "peerbox_sfu_joins",
+            "SFU connections made (sfu-join accepted).",
+            get(&f.joined),
+        )?;
+        counter(
+            e,
+            "peerbox_sfu_forwarded_frames",
+            "Media frames the SFU wrote to subscribers.",
+            get(&f.forwarded),
+        )?;
+        counter(
+            e,
+            "peerbox_sfu_keyframe_requests",
+            "Keyframe requests (PLI) the SFU sent to publishers, after the throttle.",
+            get(&f.keyframe_requests),
+        )?;
+        counters(
+            e,
+            "peerbox_sfu_dropped",
+            "Datagrams the SFU dropped: junk (first byte), unknown_ufrag (STUN), unknown_addr (DTLS/SRTP from an unproven address), send (socket buffer full).",
+            "reason",
+            [
+                ("junk", get(&f.dropped_junk)),
+                ("unknown_ufrag", get(&f.dropped_unknown_ufrag)),
+                ("unknown_addr", get(&f.dropped_unknown_addr)),
+                ("send", get(&f.send_dropped)),
+            ]
+            .into_iter(),
+        )?;
+        counter(
+            e,
+            "peerbox_sfu_busy",
+            "sfu-* requests refused because the SFU's command queue was full.",
+            get(&f.busy),
+        )?;
+
         // TURN.
         let t = &self.turn;
         family(

@@ -295,6 +295,60 @@ mod tests {
         assert_eq!(d.len(), 1);
     }
 
+    /// What the fuzz target checks (fuzz/fuzz_targets/sfu_demux.rs), on pseudo-random input:
+    /// only registered participants are reached, junk reaches nobody, addresses stay bounded.
+    #[test]
+    fn random_datagrams_reach_only_registered_participants() {
+        let mut d = Demux::default();
+        let ufrags = ["aaaa", "bbbb", "cccc", "dddd"];
+        let mut registered = [true; 4];
+        for (p, u) in ufrags.iter().enumerate() {
+            assert!(d.insert(p as u8, u));
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let r = next();
+            let p = (r % 4) as u8;
+            let from = addr(5000 + (r >> 8) as u16 % 6);
+            match (r >> 16) % 8 {
+                0 => d.learn(p, from),
+                1 => {
+                    d.remove(p);
+                    registered[usize::from(p)] = false;
+                }
+                2 => registered[usize::from(p)] |= d.insert(p, ufrags[usize::from(p)]),
+                _ => {}
+            }
+            // Half of the datagrams are STUN requests for one of the ufrags (or a stranger's).
+            let packet = if (r >> 24) % 2 == 0 {
+                let name = format!(
+                    "{}:x",
+                    ["aaaa", "bbbb", "cccc", "dddd", "eeee"][(r >> 28) as usize % 5]
+                );
+                binding(name.as_bytes())
+            } else {
+                let len = 1 + (r >> 32) as usize % 40;
+                (0..len).map(|i| (next() >> (i % 8)) as u8).collect()
+            };
+            if let Route::To(q) = d.route(&packet, from) {
+                assert!(
+                    registered[usize::from(q)],
+                    "routed to a removed participant"
+                );
+                assert_ne!(classify(&packet), Class::Junk);
+            }
+            for q in 0..4 {
+                assert!(d.addrs_of(q).len() <= MAX_ADDRS);
+            }
+        }
+    }
+
     #[test]
     fn addresses_per_participant_are_bounded() {
         let mut d = Demux::default();

@@ -1,13 +1,190 @@
 //! The selective forwarding unit for big rooms (issue #11), off by default (`[sfu]`).
 //!
-//! This step holds the plain-data parts the media task is built on, each unit-tested:
-//! - [`demux`]: which participant a datagram on the media port belongs to (map lookups by
-//!   STUN ufrag, then by a proven source address; junk dropped on the first byte).
+//! One task ([`run`]) owns the media UDP socket and every participant: one str0m `Rtc` per
+//! member (ICE-lite, DTLS-SRTP, frame mode, NACK/RTX by str0m). The signalling hub talks to
+//! it through a bounded command queue ([`Handle`]): a full queue answers that client
+//! `sfu-busy`. The task answers through each member's own signalling queue.
+//! - [`demux`]: which participant a datagram belongs to (map lookups by STUN ufrag, then by a
+//!   proven source address; junk dropped on the first byte).
 //! - [`forward`]: the forwarding table (published track -> subscriber m-lines, both ways)
 //!   and the keyframe-request throttle.
-//!
-//! The task that owns the UDP socket and one str0m `Rtc` per participant, and its signalling,
-//! are not written yet (docs/architecture.md, "SFU").
+//! - [`participant`]: one member's `Rtc` and its negotiation (the server makes every offer).
+//! - [`engine`]: the task's state and what each input does to it.
 
 pub mod demux;
+mod engine;
 pub mod forward;
+mod participant;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SfuConfig;
+use crate::signal::protocol::SignalError;
+use crate::signal::room::Peer;
+
+/// A participant's id inside the SFU task.
+pub type Pid = u64;
+
+/// Largest datagram read from the media socket.
+const MAX_DATAGRAM: usize = 2048;
+/// How often participants whose session ended (or that never connected) are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// What the signalling hub asks of the SFU task.
+#[derive(Debug)]
+pub enum Command {
+    /// Connect `session` (a member of `room`, in SFU mode) to the SFU: it gets `sfu-offer`.
+    Join {
+        session: String,
+        room: String,
+        peer: Arc<Peer>,
+    },
+    Answer {
+        session: String,
+        sdp: String,
+    },
+    Candidate {
+        session: String,
+        candidate: String,
+    },
+    /// It sent `sfu-leave`, or left its room.
+    Leave {
+        session: String,
+    },
+}
+
+/// The hub's end of the SFU task's command queue.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    pub stats: Arc<Stats>,
+}
+
+impl Handle {
+    /// Queues `command` without waiting: a full queue is `sfu-busy` for that client.
+    pub fn send(&self, command: Command) -> Result<(), SignalError> {
+        self.tx.try_send(command).map_err(|_| {
+            self.stats.busy.fetch_add(1, Relaxed);
+            SignalError::SfuBusy
+        })
+    }
+}
+
+/// The SFU's counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub joined: AtomicU64,
+    /// Media frames written to subscribers.
+    pub forwarded: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    /// Datagrams dropped by the demux, by [`demux::Dropped`].
+    pub dropped_junk: AtomicU64,
+    pub dropped_unknown_ufrag: AtomicU64,
+    pub dropped_unknown_addr: AtomicU64,
+    /// Datagrams the socket would not take at once.
+    pub send_dropped: AtomicU64,
+    /// Commands refused because the queue was full.
+    pub busy: AtomicU64,
+    /// Participants now.
+    pub participants: AtomicU64,
+}
+
+impl Stats {
+    fn dropped(&self, why: demux::Dropped) {
+        let c = match why {
+            demux::Dropped::Junk => &self.dropped_junk,
+            demux::Dropped::UnknownUfrag => &self.dropped_unknown_ufrag,
+            demux::Dropped::UnknownAddr => &self.dropped_unknown_addr,
+        };
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+/// The command queue: the hub's [`Handle`] and the task's receiving end.
+pub fn channel(config: &SfuConfig) -> (Handle, mpsc::Receiver<Command>) {
+    let (tx, rx) = mpsc::channel(config.command_queue);
+    let handle = Handle {
+        tx,
+        stats: Arc::default(),
+    };
+    (handle, rx)
+}
+
+/// What the SFU task needs besides its socket.
+pub struct Deps {
+    pub config: SfuConfig,
+    pub commands: mpsc::Receiver<Command>,
+    pub stats: Arc<Stats>,
+}
+
+/// The address the SFU's candidate advertises: `sfu.public_ip` (or `turn.external_ip`), else
+/// the socket's own address.
+pub fn candidate_addr(config: &SfuConfig, local: SocketAddr) -> SocketAddr {
+    match config.candidate_ip(None) {
+        Some(ip) => SocketAddr::new(ip, local.port()),
+        None => local,
+    }
+}
+
+/// Serves the media socket until `shutdown`.
+pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
+    let Deps {
+        config,
+        mut commands,
+        stats,
+    } = deps;
+    let local = match socket.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "sfu socket has no address");
+            return;
+        }
+    };
+    let candidate = candidate_addr(&config, local);
+    if candidate.ip().is_unspecified() {
+        tracing::warn!(
+            listen = %local,
+            "sfu.listen is a wildcard and no sfu.public_ip or turn.external_ip is set: \
+             clients are told an unreachable address"
+        );
+    }
+    tracing::info!(listen = %local, candidate = %candidate, "sfu serving");
+    let socket = Arc::new(socket);
+    let mut engine = engine::Engine::new(config, socket.clone(), candidate, stats.clone());
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let wake = engine
+            .next_wake()
+            .unwrap_or_else(|| Instant::now() + SWEEP_EVERY);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, source)) => engine.on_datagram(&buf[..n], source, Instant::now()),
+                // ICMP errors of earlier sends surface here; the socket goes on.
+                Err(e) => tracing::trace!(error = %e, "sfu recv"),
+            },
+            c = commands.recv() => match c {
+                Some(c) => engine.on_command(c, Instant::now()),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                engine.on_timeout(Instant::now());
+            }
+            _ = sweep.tick() => engine.sweep(Instant::now()),
+        }
+        stats
+            .participants
+            .store(engine.participants() as u64, Relaxed);
+    }
+    tracing::info!("sfu stopped");
+}

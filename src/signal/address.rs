@@ -167,6 +167,7 @@ mod tests {
             Arc::new(NoIce),
             crate::signal::resume::ResumeKey::ephemeral(),
             None,
+            None,
         )
     }
 

@@ -33,7 +33,7 @@ use crate::config::RoomsConfig;
 use crate::limit::lock;
 use address::Connections;
 use password::{Key, Salt};
-use protocol::{HostAction, RoomChange, SignalError};
+use protocol::{HostAction, RoomChange, SfuRequest, SignalError};
 use resume::ResumeKey;
 use room::{Entry, Member, Outbox, Peer, Rooms};
 
@@ -60,6 +60,8 @@ pub struct Hub {
     pub(crate) cluster: Option<Arc<Cluster>>,
     rooms: Mutex<Rooms>,
     connections: Mutex<Connections>,
+    /// The SFU task's command queue, when `[sfu] enabled`.
+    sfu: Option<crate::sfu::Handle>,
 }
 
 /// What signalling holds now, for `/metrics`.
@@ -80,12 +82,16 @@ pub(crate) struct LoginOutcome {
 }
 
 impl Hub {
+    /// `cluster`: this node's part of a cluster (rooms elsewhere are relayed to their home);
+    /// `sfu`: rooms move to the SFU behind it when they grow past `rooms.sfu_from`.
     pub fn new(
         config: &RoomsConfig,
         ice: Arc<dyn IceProvider>,
         resume: ResumeKey,
         cluster: Option<Arc<Cluster>>,
+        sfu: Option<crate::sfu::Handle>,
     ) -> Arc<Hub> {
+        let sfu_from = sfu.as_ref().map(|_| config.sfu_from);
         Arc::new(Hub {
             config: config.clone(),
             ice,
@@ -96,9 +102,11 @@ impl Hub {
                 Rooms::new(config.capacity, config.max_rooms, config.max_rooms_per_ip)
                     .with_removal(config.removal)
                     .with_min_room_chars(config.min_room_chars)
-                    .with_lobby_wait(config.lobby_wait),
+                    .with_lobby_wait(config.lobby_wait)
+                    .with_sfu_from(sfu_from),
             ),
             connections: Mutex::new(Connections::default()),
+            sfu,
         })
     }
 
@@ -125,6 +133,11 @@ impl Hub {
         }
     }
 
+    /// The SFU's counters, when it is on.
+    pub fn sfu_stats(&self) -> Option<&crate::sfu::Stats> {
+        self.sfu.as_ref().map(|h| &*h.stats)
+    }
+
     /// Whether a room with this id exists now.
     pub fn room_exists(&self, room: &str) -> bool {
         lock(&self.rooms).exists(room)
@@ -139,6 +152,7 @@ impl Hub {
         entry: Entry<'_>,
     ) -> Result<LoginOutcome, SignalError> {
         let mut out = Outbox::default();
+        let id = me.id.clone();
         let (result, closed) = {
             let mut rooms = lock(&self.rooms);
             let result = rooms.join(me, room, entry, Instant::now(), &mut out);
@@ -148,6 +162,9 @@ impl Hub {
         };
         out.deliver();
         self.closed(closed);
+        // Whatever room it was in before (a login elsewhere, or a refused one that left it),
+        // its SFU connection there ends.
+        self.sfu_leave(&id);
         result.map(|j| LoginOutcome {
             left: j.left,
             resumed: j.resumed,
@@ -258,7 +275,46 @@ impl Hub {
         };
         out.deliver();
         self.closed(closed);
+        if left.is_some() {
+            self.sfu_leave(id);
+        }
         (left, held)
+    }
+
+    /// An `sfu-*` message from member `from`, handed to the SFU task (which answers it).
+    pub(crate) fn sfu(&self, from: &str, request: SfuRequest) -> Result<(), SignalError> {
+        let sfu = self.sfu.as_ref().ok_or(SignalError::SfuOff)?;
+        let (room, peer) = {
+            let rooms = lock(&self.rooms);
+            let (room, mode, peer) = rooms.sfu_state(from).ok_or(SignalError::NotInRoom)?;
+            if !mode && request == SfuRequest::Join {
+                return Err(SignalError::NotSfu);
+            }
+            (room.to_owned(), peer.clone())
+        };
+        let session = from.to_owned();
+        sfu.send(match request {
+            SfuRequest::Join => crate::sfu::Command::Join {
+                session,
+                room,
+                peer,
+            },
+            SfuRequest::Answer(sdp) => crate::sfu::Command::Answer { session, sdp },
+            SfuRequest::Candidate(candidate) => {
+                crate::sfu::Command::Candidate { session, candidate }
+            }
+            SfuRequest::Leave => crate::sfu::Command::Leave { session },
+        })
+    }
+
+    /// `id` left its room: its SFU connection, if any, ends. Should the queue be full, the
+    /// SFU task finds out by itself (the session's queue closes, or ICE times out).
+    fn sfu_leave(&self, id: &str) {
+        if let Some(sfu) = &self.sfu {
+            let _ = sfu.send(crate::sfu::Command::Leave {
+                session: id.to_owned(),
+            });
+        }
     }
 
     /// Whether `id` is in a room now.

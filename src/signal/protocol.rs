@@ -89,6 +89,16 @@ pub enum SignalError {
     RoomNameTooShort(usize),
     #[error("The servers cannot place this room right now; try again in a moment.")]
     Unavailable,
+    #[error("this server has no SFU (sfu.enabled is off)")]
+    SfuOff,
+    #[error("this room is a mesh now: connect to the other members directly")]
+    NotSfu,
+    #[error("The server's media relay is full ({0} people); try again later.")]
+    SfuFull(usize),
+    #[error("the server's media relay is busy; try again in a moment")]
+    SfuBusy,
+    #[error("no SFU connection is waiting for that (send sfu-join first)")]
+    SfuNotJoined,
 }
 
 impl From<FieldsError> for SignalError {
@@ -127,6 +137,11 @@ impl SignalError {
             NotHost => "not-host",
             RoomNameTooShort(_) => "room-name-too-short",
             Unavailable => "unavailable",
+            SfuOff => "sfu-off",
+            NotSfu => "not-sfu",
+            SfuFull(_) => "sfu-full",
+            SfuBusy => "sfu-busy",
+            SfuNotJoined => "sfu-not-joined",
         }
     }
 
@@ -177,6 +192,23 @@ pub struct RoomChange {
     pub password: Option<Option<Secret>>,
 }
 
+/// What a client asks of the server's SFU (extension, addressed to the server: no `to`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuRequest {
+    /// `sfu-join`: connect this member to the SFU; the server answers `sfu-offer`.
+    Join,
+    /// `sfu-answer`: the SDP answer to the server's last `sfu-offer`.
+    Answer(String),
+    /// `sfu-candidate`: one ICE candidate line of the client (`candidate:...`).
+    Candidate(String),
+    /// `sfu-leave`: close this member's SFU connection.
+    Leave,
+}
+
+/// Longest SDP answer (or candidate) an `sfu-*` message may carry; the WebSocket's own
+/// message limit (`rooms.max_message_bytes`) applies first.
+pub const MAX_SFU_SDP_BYTES: usize = 256 * 1024;
+
 /// A validated client message; a relayed one borrows from the frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage<'a> {
@@ -189,6 +221,8 @@ pub enum ClientMessage<'a> {
         resume: Option<Resume>,
         /// Extension: the room's password.
         password: Option<Secret>,
+        /// Extension: the client can use the server's SFU (`data.sfu: true`).
+        sfu: bool,
     },
     /// `fields` is the whole object as sent; `from` is overwritten by [`relay_frame`].
     Relay {
@@ -208,6 +242,8 @@ pub enum ClientMessage<'a> {
     },
     /// Extension, host only: `endCall`.
     EndCall,
+    /// Extension: `sfu-join`, `sfu-answer`, `sfu-candidate`, `sfu-leave`.
+    Sfu(SfuRequest),
 }
 
 impl ClientMessage<'_> {
@@ -239,6 +275,12 @@ impl ClientMessage<'_> {
                 HostAction::AskMute { .. } => "askMute",
             },
             ClientMessage::EndCall => "endCall",
+            ClientMessage::Sfu(r) => match r {
+                SfuRequest::Join => "sfu-join",
+                SfuRequest::Answer(_) => "sfu-answer",
+                SfuRequest::Candidate(_) => "sfu-candidate",
+                SfuRequest::Leave => "sfu-leave",
+            },
         }
     }
 }
@@ -255,12 +297,14 @@ pub fn parse(text: &str) -> Result<ClientMessage<'_>, SignalError> {
     };
     let relay = match &*kind {
         "randomCheck" | "login" | "logout" | "iceServers" | "roomSettings" | "handOver"
-        | "admit" | "decline" | "remove" | "askMute" | "endCall" => {
+        | "admit" | "decline" | "remove" | "askMute" | "endCall" | "sfu-join" | "sfu-leave" => {
             if text.len() > MAX_CONTROL_BYTES {
                 return Err(SignalError::ControlTooLong(MAX_CONTROL_BYTES));
             }
             return parse_value(text);
         }
+        // SDP: longer than a control message, read as a tree (the server reads it).
+        "sfu-answer" | "sfu-candidate" => return parse_sfu_sdp(text),
         "offer" => RelayKind::Offer,
         "answer" => RelayKind::Answer,
         "candidate" => RelayKind::Candidate,
@@ -297,6 +341,8 @@ fn parse_value(text: &str) -> Result<ClientMessage<'static>, SignalError> {
         Some("iceServers") => Ok(ClientMessage::IceServers),
         Some("roomSettings") => parse_settings(fields.get("data")),
         Some("endCall") => Ok(ClientMessage::EndCall),
+        Some("sfu-join") => Ok(ClientMessage::Sfu(SfuRequest::Join)),
+        Some("sfu-leave") => Ok(ClientMessage::Sfu(SfuRequest::Leave)),
         Some(kind) => {
             let action = match kind {
                 "handOver" => HostAction::HandOver,
@@ -320,6 +366,36 @@ fn parse_value(text: &str) -> Result<ClientMessage<'static>, SignalError> {
         }
         None => Err(SignalError::UnknownType),
     }
+}
+
+/// `sfu-answer` (`data.sdp`) and `sfu-candidate` (`data.candidate`).
+fn parse_sfu_sdp(text: &str) -> Result<ClientMessage<'static>, SignalError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| SignalError::NotJson)?;
+    let answer = value.get("type").and_then(Value::as_str) == Some("sfu-answer");
+    let (key, name) = if answer {
+        ("sdp", "data.sdp")
+    } else {
+        ("candidate", "data.candidate")
+    };
+    let field = match value.get("data") {
+        None => return Err(SignalError::Missing("data")),
+        Some(Value::Object(d)) => d.get(key),
+        Some(_) => return Err(SignalError::WrongType("data")),
+    };
+    let text = match field {
+        None => return Err(SignalError::Missing(name)),
+        Some(Value::String(s)) if s.trim().is_empty() => return Err(SignalError::Empty(name)),
+        Some(Value::String(s)) if s.len() > MAX_SFU_SDP_BYTES => {
+            return Err(SignalError::TooLong(name, MAX_SFU_SDP_BYTES));
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(SignalError::WrongType(name)),
+    };
+    Ok(ClientMessage::Sfu(if answer {
+        SfuRequest::Answer(text)
+    } else {
+        SfuRequest::Candidate(text)
+    }))
 }
 
 /// `roomSettings`: `data` is an object of optional booleans and an optional password.
@@ -384,11 +460,17 @@ fn parse_login(data: Option<&Value>) -> Result<ClientMessage<'static>, SignalErr
             MAX_PASSWORD_CHARS,
         )?)),
     };
+    let sfu = match data.get("sfu") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(SignalError::WrongType("data.sfu")),
+    };
     Ok(ClientMessage::Login {
         room,
         username,
         resume,
         password,
+        sfu,
     })
 }
 
@@ -501,6 +583,47 @@ pub fn ended_frame(from: &str) -> Utf8Bytes {
     frame(&json!({"type": "ended", "from": from}))
 }
 
+/// A room's mode (extension): `mesh` (members connect to each other) or `sfu` (each member
+/// connects to the server's SFU).
+pub fn mode_frame(sfu: bool) -> Utf8Bytes {
+    frame(&json!({"type": "mode", "data": {"mode": mode_name(sfu)}}))
+}
+
+fn mode_name(sfu: bool) -> &'static str {
+    if sfu { "sfu" } else { "mesh" }
+}
+
+/// One m-line of an `sfu-offer`'s track map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuTrack<'a> {
+    pub mid: &'a str,
+    /// `audio` or `video`.
+    pub kind: &'static str,
+    /// The member whose track it carries (`None`: one the client publishes on).
+    pub from: Option<&'a str>,
+}
+
+/// The SFU's offer (extension): the SDP, the m-lines the client publishes on, and the
+/// m-lines that carry other members' tracks (mid -> member session id, kind).
+pub fn sfu_offer_frame(sdp: &str, tracks: &[SfuTrack<'_>]) -> Utf8Bytes {
+    let publish: Vec<Value> = tracks
+        .iter()
+        .filter(|t| t.from.is_none())
+        .map(|t| json!({"mid": t.mid, "kind": t.kind}))
+        .collect();
+    let receive: Vec<Value> = tracks
+        .iter()
+        .filter_map(|t| {
+            t.from
+                .map(|f| json!({"mid": t.mid, "kind": t.kind, "from": f}))
+        })
+        .collect();
+    frame(&json!({
+        "type": "sfu-offer",
+        "data": {"sdp": sdp, "publish": publish, "tracks": receive},
+    }))
+}
+
 /// What `joined` tells the newcomer.
 pub struct Joined<'a> {
     pub session_id: &'a str,
@@ -513,6 +636,8 @@ pub struct Joined<'a> {
     pub resumed: bool,
     pub capacity: usize,
     pub state: RoomState<'a>,
+    /// Whether the room is in SFU mode (extension `mode`).
+    pub sfu: bool,
 }
 
 pub fn joined_frame(j: Joined<'_>) -> Utf8Bytes {
@@ -532,6 +657,7 @@ pub fn joined_frame(j: Joined<'_>) -> Utf8Bytes {
         "resumed": j.resumed,
         "capacity": j.capacity,
         "state": j.state.to_json(),
+        "mode": mode_name(j.sfu),
     }))
 }
 
@@ -568,6 +694,35 @@ mod tests {
             ("\"login\"", SignalError::NotObject),
             ("null", SignalError::NotObject),
             ("{}", SignalError::Missing("type")),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r","username":"A","sfu":"yes"}}"#,
+                SignalError::WrongType("data.sfu"),
+            ),
+            (r#"{"type":"sfu-answer"}"#, SignalError::Missing("data")),
+            (
+                r#"{"type":"sfu-answer","data":{}}"#,
+                SignalError::Missing("data.sdp"),
+            ),
+            (
+                r#"{"type":"sfu-answer","data":{"sdp":7}}"#,
+                SignalError::WrongType("data.sdp"),
+            ),
+            (
+                r#"{"type":"sfu-answer","data":{"sdp":" "}}"#,
+                SignalError::Empty("data.sdp"),
+            ),
+            (
+                r#"{"type":"sfu-candidate","data":[]}"#,
+                SignalError::WrongType("data"),
+            ),
+            (
+                r#"{"type":"sfu-candidate","data":{"sdp":"x"}}"#,
+                SignalError::Missing("data.candidate"),
+            ),
+            (
+                r#"{"type":"sfu-offer","data":{"sdp":"x"}}"#,
+                SignalError::UnknownType,
+            ),
             (r#"{"type":7}"#, SignalError::WrongType("type")),
             (r#"{"type":"dance"}"#, SignalError::UnknownType),
             (r#"{"type":"Login"}"#, SignalError::UnknownType),
@@ -680,7 +835,36 @@ mod tests {
                     username: "Ann".into(),
                     resume: None,
                     password: None,
+                    sfu: false,
                 },
+            ),
+            (
+                r#"{"type":"login","data":{"roomrequest":"r1","username":"Bo","sfu":true}}"#,
+                ClientMessage::Login {
+                    room: "r1".into(),
+                    username: "Bo".into(),
+                    resume: None,
+                    password: None,
+                    sfu: true,
+                },
+            ),
+            (
+                r#"{"type":"sfu-join"}"#,
+                ClientMessage::Sfu(SfuRequest::Join),
+            ),
+            (
+                r#"{"type":"sfu-answer","data":{"sdp":"v=0"}}"#,
+                ClientMessage::Sfu(SfuRequest::Answer("v=0".into())),
+            ),
+            (
+                r#"{"type":"sfu-candidate","data":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host"}}"#,
+                ClientMessage::Sfu(SfuRequest::Candidate(
+                    "candidate:1 1 udp 1 127.0.0.1 9 typ host".into(),
+                )),
+            ),
+            (
+                r#"{"type":"sfu-leave"}"#,
+                ClientMessage::Sfu(SfuRequest::Leave),
             ),
             (
                 r#"{"type":"login","data":{"roomrequest":"r1","username":"Zoë","resume":{"sessionId":"s","token":"t"}}}"#,
@@ -692,6 +876,7 @@ mod tests {
                         token: "t".into(),
                     }),
                     password: None,
+                    sfu: false,
                 },
             ),
             (
@@ -701,6 +886,7 @@ mod tests {
                     username: "A".into(),
                     resume: None,
                     password: Some(Secret::new("pw")),
+                    sfu: false,
                 },
             ),
             (

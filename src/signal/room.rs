@@ -91,6 +91,11 @@ impl Peer {
         }
     }
 
+    /// Its session has ended (the writer's end of the queue is gone).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// The writer took `frame` off the queue.
     pub fn taken(&self, frame: &Utf8Bytes) {
         self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
@@ -129,6 +134,8 @@ pub struct Member {
     pub logout: Utf8Bytes,
     /// The `iceServers` of its `joined` (with its TURN credentials).
     pub ice_servers: Value,
+    /// It announced SFU support in its login (`data.sfu`).
+    pub sfu: bool,
 }
 
 /// What a login brings besides the member: the session id it had until now when `me.id` is
@@ -158,6 +165,9 @@ pub struct Rooms {
     /// How long a knock waits for the host before it expires (the session's timer enforces
     /// it; `knocking` tells the knocker).
     lobby_wait: Duration,
+    /// With the SFU on: rooms larger than this whose members all announce SFU support are
+    /// in SFU mode.
+    sfu_from: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -170,6 +180,8 @@ struct Room {
     policy: Policy,
     /// Drawn when the room is made; stretches its password.
     salt: Salt,
+    /// In SFU mode (told to every member with `mode` when it changes).
+    sfu: bool,
 }
 
 impl Room {
@@ -185,6 +197,18 @@ impl Room {
         self.members.iter().find(|m| m.id == id)
     }
 
+    /// Recomputes the room's mode after a join or a leave; every member hears of a change.
+    fn update_mode(&mut self, sfu_from: Option<usize>, out: &mut Outbox) {
+        let sfu = sfu_mode(sfu_from, self.members.iter());
+        if sfu != self.sfu {
+            self.sfu = sfu;
+            let frame = protocol::mode_frame(sfu);
+            for m in &self.members {
+                out.push(&m.peer, &frame);
+            }
+        }
+    }
+
     /// Queues `me`'s `joined` (the other members, the room's state) and returns those members.
     fn welcome(
         &self,
@@ -192,8 +216,17 @@ impl Room {
         me: &Member,
         resumed: bool,
         capacity: usize,
+        sfu_from: Option<usize>,
         out: &mut Outbox,
     ) -> Vec<(String, String)> {
+        // The mode the room has with `me` in it (a change reaches the others in `mode`).
+        let sfu = sfu_mode(
+            sfu_from,
+            self.members
+                .iter()
+                .filter(|m| m.id != me.id)
+                .chain(std::iter::once(me)),
+        );
         let others: Vec<(String, String)> = self
             .members
             .iter()
@@ -209,6 +242,7 @@ impl Room {
             resumed,
             capacity,
             state: self.policy.state(&self.host),
+            sfu,
         });
         out.push(&me.peer, &joined);
         others
@@ -241,7 +275,21 @@ impl Rooms {
             removal: Duration::from_secs(600),
             min_room_chars: 1,
             lobby_wait: Duration::from_secs(300),
+            sfu_from: None,
         }
+    }
+
+    /// Rooms of more than `members` members that all announce SFU support use the SFU.
+    pub fn with_sfu_from(mut self, members: Option<usize>) -> Rooms {
+        self.sfu_from = members;
+        self
+    }
+
+    /// The room `id` is in, whether it is in SFU mode, and `id`'s queue.
+    pub fn sfu_state(&self, id: &str) -> Option<(&str, bool, &Arc<Peer>)> {
+        let (name, r) = self.rooms.get_key_value(self.room_of.get(id)?)?;
+        let m = r.member(id)?;
+        Some((name.as_str(), r.sfu, &m.peer))
     }
 
     /// Rooms, and members in them.
@@ -345,6 +393,7 @@ impl Rooms {
                     host: me.id.clone(),
                     policy: Policy::default(),
                     salt: password::salt(),
+                    sfu: false,
                 };
                 self.rooms.insert(room.to_owned(), fresh);
             }
@@ -368,11 +417,12 @@ impl Rooms {
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
-        let others = r.welcome(room, &me, true, capacity, out);
+        let others = r.welcome(room, &me, true, capacity, self.sfu_from, out);
         let is_host = r.host == me.id;
         if let Some(seat) = r.members.iter_mut().find(|m| m.id == me.id) {
             std::mem::replace(seat, me).peer.replaced.cancel();
         }
+        r.update_mode(self.sfu_from, out);
         if is_host && !r.policy.waiting.is_empty() {
             r.tell_lobby(now, out);
         }
@@ -393,12 +443,13 @@ impl Rooms {
             return Vec::new();
         };
         // `joined` first: nothing the others send the newcomer can overtake it.
-        let others = r.welcome(room, &me, resumed, capacity, out);
+        let others = r.welcome(room, &me, resumed, capacity, self.sfu_from, out);
         for m in &r.members {
             out.push(&m.peer, &me.login);
         }
         self.room_of.insert(me.id.clone(), room.to_owned());
         r.members.push(me);
+        r.update_mode(self.sfu_from, out);
         others
     }
 
@@ -449,6 +500,7 @@ impl Rooms {
         for m in &r.members {
             out.push(&m.peer, &gone.logout);
         }
+        r.update_mode(self.sfu_from, out);
         if r.host == id {
             if let Some(next) = r.members.first() {
                 r.host = next.id.clone();
@@ -493,6 +545,17 @@ impl Rooms {
             .map(|m| &m.peer)
             .ok_or(SignalError::UnknownPeer)
     }
+}
+
+/// Whether a room of `members` is in SFU mode: more than `sfu_from` of them, all announcing
+/// SFU support.
+fn sfu_mode<'a>(sfu_from: Option<usize>, members: impl Iterator<Item = &'a Member>) -> bool {
+    let (mut n, mut all) = (0, true);
+    for m in members {
+        n += 1;
+        all &= m.sfu;
+    }
+    sfu_from.is_some_and(|from| n > from && all)
 }
 
 /// Compares two secrets in time that depends only on their lengths.

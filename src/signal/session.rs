@@ -485,6 +485,7 @@ enum Pending {
         username: String,
         resume: Option<Resume>,
         password: Option<Secret>,
+        sfu: bool,
         frame: Utf8Bytes,
     },
     Login {
@@ -493,6 +494,7 @@ enum Pending {
         resume: Option<Resume>,
         password: Secret,
         salt: Salt,
+        sfu: bool,
     },
     Configure {
         change: RoomChange,
@@ -630,6 +632,7 @@ impl Session {
                 username,
                 resume,
                 password,
+                sfu,
             } if self.hub.cluster.is_some() && !self.hub.room_exists(&room) => {
                 // Refused before anything changes, as on one node.
                 self.take_credentials()?;
@@ -638,6 +641,7 @@ impl Session {
                     username,
                     resume,
                     password,
+                    sfu,
                     frame: Utf8Bytes::from(text),
                 });
             }
@@ -646,9 +650,10 @@ impl Session {
                 username,
                 resume,
                 password,
+                sfu,
             } => {
                 self.take_credentials()?;
-                self.login(room, username, resume, password)?
+                self.login(room, username, resume, password, sfu)?
             }
             ClientMessage::Relay { to, fields, .. } => {
                 let id = self.id.as_str();
@@ -698,6 +703,7 @@ impl Session {
                 self.hub.end_call(&self.id)?;
                 tracing::info!("call ended by the host");
             }
+            ClientMessage::Sfu(request) => self.hub.sfu(&self.id, request)?,
         }
         Ok(())
     }
@@ -718,16 +724,21 @@ impl Session {
                 username,
                 resume,
                 password,
+                sfu,
                 frame,
-            } => self.place(room, username, resume, password, frame).await,
+            } => {
+                self.place(room, username, resume, password, sfu, frame)
+                    .await
+            }
             Pending::Login {
                 room,
                 username,
                 resume,
                 password,
                 salt,
+                sfu,
             } => match password::stretch_async(salt, password.expose().to_owned()).await {
-                Some(key) => self.enter(room, username, resume, Some(&key)),
+                Some(key) => self.enter(room, username, resume, Some(&key), sfu),
                 None => return,
             },
             Pending::Configure {
@@ -792,6 +803,7 @@ impl Session {
         username: String,
         resume: Option<Resume>,
         password: Option<Secret>,
+        sfu: bool,
         frame: Utf8Bytes,
     ) -> Result<(), SignalError> {
         let Some(cluster) = self.hub.cluster.clone() else {
@@ -805,7 +817,7 @@ impl Session {
             }
         };
         let address = match home {
-            Home::Here => return self.login(room, username, resume, password),
+            Home::Here => return self.login(room, username, resume, password, sfu),
             // A relayed member goes no further: the directory moved the room meanwhile, and
             // the client's retry finds the new home from its own node.
             Home::Node { .. } if self.via == Via::Node => return Err(SignalError::Unavailable),
@@ -849,6 +861,7 @@ impl Session {
         username: String,
         resume: Option<Resume>,
         password: Option<Secret>,
+        sfu: bool,
     ) -> Result<(), SignalError> {
         if let Some(password) = password {
             if let Some(salt) = self.hub.password_salt(&room) {
@@ -865,11 +878,12 @@ impl Session {
                     resume,
                     password,
                     salt,
+                    sfu,
                 });
                 return Ok(());
             }
         }
-        self.enter(room, username, resume, None)
+        self.enter(room, username, resume, None, sfu)
     }
 
     /// The login itself, with the password (if any) stretched with the room's salt.
@@ -879,6 +893,7 @@ impl Session {
         username: String,
         resume: Option<Resume>,
         password: Option<&Key>,
+        sfu: bool,
     ) -> Result<(), SignalError> {
         let previous = self.id.clone();
         if let Some(r) = resume.filter(|r| self.hub.resume.verify(&r.token, &r.session_id, &room))
@@ -900,6 +915,7 @@ impl Session {
             peer: self.me.clone(),
             addr: self.admission.addr,
             ice_servers: self.hub.ice.ice_servers(id, self.host.as_deref()),
+            sfu,
         };
         let was_in_room = self.in_room && self.hub.in_room(id);
         let entry = Entry {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use super::protocol::SignalError;
 
 /// `type` of every client message the server accepts ([`super::protocol::ClientMessage::kind`]).
-pub const MESSAGE_TYPES: [&str; 14] = [
+pub const MESSAGE_TYPES: [&str; 18] = [
     "randomCheck",
     "login",
     "offer",
@@ -22,10 +22,14 @@ pub const MESSAGE_TYPES: [&str; 14] = [
     "remove",
     "askMute",
     "endCall",
+    "sfu-join",
+    "sfu-answer",
+    "sfu-candidate",
+    "sfu-leave",
 ];
 
 /// Every `errorType` of `docs/protocol.md` ([`SignalError::error_type`]).
-pub const ERROR_TYPES: [&str; 19] = [
+pub const ERROR_TYPES: [&str; 24] = [
     "bad-request",
     "full",
     "not-in-room",
@@ -45,6 +49,11 @@ pub const ERROR_TYPES: [&str; 19] = [
     "not-host",
     "room-name-too-short",
     "unavailable",
+    "sfu-off",
+    "not-sfu",
+    "sfu-full",
+    "sfu-busy",
+    "sfu-not-joined",
 ];
 
 /// Why a WebSocket session ended (the session's `End`, and `refused` at admission).

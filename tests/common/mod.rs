@@ -36,6 +36,8 @@ pub struct TestServer {
     pub turn: SocketAddr,
     /// `/metrics`, `/healthz`, `/readyz` (plain HTTP).
     pub metrics: SocketAddr,
+    /// The SFU's media socket (served only with `[sfu] enabled = true`).
+    pub sfu: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: Config,
     pub handle: Handle,
@@ -155,6 +157,9 @@ async fn spawn_inner(
         .expect("bind metrics");
     let ma = metrics.local_addr().unwrap();
     let (udp, tcp) = bind_turn_pair().await;
+    // Served only when the test's config says `[sfu] enabled = true`.
+    let sfu = UdpSocket::bind("127.0.0.1:0").await.expect("bind sfu");
+    let sa = sfu.local_addr().unwrap();
     let (ha, pa, ta) = (
         https.local_addr().unwrap(),
         http.local_addr().unwrap(),
@@ -182,6 +187,7 @@ async fn spawn_inner(
             ]),
         ),
         ("metrics", section(&[("listen", listen(ma))])),
+        ("sfu", section(&[("listen", sa.to_string().into())])),
     ]);
     let mut turn = toml::Table::new();
     turn.insert("turn".into(), Value::Table(parse_toml(&spec.turn_keys)));
@@ -210,6 +216,7 @@ async fn spawn_inner(
         turn_udp: vec![udp],
         turn_tcp: vec![tcp],
         metrics: vec![metrics],
+        sfu_udp: Some(sfu),
     };
     let task = tokio::spawn(server.run(listeners, shutdown.clone()));
     TestServer {
@@ -217,6 +224,7 @@ async fn spawn_inner(
         http: pa,
         turn: ta,
         metrics: ma,
+        sfu: sa,
         dir,
         config,
         handle,

@@ -31,6 +31,7 @@ fn member_from(c: &Client, id: &str, ip: &str) -> Member {
         login: Utf8Bytes::from(format!("login {id}")),
         logout: Utf8Bytes::from(format!("logout {id}")),
         ice_servers: Value::Array(Vec::new()),
+        sfu: false,
     }
 }
 
@@ -496,4 +497,74 @@ fn lobby_wait_is_measured_with_the_callers_clock() {
     };
     assert_eq!(waited(&mut a), vec![0.0], "told when b knocked");
     assert_eq!(waited(&mut c), vec![12.0], "the new host, 12 s later");
+}
+
+/// The `mode` values a client got, and the mode of its `joined` ("joined:<mode>").
+fn modes(c: &mut Client) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Ok(f) = c.rx.try_recv() {
+        let Ok(v) = serde_json::from_str::<Value>(f.as_str()) else {
+            continue;
+        };
+        match v["type"].as_str() {
+            Some("joined") => got.push(format!("joined:{}", v["mode"].as_str().unwrap_or("?"))),
+            Some("mode") => got.push(v["data"]["mode"].as_str().unwrap_or("?").to_owned()),
+            _ => {}
+        }
+    }
+    got
+}
+
+#[test]
+fn rooms_past_sfu_from_with_only_sfu_clients_use_the_sfu() {
+    let mut rooms = Rooms::new(10, 2, 10).with_sfu_from(Some(2));
+    let mut cs: Vec<Client> = (0..4).map(|_| client(16)).collect();
+    let now = Instant::now();
+    let join = |rooms: &mut Rooms, c: &Client, id: &str, sfu: bool| {
+        let mut out = Outbox::default();
+        let mut m = member(c, id);
+        m.sfu = sfu;
+        rooms
+            .join(m, "r", Entry::default(), now, &mut out)
+            .expect("join");
+        out.deliver();
+    };
+    join(&mut rooms, &cs[0], "a", true);
+    join(&mut rooms, &cs[1], "b", true);
+    assert_eq!(modes(&mut cs[0]), ["joined:mesh"]);
+    assert_eq!(modes(&mut cs[1]), ["joined:mesh"]);
+    // The third SFU client takes the room past sfu_from = 2.
+    join(&mut rooms, &cs[2], "c", true);
+    assert_eq!(modes(&mut cs[0]), ["sfu"]);
+    assert_eq!(modes(&mut cs[2]), ["joined:sfu", "sfu"]);
+    assert_eq!(rooms.sfu_state("a").map(|s| s.1), Some(true));
+    // A client without SFU support turns it back into a mesh, for everyone.
+    join(&mut rooms, &cs[3], "d", false);
+    assert_eq!(modes(&mut cs[3]), ["joined:mesh", "mesh"]);
+    assert_eq!(modes(&mut cs[1]), ["sfu", "mesh"]);
+    // It leaves: the SFU again; then one more leaves: mesh (2 is not past 2).
+    let mut out = Outbox::default();
+    rooms.leave("d", now, &mut out);
+    out.deliver();
+    assert_eq!(modes(&mut cs[0]), ["mesh", "sfu"]);
+    let mut out = Outbox::default();
+    rooms.leave("c", now, &mut out);
+    out.deliver();
+    assert_eq!(modes(&mut cs[0]), ["mesh"]);
+    assert_eq!(modes(&mut cs[1]), ["sfu", "mesh"]);
+    assert_eq!(modes(&mut cs[2]), ["mesh", "sfu"]);
+    // Without the SFU, never.
+    let mut plain = Rooms::new(10, 2, 10);
+    for (i, id) in ["e", "f", "g", "h"].iter().enumerate() {
+        let mut out = Outbox::default();
+        let mut m = member(&cs[i], id);
+        m.sfu = true;
+        plain
+            .join(m, "p", Entry::default(), now, &mut out)
+            .expect("join");
+        out.deliver();
+    }
+    for c in &mut cs {
+        assert!(modes(c).iter().all(|m| m == "joined:mesh"));
+    }
 }
