@@ -108,7 +108,7 @@ function refresh(): void {
 /** Errors after which the person is not in the room (any more), or not let in. */
 const REFUSED_LOGIN = new Set([
   'full', 'server-full', 'locked', 'password-required', 'wrong-password', 'removed', 'declined',
-  'lobby-full', 'lobby-timeout', 'lobby-closed', 'room-name-too-short',
+  'lobby-full', 'lobby-timeout', 'lobby-closed', 'room-name-too-short', 'unavailable',
 ])
 
 function ensureClient(): { client: SignalClient; mesh: Mesh } {
