@@ -115,19 +115,9 @@ async fn try_login(ws: &mut Ws, room: &str, name: &str) -> Value {
     recv_json(ws).await
 }
 
-/// The next message of `kind`, skipping others (room state, logins of others).
+/// The next message of `kind`, skipping others (up to 5 s).
 async fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    let wait = async {
-        loop {
-            let v = recv_json(ws).await;
-            if v["type"] == kind {
-                return v;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no {kind} within 5 s"))
+    common::signal::next_of(ws, kind, Duration::from_secs(5)).await
 }
 
 async fn random_check(ws: &mut Ws, room: &str) -> Value {

@@ -15,17 +15,7 @@ const QUIET: Duration = Duration::from_millis(300);
 
 /// The next message of `kind`, skipping others (up to 10 s).
 async fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    let wait = async {
-        loop {
-            let v = recv_json(ws).await;
-            if v["type"] == kind {
-                return v;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no {kind} within 10 s"))
+    common::signal::next_of(ws, kind, Duration::from_secs(10)).await
 }
 
 /// Sends a login with extra `data` fields (a password) and returns the answer.

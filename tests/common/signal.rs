@@ -25,6 +25,21 @@ pub async fn login(ws: &mut Ws, room: &str, name: &str) -> Value {
     joined
 }
 
+/// The next message of `kind` within `within`, skipping others (room state, logins of others).
+pub async fn next_of(ws: &mut Ws, kind: &str, within: Duration) -> Value {
+    let wait = async {
+        loop {
+            let v = recv_json(ws).await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    };
+    tokio::time::timeout(within, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {kind} within {within:?}"))
+}
+
 /// The session id a `joined` gave.
 pub fn id(joined: &Value) -> String {
     joined["data"]
