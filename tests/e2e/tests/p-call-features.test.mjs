@@ -43,11 +43,24 @@ test('reactions: shown on the sender tile, announced, a burst capped', { timeout
   // A burst of ten, each unlike the one before so that every arrival changes the live region's
   // text: at most the limit (4 per 4 s, the one above included) arrive; without it all ten would.
   await bob.page.evaluate(() => { window.__seen = 0; new MutationObserver(() => window.__seen++).observe(document.querySelector('[data-testid="reaction-live"]'), { childList: true, characterData: true, subtree: true }); });
+  // The ten clicks go in one task on the open menu, so the burst takes milliseconds however
+  // slow the machine (ten menu round trips took over 4 s under load: a second window's worth).
   const burst = ['party', 'clap', 'laugh', 'surprised', 'heart'];
-  for (let i = 0; i < 10; i++) await control(ann.page, `react-${burst[i % burst.length]}`);
+  await ann.page.locator(tid('more-button')).click();
+  await ann.page.locator(`[role="menu"] ${tid('react-party')}`).waitFor({ state: 'visible' });
+  const clicked = await ann.page.evaluate((names) => {
+    let n = 0;
+    for (let i = 0; i < 10; i++) {
+      const b = document.querySelector(`[role="menu"] [data-testid="react-${names[i % names.length]}"]`);
+      if (b) { b.click(); n++; }
+    }
+    return n;
+  }, burst);
+  assert.equal(clicked, 10, 'ten reaction clicks');
   await sleep(1500);
   const changes = await bob.page.evaluate(() => window.__seen);
-  assert.ok(changes >= 1 && changes <= 3, `a burst is capped (${changes} arrived after the first)`);
+  // At most 4 per 4 s at the sender, the thumbs-up above included when it is that recent.
+  assert.ok(changes >= 1 && changes <= 4, `a burst is capped (${changes} arrived after the first)`);
 });
 
 test('layout: five members get the speaker layout; a pin puts that member on the big tile', { timeout: 360_000 }, async () => {
