@@ -146,6 +146,20 @@ test('a newcomer gets the last page of the chat, scrolls back to the beginning, 
   assert.equal(seen.find((m) => m.text.includes('before you came')).from, ids[0], 'the message keeps its author');
   await cy.page.locator(tid('chat-list')).evaluate((el) => el.scrollTo({ top: 0 }));
   await shot(cy.page, 'n-history-phone');
+  // The marker and the first message are on screen, not under the controls, at each size.
+  for (const [name, width, height] of [['landscape', 844, 390], ['desktop', 1366, 768]]) {
+    await cy.page.setViewportSize({ width, height });
+    await ensureChatOpen(cy.page);
+    await cy.page.locator(tid('chat-list')).evaluate((el) => el.scrollTo({ top: 0 }));
+    await marker.waitFor({ state: 'visible' });
+    const list = await cy.page.locator(tid('chat-list')).boundingBox();
+    for (const [what, box] of [['the marker', await marker.boundingBox()], ['the first message', await cy.page.locator(tid('chat-message')).first().boundingBox()]]) {
+      assert.ok(box && box.y >= list.y - 1 && box.y + box.height <= Math.min(list.y + list.height, height) + 1 && box.x >= 0 && box.x + box.width <= width + 1,
+        `${what} is inside the chat list on screen at ${name}: ${JSON.stringify({ box, list })}`);
+    }
+    await shot(cy.page, `n-history-${name}`);
+  }
+  await cy.page.setViewportSize(PHONE.viewport);
 
   // History off: the next newcomer gets nothing from before.
   await openPeople(ann.page);
