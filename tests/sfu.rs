@@ -50,7 +50,18 @@ struct Browser {
 }
 
 async fn login(server: &TestServer, room: &str, name: &str, sfu: bool) -> Browser {
-    let mut ws = server.ws().await;
+    login_from(server, room, name, sfu, "127.0.0.1".parse().expect("ip")).await
+}
+
+/// [`login`] with the signalling and the media socket on the client address `ip`.
+async fn login_from(
+    server: &TestServer,
+    room: &str,
+    name: &str,
+    sfu: bool,
+    ip: std::net::IpAddr,
+) -> Browser {
+    let mut ws = common::signal::ws_from(server, ip).await;
     send_json(
         &mut ws,
         json!({"type": "login", "data": {"roomrequest": room, "username": name, "sfu": sfu}}),
@@ -58,7 +69,7 @@ async fn login(server: &TestServer, room: &str, name: &str, sfu: bool) -> Browse
     .await;
     let joined = recv(&mut ws).await;
     assert_eq!(joined["type"], "joined", "{joined}");
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let socket = UdpSocket::bind((ip, 0)).await.expect("bind");
     let local = socket.local_addr().expect("addr");
     let now = Instant::now();
     let mut rtc = RtcConfig::new()
@@ -410,5 +421,87 @@ async fn refusals() {
     .await;
     assert_eq!(error_type(a.saw("error")[0]), "not-sfu");
     assert_eq!(a.offers, 0);
+    server.stop(Duration::from_secs(5)).await;
+}
+
+/// Set in the re-run inside the network namespace.
+const INSIDE: &str = "PEERBOX_TEST_SFU_NETNS";
+/// The namespace's addresses (TEST-NET-2): the server on .1, clients on .5 and .6.
+const NET: &str = "198.51.100";
+
+/// The same call with the server and each client on an address of its own (not loopback) in
+/// a network namespace made for the test: HTTPS on 443, the SFU on the server's address with
+/// `sfu.public_ip` set as the README tells an admin to, every other setting as shipped.
+#[tokio::test]
+async fn on_real_addresses() {
+    if std::env::var_os(INSIDE).is_some() {
+        return inside().await;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let run = tokio::process::Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "on_real_addresses",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(INSIDE, "1")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the namespace run ends within 60 s")
+        .expect("run unshare (util-linux; needs root)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "inside the namespace: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ip(cmd: &str) {
+    let ok = std::process::Command::new("ip")
+        .args(cmd.split_whitespace())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "ip {cmd}");
+}
+
+async fn inside() {
+    ip("link set lo up");
+    for i in [1, 5, 6] {
+        ip(&format!("addr add {NET}.{i}/32 dev lo"));
+    }
+    let config = format!("[sfu]\nenabled = true\npublic_ip = \"{NET}.1\"\n[rooms]\nsfu_from = 1");
+    let server = common::spawn_at(&config, &format!("{NET}.1:443")).await;
+    assert_eq!(server.sfu.ip().to_string(), format!("{NET}.1"));
+    let mut a = login_from(
+        &server,
+        "ns",
+        "A",
+        true,
+        format!("{NET}.5").parse().unwrap(),
+    )
+    .await;
+    let mut b = login_from(
+        &server,
+        "ns",
+        "B",
+        true,
+        format!("{NET}.6").parse().unwrap(),
+    )
+    .await;
+    pump_until(&mut [&mut a, &mut b], "sfu mode", |all| {
+        all.iter().all(|x| x.mode() == Some("sfu"))
+    })
+    .await;
+    publish_to(&mut a, &mut b, 10).await;
+    for f in b.video_from(&a.id) {
+        assert!(a.sent.iter().any(|s| s == f), "a frame A never sent");
+    }
     server.stop(Duration::from_secs(5)).await;
 }

@@ -157,8 +157,10 @@ async fn spawn_inner(
         .expect("bind metrics");
     let ma = metrics.local_addr().unwrap();
     let (udp, tcp) = bind_turn_pair().await;
-    // Served only when the test's config says `[sfu] enabled = true`.
-    let sfu = UdpSocket::bind("127.0.0.1:0").await.expect("bind sfu");
+    // Served only when the test's config says `[sfu] enabled = true`; on the HTTPS listener's
+    // address (a namespace's own address in the tests that make one), as an admin would.
+    let sfu_ip = https.local_addr().expect("https addr").ip();
+    let sfu = UdpSocket::bind((sfu_ip, 0)).await.expect("bind sfu");
     let sa = sfu.local_addr().unwrap();
     let (ha, pa, ta) = (
         https.local_addr().unwrap(),
