@@ -484,7 +484,7 @@ async fn inside() {
         "ns",
         "A",
         true,
-        format!("{NET}.5").parse().unwrap(),
+        format!("{NET}.5").parse().expect("ip"),
     )
     .await;
     let mut b = login_from(
@@ -492,7 +492,7 @@ async fn inside() {
         "ns",
         "B",
         true,
-        format!("{NET}.6").parse().unwrap(),
+        format!("{NET}.6").parse().expect("ip"),
     )
     .await;
     pump_until(&mut [&mut a, &mut b], "sfu mode", |all| {
