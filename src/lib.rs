@@ -155,7 +155,15 @@ impl Server {
         }
         health.expect(listeners.count());
         let tokens = Arc::new(acme::Http01Tokens::default());
-        let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
+        // Clients may relay to the SFU's media socket as offered, and to no other own port.
+        let media: Vec<std::net::SocketAddr> = listeners
+            .sfu_udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .flat_map(|local| [local, sfu::candidate_addr(&config.sfu, local)])
+            .collect();
+        let turn =
+            turn::Turn::with_media(config.clone(), credentials, &listeners.addresses(), &media);
         let resume = match &config.cluster {
             Some(c) => signal::resume::ResumeKey::shared(c.secret.expose()),
             None => signal::resume::ResumeKey::load_or_create(&config.tls.dir),
