@@ -182,12 +182,22 @@ impl Server {
             Some(c) => Some(cluster::Cluster::new(c)?),
             None => None,
         };
+        // ICE-TCP on the first HTTPS listener's port, beside the SFU's UDP.
+        let https_addr = listeners.https.first().and_then(|l| l.local_addr().ok());
+        let mut sfu_tcp = None;
         let sfu = listeners.sfu_udp.map(|socket| {
             let (handle, commands) = sfu::channel(&config.sfu);
+            let tcp = https_addr.map(|https| {
+                let (port, events) =
+                    sfu::tcp::port(sfu::max_tcp(&config.sfu), handle.stats.clone());
+                sfu_tcp = Some(port);
+                (sfu::tcp_candidate_addr(&config.sfu, https), events)
+            });
             let deps = sfu::Deps {
                 config: config.sfu.clone(),
                 commands,
                 stats: handle.stats.clone(),
+                tcp,
             };
             (handle, socket, deps)
         });
@@ -222,14 +232,17 @@ impl Server {
             tasks: turn_streams.clone(),
         });
 
-        let app = Arc::new(http::App::new(
-            config.clone(),
-            hub.clone(),
-            sessions.clone(),
-            shutdown.clone(),
-            turn_port,
-            tokens.clone(),
-        ));
+        let app = Arc::new(
+            http::App::new(
+                config.clone(),
+                hub.clone(),
+                sessions.clone(),
+                shutdown.clone(),
+                turn_port,
+                tokens.clone(),
+            )
+            .with_sfu_tcp(sfu_tcp),
+        );
         let monitor = metrics::Monitor::new(
             metrics::Sources {
                 hub: hub.clone(),
