@@ -171,7 +171,7 @@ impl Server {
             ),
         }
         let cluster = match &config.cluster {
-            Some(c) => Some(cluster::Cluster::new(c)?),
+            Some(c) => Some(cluster::Cluster::new(c, certs.clone())?),
             None => None,
         };
         let sfu = listeners.sfu_udp.map(|socket| {

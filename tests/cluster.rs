@@ -129,6 +129,15 @@ async fn random_check(ws: &mut Ws, room: &str) -> Value {
     next_of(ws, "randomCheckResult").await
 }
 
+/// Ann on `first` and Bob on `second`, in `room`: their sockets and session ids.
+async fn pair(first: &TestServer, second: &TestServer, room: &str) -> (Ws, String, Ws, String) {
+    let mut a = first.ws().await;
+    let a_id = id(&login(&mut a, room, "ann").await);
+    let mut b = second.ws().await;
+    let b_id = id(&login(&mut b, room, "bob").await);
+    (a, a_id, b, b_id)
+}
+
 /// `a` and `b`, on different nodes, exchange an offer, an answer and a candidate.
 async fn exchange(a: &mut Ws, a_id: &str, b: &mut Ws, b_id: &str, tag: &str) {
     for (kind, from, to) in [("offer", 0, 1), ("answer", 1, 0), ("candidate", 0, 1)] {
@@ -234,10 +243,7 @@ async fn capacity_is_exact_with_logins_on_every_node() {
 async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
     let redis = Redis::start().await;
     let [n1, n2, n3] = cluster(&redis).await;
-    let mut a = n1.ws().await;
-    let a_id = id(&login(&mut a, "steady", "ann").await);
-    let mut b = n2.ws().await;
-    let b_id = id(&login(&mut b, "steady", "bob").await);
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "steady").await;
 
     let port = redis.kill().await;
     // The room in progress keeps relaying between its nodes.
@@ -270,10 +276,7 @@ async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
 async fn redis_hung_refuses_new_rooms_within_the_bound() {
     let redis = Redis::start().await;
     let [n1, n2, n3] = cluster(&redis).await;
-    let mut a = n1.ws().await;
-    let a_id = id(&login(&mut a, "paused", "ann").await);
-    let mut b = n2.ws().await;
-    let b_id = id(&login(&mut b, "paused", "bob").await);
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "paused").await;
 
     // Redis answers nobody for 3 s (its port stays open: a hang, not a crash).
     let paused = Command::new("redis-cli")
@@ -340,6 +343,93 @@ async fn a_member_of_a_stopped_home_resumes_through_another_node() {
     assert_eq!(id(&resumed), b_id, "{resumed}");
     assert_eq!(resumed["resumed"], true, "{resumed}");
     drop(n2);
+}
+
+async fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .await
+        .expect("redis-cli runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The pin of the certificate `node` serves now.
+fn pin(node: &TestServer) -> peerbox::cluster::link::Pin {
+    peerbox::cluster::link::pin_of(&node.handle.certs.leaf().unwrap())
+}
+
+/// A node record that verifies (it is signed with the cluster's secret) but names `address`
+/// with the pin `pin`: what Redis or the network would have to fake to intercept a link.
+async fn fake_home(
+    redis: &Redis,
+    node: &str,
+    room: &str,
+    address: std::net::SocketAddr,
+    pin: &[u8; 32],
+) {
+    let record = peerbox::cluster::link::record(SECRET, node, address, pin);
+    redis_cli(
+        redis,
+        &[
+            "SET",
+            &format!("peerbox:node:{node}"),
+            &record,
+            "PX",
+            "30000",
+        ],
+    )
+    .await;
+    redis_cli(redis, &["SET", &format!("peerbox:room:{room}"), node]).await;
+}
+
+#[tokio::test]
+async fn a_link_refuses_a_home_presenting_another_certificate() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    // "ghost" claims n3's address with n1's certificate: n3 answers there with its own.
+    fake_home(&redis, "ghost", "trap", n3.https, &pin(&n1)).await;
+    let mut a = n2.ws().await;
+    send_json(
+        &mut a,
+        json!({"type": "login", "from": "", "to": "",
+               "data": {"roomrequest": "trap", "username": "ann"}}),
+    )
+    .await;
+    // The handshake fails: the member hears that its home is gone (and would resume).
+    let (code, _) = common::signal::close_frame(&mut a).await;
+    assert_eq!(code, 1001);
+
+    // The control: the same record with n3's own pin gets through to n3, whose session
+    // answers (it refuses to relay further, the room being homed on "ghost").
+    fake_home(&redis, "ghost2", "trap2", n3.https, &pin(&n3)).await;
+    let mut b = n2.ws().await;
+    let v = try_login(&mut b, "trap2", "bob").await;
+    assert_eq!(error_type(&v), "unavailable", "{v}");
+}
+
+#[tokio::test]
+async fn a_certificate_reload_keeps_links_working() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "renewed").await;
+
+    let before = pin(&n1);
+    common::write_dated_cert(&n1.ssl_dir(), -1, 30);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pin(&n1) == before {
+        assert!(Instant::now() < deadline, "certificate not reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The open link keeps its connection; a new one pins the new certificate, which the
+    // node publishes within half a second of the reload.
+    exchange(&mut a, &a_id, &mut b, &b_id, "old-link").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut c = n3.ws().await;
+    let v = login(&mut c, "renewed", "cat").await;
+    exchange(&mut a, &a_id, &mut c, &id(&v), "new-link").await;
 }
 
 /// Set in the re-run inside the network namespace.

@@ -10,12 +10,18 @@
 //! home needs no second session implementation. Why the HTTPS port: the other nodes need
 //! nothing open beyond what clients already reach.
 //!
-//! Authentication: the upgrade request carries [`HEADER`], an HMAC-SHA256 under
-//! `cluster.secret` of the edge's node id, the time, the member's client address and host;
-//! the home refuses it unless it verifies and is at most [`SKEW`] seconds old. The edge does
-//! not check the home's certificate (nodes are addressed by IP, often with self-signed
-//! certificates), so the link is confidential only against passive listeners: keep node
-//! addresses on a private network (docs/architecture.md, "Cluster").
+//! Authentication, both ways. The edge: the upgrade request carries [`HEADER`], an
+//! HMAC-SHA256 under `cluster.secret` of the edge's node id, the time, the member's client
+//! address and host; the home refuses it unless it verifies and is at most [`SKEW`] seconds
+//! old. The home: every node publishes in its directory record ([`record`]) the SHA-256 of the
+//! leaf certificate it serves, signed under `cluster.secret` with its id and address, and
+//! re-publishes it within half a second of a certificate reload; the edge pins the
+//! certificate to that digest ([`connector`]) and still checks the handshake's signature, so
+//! neither Redis nor anyone on the network between the nodes can put another certificate
+//! (or another node) in the home's place. Why a pin and not a CA: nodes are addressed by IP,
+//! with whatever certificate the node serves its clients (self-signed, or an ACME one for the
+//! public name, not the private address), so no name could be checked; the pin needs no
+//! configuration and follows renewals.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -58,10 +64,26 @@ pub struct Forwarded {
     pub host: Option<String>,
 }
 
-fn mac(secret: &str, node: &str, time: u64, client: SocketAddr, host: &str) -> hmac::Tag {
+/// The hex HMAC-SHA256 of `text` under `secret`.
+fn sign(secret: &str, text: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let text = format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}");
-    hmac::sign(&key, text.as_bytes())
+    crate::hex::encode(hmac::sign(&key, text.as_bytes()).as_ref())
+}
+
+/// Whether `tag` (hex) is the HMAC-SHA256 of `text` under `secret` (compared in constant time).
+fn check(secret: &str, text: &str, tag: &str) -> Option<()> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    hmac::verify(&key, text.as_bytes(), &decode_hex(tag)?).ok()
+}
+
+/// Exactly `N` space-separated fields.
+fn fields<const N: usize>(value: &str) -> Option<[&str; N]> {
+    let mut parts = value.split(' ');
+    let out: Vec<&str> = parts.by_ref().take(N).collect();
+    if parts.next().is_some() {
+        return None;
+    }
+    out.try_into().ok()
 }
 
 /// The [`HEADER`] value: `<node> <unix time> <client address> <host or -> <hex mac>`.
@@ -73,36 +95,27 @@ pub fn authorization(
     time: u64,
 ) -> String {
     let host = host.unwrap_or("-");
-    let tag = mac(secret, node, time, client, host);
-    format!(
-        "{node} {time} {client} {host} {}",
-        crate::hex::encode(tag.as_ref())
-    )
+    let tag = sign(
+        secret,
+        &format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}"),
+    );
+    format!("{node} {time} {client} {host} {tag}")
 }
 
 /// The edge's node and the member it relays, if [`HEADER`] verifies under `secret` at `now`.
 pub fn verify(secret: &str, headers: &HeaderMap, now: u64) -> Option<Forwarded> {
     let value = headers.get(HEADER)?.to_str().ok()?;
-    let mut parts = value.split(' ');
-    let (node, time, client, host, tag) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if parts.next().is_some() {
-        return None;
-    }
+    let [node, time, client, host, tag] = fields(value)?;
     let time: u64 = time.parse().ok()?;
     if time.abs_diff(now) > SKEW {
         return None;
     }
     let client: SocketAddr = client.parse().ok()?;
-    let tag = decode_hex(tag)?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let text = format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}");
-    hmac::verify(&key, text.as_bytes(), &tag).ok()?;
+    check(
+        secret,
+        &format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}"),
+        tag,
+    )?;
     Some(Forwarded {
         node: node.to_owned(),
         client,
@@ -120,11 +133,47 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The TLS client for links: any certificate is accepted (see the module comment); the
-/// handshake signatures are still checked, with ring.
-pub fn connector() -> TlsConnector {
+/// A leaf certificate's SHA-256: what a node's record pins.
+pub type Pin = [u8; 32];
+
+pub fn pin_of(cert: &CertificateDer<'_>) -> Pin {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+    let mut pin = [0; 32];
+    pin.copy_from_slice(digest.as_ref());
+    pin
+}
+
+const RECORD_CONTEXT: &str = "peerbox node v1";
+
+fn record_text(node: &str, address: SocketAddr, pin: &str) -> String {
+    format!("{RECORD_CONTEXT}\n{node}\n{address}\n{pin}")
+}
+
+/// A node's directory record (the value of its liveness key): `<address> <hex pin> <hex
+/// mac>`, the mac binding the node's id, address and certificate under `secret`.
+pub fn record(secret: &str, node: &str, address: SocketAddr, pin: &Pin) -> String {
+    let pin = crate::hex::encode(pin);
+    let tag = sign(secret, &record_text(node, address, &pin));
+    format!("{address} {pin} {tag}")
+}
+
+/// The address and certificate pin of `node`, if `value` is its record signed under `secret`.
+pub fn read_record(secret: &str, node: &str, value: &str) -> Option<(SocketAddr, Pin)> {
+    let [address, pin, tag] = fields(value)?;
+    let address: SocketAddr = address.parse().ok()?;
+    check(secret, &record_text(node, address, pin), tag)?;
+    let pin: Pin = decode_hex(pin)?.try_into().ok()?;
+    Some((address, pin))
+}
+
+/// The TLS client of one link: it accepts only the leaf certificate whose SHA-256 is `pin`,
+/// and checks the handshake's signature with it (ring).
+pub fn connector(pin: Pin) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
+    let verifier = Arc::new(Pinned {
+        pin,
+        algorithms: provider.signature_verification_algorithms,
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map(|b| {
@@ -143,18 +192,28 @@ pub fn connector() -> TlsConnector {
 }
 
 #[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
+struct Pinned {
+    pin: Pin,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for AnyCertificate {
+impl ServerCertVerifier for Pinned {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        // Constant time is not needed: the pin is public (it is in the directory).
+        if pin_of(end_entity) == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
     }
 
     fn verify_tls12_signature(
@@ -163,7 +222,7 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -172,11 +231,11 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -203,6 +262,8 @@ pub struct Link {
 /// Where and as whom a link connects.
 pub struct Target<'a> {
     pub home: SocketAddr,
+    /// The home's certificate, from its signed record.
+    pub pin: Pin,
     pub node: &'a str,
     pub secret: &'a str,
     pub client: SocketAddr,
@@ -214,7 +275,6 @@ impl Link {
     /// Starts the link's task; frames given to [`Link::forward`] meanwhile wait in its queue.
     pub fn open(
         target: Target<'_>,
-        connector: TlsConnector,
         room: String,
         peer: Arc<Peer>,
         queue: usize,
@@ -232,7 +292,7 @@ impl Link {
         let task = Task {
             home: target.home,
             auth,
-            connector,
+            connector: connector(target.pin),
             max: target.max_message_bytes,
             rx,
             peer,
@@ -388,6 +448,41 @@ mod tests {
             ),
             (verify(SECRET, &headers("b 1000"), 1000), "short"),
             (verify(SECRET, &HeaderMap::new(), 1000), "missing"),
+        ];
+        for (got, case) in cases {
+            assert_eq!(got, None, "{case}");
+        }
+    }
+
+    #[test]
+    fn node_records_verify_only_as_signed() {
+        let address: SocketAddr = "10.0.0.2:443".parse().unwrap();
+        let pin = [7u8; 32];
+        let good = record(SECRET, "n1", address, &pin);
+        assert_eq!(read_record(SECRET, "n1", &good), Some((address, pin)));
+        let other_pin = crate::hex::encode(&[8u8; 32]);
+        let cases = [
+            (read_record(SECRET, "n2", &good), "another node's name"),
+            (
+                read_record("another-secret-another-secret-xx", "n1", &good),
+                "other secret",
+            ),
+            (
+                read_record(SECRET, "n1", &good.replace("10.0.0.2", "10.0.0.3")),
+                "address changed",
+            ),
+            (
+                read_record(
+                    SECRET,
+                    "n1",
+                    &good.replace(&crate::hex::encode(&pin), &other_pin),
+                ),
+                "pin changed",
+            ),
+            (
+                read_record(SECRET, "n1", "10.0.0.2:443"),
+                "the old unsigned record",
+            ),
         ];
         for (got, case) in cases {
             assert_eq!(got, None, "{case}");
