@@ -452,6 +452,87 @@ async fn a_certificate_reload_keeps_links_working() {
     exchange(&mut a, &a_id, &mut c, &id(&v), "new-link").await;
 }
 
+/// A TCP proxy in front of a node's HTTPS port, for the links to it (clients connect
+/// directly): [`Cutter::cut`] breaks every connection it carries, as a network failure would.
+struct Cutter {
+    address: std::net::SocketAddr,
+    target: std::sync::Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    cut: std::sync::Arc<tokio::sync::Notify>,
+    carried: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Cutter {
+    async fn start() -> Cutter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cutter = Cutter {
+            address: listener.local_addr().unwrap(),
+            target: Default::default(),
+            cut: Default::default(),
+            carried: Default::default(),
+        };
+        let (target, cut, carried) = (
+            cutter.target.clone(),
+            cutter.cut.clone(),
+            cutter.carried.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (target, cut) = (*target.get().unwrap(), cut.clone());
+                carried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.notified() => {}
+                    }
+                    // Dropped: both connections end, neither with a WebSocket close.
+                });
+            }
+        });
+        cutter
+    }
+
+    fn cut(&self) {
+        self.cut.notify_waiters();
+    }
+}
+
+#[tokio::test]
+async fn a_broken_link_reconnects_and_the_member_stays() {
+    let redis = Redis::start().await;
+    let cutter = Cutter::start().await;
+    let n1 =
+        common::spawn_node_advertising(&node_config("127.0.0.1", redis.port, "n1"), cutter.address)
+            .await;
+    cutter.target.set(n1.https).unwrap();
+    let n2 = node(&redis, "n2").await;
+    wait_placing(&n1, "warm-up-1").await;
+    wait_placing(&n2, "warm-up-2").await;
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "cut").await;
+    exchange(&mut a, &a_id, &mut b, &b_id, "before").await;
+    let links = cutter.carried.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(links, 1, "Bob's link goes through the proxy");
+
+    cutter.cut();
+    // Bob's node makes the link again and resumes his session on the home: his socket stays
+    // open and his id stays. The home saw his old link end, so Ann hears him leave and come
+    // back (the web client keeps its peer connection to an id it knows). Frames in flight
+    // when the link broke may be lost (nothing acknowledges them); once it is back, messages
+    // flow both ways.
+    let gone = next_of(&mut a, "logout").await;
+    assert_eq!(gone["from"], b_id.as_str(), "{gone}");
+    let back = next_of(&mut a, "login").await;
+    assert_eq!(back["from"], b_id.as_str(), "{back}");
+    let resumed = next_of(&mut b, "joined").await;
+    assert_eq!(
+        (id(&resumed), &resumed["resumed"]),
+        (b_id.clone(), &json!(true))
+    );
+    exchange(&mut b, &b_id, &mut a, &a_id, "after").await;
+    assert_eq!(cutter.carried.load(std::sync::atomic::Ordering::Relaxed), 2);
+    exchange(&mut a, &a_id, &mut b, &b_id, "again").await;
+}
+
 /// A node as its own `peerbox` process (the real binary), on a fixed port so that it can be
 /// restarted where the others and the clients look for it.
 struct Proc {

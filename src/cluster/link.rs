@@ -6,8 +6,15 @@
 //!
 //! Why one connection per member rather than one multiplexed link per pair of nodes: TCP's
 //! flow control and the existing bounded queues then apply per member (one slow member
-//! cannot stall another's frames), a broken link ends one session, which resumes, and the
-//! home needs no second session implementation. Why the HTTPS port: the other nodes need
+//! cannot stall another's frames), a broken link affects one member, and the home needs no
+//! second session implementation.
+//!
+//! A link that breaks (the connection ends without the home's close frame) is made again,
+//! within [`RECONNECT_WITHIN`], and its first frame is the member's login with a resume of
+//! the session (from the last `joined` the home sent): the member keeps its socket and its
+//! id, gets that `joined` (`resumed: true`), and its frames meanwhile wait in the link's
+//! bounded queue. Frames in flight when it broke may be lost. A home that closes the link
+//! (shutting down, a replaced or removed session) ends the member's session with its code. Why the HTTPS port: the other nodes need
 //! nothing open beyond what clients already reach.
 //!
 //! Authentication, both ways. The edge: the upgrade request carries [`HEADER`], an
@@ -272,29 +279,30 @@ pub struct Target<'a> {
 }
 
 impl Link {
-    /// Starts the link's task; frames given to [`Link::forward`] meanwhile wait in its queue.
+    /// Starts the link's task with the member's `login` as its first frame; frames given to
+    /// [`Link::forward`] meanwhile wait in its queue.
     pub fn open(
         target: Target<'_>,
         room: String,
         peer: Arc<Peer>,
         queue: usize,
         end: HomeEnd,
+        login: Utf8Bytes,
     ) -> Link {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let dropped = CancellationToken::new();
-        let auth = authorization(
-            target.secret,
-            target.node,
-            target.client,
-            target.host,
-            unix_now(),
-        );
         let task = Task {
             home: target.home,
-            auth,
+            secret: target.secret.to_owned(),
+            node: target.node.to_owned(),
+            client: target.client,
+            host: target.host.map(str::to_owned),
             connector: connector(target.pin),
             max: target.max_message_bytes,
             rx,
+            unsent: Some(login.clone()),
+            login,
+            resume: None,
             peer,
             end,
             dropped: dropped.clone(),
@@ -315,18 +323,51 @@ impl Drop for Link {
     }
 }
 
+/// How a link that broke (not one the home closed) is made again: after these pauses, each
+/// try bounded by [`CONNECT`]; the member's frames wait meanwhile in the link's bounded queue.
+const RECONNECT: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
+/// Bound of all the tries together: then the member hears 1001 and resumes on its own.
+const RECONNECT_WITHIN: Duration = Duration::from_secs(4);
+
 struct Task {
     home: SocketAddr,
-    auth: String,
+    secret: String,
+    node: String,
+    client: SocketAddr,
+    host: Option<String>,
     connector: TlsConnector,
     max: usize,
     rx: mpsc::Receiver<Utf8Bytes>,
+    /// A frame to send before the next one from the queue (the login, or the frame a
+    /// broken link failed to send).
+    unsent: Option<Utf8Bytes>,
+    /// The member's login as it sent it, for a resume on a new link.
+    login: Utf8Bytes,
+    /// The session id and resume token of the last `joined` the home sent.
+    resume: Option<(String, String)>,
     peer: Arc<Peer>,
     end: HomeEnd,
     dropped: CancellationToken,
 }
 
 type LinkWs = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// How one connection of a link ended.
+enum Ended {
+    /// The home closed it (its decision, passed on to the member) or the first connection
+    /// failed: the member's session ends.
+    Home,
+    /// The member's session let go.
+    Dropped,
+    /// The connection broke: made again, with a resume.
+    Broken,
+}
 
 impl Task {
     async fn connect(&self) -> anyhow::Result<LinkWs> {
@@ -335,7 +376,14 @@ impl Task {
         let name = ServerName::IpAddress(self.home.ip().into());
         let tls = self.connector.connect(name, tcp).await?;
         let mut req = format!("wss://{}{PATH}", self.home).into_client_request()?;
-        req.headers_mut().insert(HEADER, self.auth.parse()?);
+        let auth = authorization(
+            &self.secret,
+            &self.node,
+            self.client,
+            self.host.as_deref(),
+            unix_now(),
+        );
+        req.headers_mut().insert(HEADER, auth.parse()?);
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(self.max);
         config.max_frame_size = Some(self.max);
@@ -343,55 +391,138 @@ impl Task {
         Ok(ws)
     }
 
-    async fn run(mut self) {
-        let ws = tokio::select! {
+    /// Connects within [`CONNECT`]; `None` when it failed or the session let go.
+    async fn try_connect(&self) -> Option<LinkWs> {
+        tokio::select! {
             r = tokio::time::timeout(CONNECT, self.connect()) => match r {
-                Ok(Ok(ws)) => ws,
+                Ok(Ok(ws)) => Some(ws),
                 Ok(Err(e)) => {
                     tracing::info!(home = %self.home, error = %e, "relay to home node failed");
-                    return self.ended();
+                    None
                 }
                 Err(_) => {
                     tracing::info!(home = %self.home, "relay to home node timed out");
-                    return self.ended();
+                    None
                 }
             },
-            _ = self.dropped.cancelled() => return,
+            _ = self.dropped.cancelled() => None,
+        }
+    }
+
+    async fn run(mut self) {
+        let Some(mut ws) = self.try_connect().await else {
+            return self.ended();
         };
-        let (mut sink, mut stream) = ws.split();
         loop {
+            match self.pump(ws).await {
+                Ended::Dropped => return,
+                Ended::Home => return self.ended(),
+                Ended::Broken => {}
+            }
+            tracing::info!(home = %self.home, "relay to home node broke: reconnecting");
+            let again = tokio::time::timeout(RECONNECT_WITHIN, self.reconnect()).await;
+            let Ok(Some(again)) = again else {
+                tracing::info!(home = %self.home, "relay to home node not made again");
+                return self.ended();
+            };
+            ws = again;
+        }
+    }
+
+    /// A new connection after a break, its first frame the member's login with a resume of
+    /// its session (the home lets it take its place in the room back); `None` if no try in
+    /// [`RECONNECT`] made one.
+    async fn reconnect(&mut self) -> Option<LinkWs> {
+        let login = self.resume_login()?;
+        for pause in RECONNECT {
             tokio::select! {
-                frame = self.rx.recv() => match frame {
-                    Some(f) => {
-                        if sink.send(Message::Text(f)).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => {
-                        // The member's session let go: close, so the home's session leaves
-                        // the room now rather than at its idle timeout.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                            sink.send(Message::Close(None)).await?;
-                            while let Some(Ok(_)) = stream.next().await {}
-                            Ok::<_, tokio_tungstenite::tungstenite::Error>(())
-                        })
-                        .await;
-                        return;
-                    }
-                },
-                msg = stream.next() => match msg {
-                    Some(Ok(Message::Text(t))) => self.peer.send(t),
-                    Some(Ok(Message::Close(frame))) => {
-                        *lock(&self.end.close) = frame;
-                        break;
-                    }
-                    // tungstenite answers the home's pings itself.
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break,
-                },
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.dropped.cancelled() => return None,
+            }
+            if let Some(ws) = self.try_connect().await {
+                // The resume goes first; the frame the broken link could not send, after.
+                let mut ws = ws;
+                if ws.send(Message::Text(login.clone())).await.is_err() {
+                    continue;
+                }
+                return Some(ws);
             }
         }
-        self.ended();
+        None
+    }
+
+    /// The member's login with `data.resume` from the last `joined`.
+    fn resume_login(&self) -> Option<Utf8Bytes> {
+        let (id, token) = self.resume.as_ref()?;
+        let mut login: serde_json::Value = serde_json::from_str(self.login.as_str()).ok()?;
+        let data = login.get_mut("data")?.as_object_mut()?;
+        data.insert(
+            "resume".into(),
+            serde_json::json!({"sessionId": id, "token": token}),
+        );
+        Some(Utf8Bytes::from(login.to_string()))
+    }
+
+    /// Notes the session id and resume token of a `joined` from the home.
+    fn note_joined(&mut self, text: &str) {
+        if !text.contains("\"resumeToken\"") {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        if v["type"] != "joined" {
+            return;
+        }
+        if let (Some(id), Some(token)) = (v["data"].as_str(), v["resumeToken"].as_str()) {
+            self.resume = Some((id.to_owned(), token.to_owned()));
+        }
+    }
+
+    /// Copies frames both ways on one connection until it ends.
+    async fn pump(&mut self, ws: LinkWs) -> Ended {
+        let (mut sink, mut stream) = ws.split();
+        loop {
+            let next = match self.unsent.take() {
+                Some(f) => Some(f),
+                None => tokio::select! {
+                    frame = self.rx.recv() => match frame {
+                        Some(f) => Some(f),
+                        None => {
+                            // The member's session let go: close, so the home's session
+                            // leaves the room now rather than at its idle timeout.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                                sink.send(Message::Close(None)).await?;
+                                while let Some(Ok(_)) = stream.next().await {}
+                                Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+                            })
+                            .await;
+                            return Ended::Dropped;
+                        }
+                    },
+                    msg = stream.next() => match msg {
+                        Some(Ok(Message::Text(t))) => {
+                            self.note_joined(t.as_str());
+                            self.peer.send(t);
+                            None
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            *lock(&self.end.close) = frame;
+                            return Ended::Home;
+                        }
+                        // tungstenite answers the home's pings itself.
+                        Some(Ok(_)) => None,
+                        Some(Err(_)) | None => return Ended::Broken,
+                    },
+                },
+            };
+            if let Some(f) = next
+                && sink.send(Message::Text(f.clone())).await.is_err()
+            {
+                self.unsent = Some(f);
+                return Ended::Broken;
+            }
+        }
     }
 
     fn ended(&self) {

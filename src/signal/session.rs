@@ -846,8 +846,8 @@ impl Session {
             self.me.clone(),
             self.hub.config.outbound_queue,
             self.home_end.clone(),
+            frame,
         );
-        link.forward(frame);
         self.link = Some(link);
         self.in_room = true;
         self.knock_deadline = None;
