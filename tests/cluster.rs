@@ -266,6 +266,15 @@ async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
     let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "steady").await;
 
     let port = redis.kill().await;
+    // A login to a room homed elsewhere that the node looked up lately (n2, for Bob, within
+    // the cache's TTL: cluster.node_ttl_secs) needs no Redis.
+    let mut e = n2.ws().await;
+    let eve = login(&mut e, "steady", "eve").await;
+    exchange(&mut a, &a_id, &mut e, &id(&eve), "cached").await;
+    // A node that never looked the room up cannot know its home.
+    let mut f = n3.ws().await;
+    let v = try_login(&mut f, "steady", "fay").await;
+    assert_eq!(error_type(&v), "unavailable", "{v}");
     // The room in progress keeps relaying between its nodes.
     exchange(&mut a, &a_id, &mut b, &b_id, "no-redis").await;
     // A login that needs a new placement is refused, within the Redis timeout and a margin.
@@ -288,7 +297,7 @@ async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
     // "steady" is still homed on n1 (re-published, not placed anew on n3).
     let joined = login(&mut c, "steady", "cat").await;
     let members = joined["members"].as_array().unwrap();
-    assert_eq!(members.len(), 3, "{joined}");
+    assert_eq!(members.len(), 4, "{joined}");
     exchange(&mut a, &a_id, &mut c, &id(&joined), "after").await;
 }
 

@@ -15,10 +15,12 @@
 pub mod directory;
 pub mod link;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
@@ -58,7 +60,13 @@ pub struct Cluster {
     record: Mutex<String>,
     /// False until this node's liveness key is in Redis and its rooms re-published.
     published: AtomicBool,
+    /// Homes on other nodes this node looked up lately, for joins while Redis is down.
+    cache: Mutex<HashMap<String, (Home, Instant)>>,
 }
+
+/// Most homes [`Cluster::cache`] keeps (a full cache forgets its stale entries first, then
+/// takes no more until some expire).
+const CACHE_ROOMS: usize = 10_000;
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,6 +95,7 @@ impl Cluster {
             redis,
             certs,
             record: Mutex::new(String::new()),
+            cache: Mutex::new(HashMap::new()),
             published: AtomicBool::new(false),
         }))
     }
@@ -130,7 +139,13 @@ impl Cluster {
             .arg(directory::NODE_PREFIX)
             .arg(directory::EPOCH)
             .arg(self.grace().as_millis() as u64);
-        let (home, record): (String, String) = self.call("place", &call).await?;
+        let (home, record): (String, String) = match self.call("place", &call).await {
+            Ok(found) => found,
+            // Redis down or hung: a room homed on another node that this node looked up
+            // lately is still there (if that node is not, the relay fails and the member
+            // retries). New placements wait for Redis.
+            Err(e) => return self.cached(room).ok_or(e),
+        };
         if home.is_empty() {
             tracing::debug!(why = %record, "room not placed");
             return Err(SignalError::Unavailable);
@@ -144,11 +159,43 @@ impl Cluster {
             tracing::warn!(node = %escaped(&home), "node record does not verify: not relayed");
             SignalError::Unavailable
         })?;
-        Ok(Home::Node {
+        let found = Home::Node {
             id: home,
             address,
             pin,
-        })
+        };
+        self.remember(room, &found);
+        Ok(found)
+    }
+
+    /// How long a looked-up home is trusted without Redis: as long as a dead node's
+    /// liveness key outlives it anyway.
+    fn cache_ttl(&self) -> Duration {
+        self.config.node_ttl
+    }
+
+    fn remember(&self, room: &str, home: &Home) {
+        let now = Instant::now();
+        let mut cache = lock(&self.cache);
+        if cache.len() >= CACHE_ROOMS && !cache.contains_key(room) {
+            let ttl = self.cache_ttl();
+            cache.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+            if cache.len() >= CACHE_ROOMS {
+                return;
+            }
+        }
+        cache.insert(room.to_owned(), (home.clone(), now));
+    }
+
+    fn cached(&self, room: &str) -> Option<Home> {
+        let mut cache = lock(&self.cache);
+        let (home, at) = cache.get(room)?;
+        if at.elapsed() < self.cache_ttl() {
+            tracing::debug!(room = %escaped(room), "redis unavailable: home from the cache");
+            return Some(home.clone());
+        }
+        cache.remove(room);
+        None
     }
 
     /// Whether `room` has a living home anywhere in the cluster.
