@@ -179,7 +179,7 @@ impl Server {
             ),
         }
         let cluster = match &config.cluster {
-            Some(c) => Some(cluster::Cluster::new(c)?),
+            Some(c) => Some(cluster::Cluster::new(c, certs.clone())?),
             None => None,
         };
         // ICE-TCP on the first HTTPS listener's port, beside the SFU's UDP.
