@@ -250,6 +250,7 @@ impl Server {
                 http: app.stats.clone(),
                 certs: certs.clone(),
                 acme: acme_stats.clone(),
+                cluster: cluster.as_ref().map(|c| c.stats.clone()),
                 started: tls::now(),
             },
             health.clone(),

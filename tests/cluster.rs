@@ -222,6 +222,73 @@ async fn members_on_different_nodes_signal_each_other() {
     assert_eq!(gone["from"], b_id.as_str(), "{gone}");
 }
 
+/// One sample of `node`'s `/metrics` (0 when absent).
+async fn sample(node: &TestServer, name: &str) -> f64 {
+    let (_, s) = common::metrics::scrape(node).await;
+    s.get(name).copied().unwrap_or(0.0)
+}
+
+/// Scrapes `node` until `name` reads `want` (up to 10 s: gauges set at a refresh).
+async fn wait_sample(node: &TestServer, name: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = sample(node, name).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} = {got}, not {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn cluster_metrics_follow_redis_links_and_frames() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    for n in [&n1, &n2, &n3] {
+        wait_sample(n, "peerbox_cluster_nodes_alive", 3.0).await;
+        assert_eq!(sample(n, "peerbox_cluster_redis_up").await, 1.0);
+    }
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "counted").await;
+    // The room is homed on n1; Bob's node holds one open link to it.
+    wait_sample(&n1, "peerbox_cluster_rooms_homed", 1.0).await;
+    assert_eq!(sample(&n2, "peerbox_cluster_rooms_homed").await, 0.0);
+    let open = "peerbox_cluster_relay_links{state=\"open\"}";
+    assert_eq!(sample(&n2, open).await, 1.0);
+    assert_eq!(sample(&n1, open).await, 0.0);
+
+    // An offer to Bob, his answer, a candidate to him: one frame to the home, two back.
+    let (text, before) = common::metrics::scrape(&n2).await;
+    common::metrics::promtool_accepts(&text);
+    exchange(&mut a, &a_id, &mut b, &b_id, "counted").await;
+    let (_, after) = common::metrics::scrape(&n2).await;
+    let moved = |name: &str| after[name] - before[name];
+    assert_eq!(
+        (
+            moved("peerbox_cluster_relay_frames_total{direction=\"to_home\"}"),
+            moved("peerbox_cluster_relay_frames_total{direction=\"from_home\"}"),
+        ),
+        (1.0, 2.0)
+    );
+    assert!(after["peerbox_cluster_redis_call_duration_seconds_count"] > 0.0);
+
+    // Bob leaves: his link goes.
+    drop(b);
+    wait_sample(&n2, open, 0.0).await;
+
+    // Redis gone: the next refresh fails, and says so.
+    let errors = |s: &common::metrics::Samples| {
+        s["peerbox_cluster_redis_errors_total{kind=\"timeout\"}"]
+            + s["peerbox_cluster_redis_errors_total{kind=\"error\"}"]
+    };
+    let (_, before) = common::metrics::scrape(&n3).await;
+    redis.kill().await;
+    wait_sample(&n3, "peerbox_cluster_redis_up", 0.0).await;
+    let (text, after) = common::metrics::scrape(&n3).await;
+    assert!(errors(&after) > errors(&before), "{text}");
+    common::metrics::promtool_accepts(&text);
+}
+
 /// The HTTP status a WebSocket upgrade on the node relay path gets.
 async fn relay_status(node: &TestServer, header: Option<String>) -> u16 {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -554,6 +621,11 @@ struct Proc {
 
 impl Proc {
     async fn start(redis: &Redis, id: &str) -> Proc {
+        Proc::start_on(redis.port, id).await
+    }
+
+    /// A node whose Redis is at `redis_port` on loopback (Redis itself, or a [`Gate`]).
+    async fn start_on(redis_port: u16, id: &str) -> Proc {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -563,7 +635,7 @@ impl Proc {
             id: id.to_owned(),
             https: ([127, 0, 0, 1], port).into(),
             dir: tempfile::tempdir().unwrap(),
-            redis_port: redis.port,
+            redis_port,
             child: None,
         };
         p.spawn().await;
@@ -793,6 +865,113 @@ async fn a_rolling_restart_of_every_node_drops_no_call() {
             started.elapsed()
         );
     }
+}
+
+/// A TCP proxy in front of Redis for one node: [`Gate::close`] partitions that node from
+/// Redis (its connections break, new ones are dropped at once) while its clients and the
+/// other nodes still reach it; [`Gate::open`] ends the partition.
+struct Gate {
+    port: u16,
+    closed: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Gate {
+    async fn start(redis_port: u16) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let closed = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+        let state = closed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut shut = state.subscribe();
+                if *shut.borrow_and_update() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect(("127.0.0.1", redis_port))
+                        .await
+                        .unwrap();
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = shut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Gate { port, closed }
+    }
+
+    fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    fn open(&self) {
+        self.closed.send_replace(false);
+    }
+}
+
+#[tokio::test]
+async fn a_split_home_hands_its_members_over_to_the_real_home() {
+    let redis = Redis::start().await;
+    let gate = Gate::start(redis.port).await;
+    let p1 = Proc::start_on(gate.port, "p1").await;
+    let p2 = Proc::start(&redis, "p2").await;
+    let p3 = Proc::start(&redis, "p3").await;
+    for (i, n) in [&p1, &p2, &p3].into_iter().enumerate() {
+        wait_placing(n, &format!("warm-up-{i}")).await;
+    }
+    let mut ann = Member::join(&p1, "split", "ann").await;
+    let mut cat = Member::join(&p3, "split", "cat").await;
+    exchange_members(&mut ann, &mut cat, "before").await;
+
+    // p1 loses Redis, not its clients, for longer than its liveness key lives.
+    gate.close();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis_cli(&redis, &["EXISTS", "peerbox:node:p1"]).await != "0" {
+        assert!(Instant::now() < deadline, "p1's key never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // To the directory p1 is dead: a login on p2 places the room there, a second home.
+    let mut bob_ws = p2.ws().await;
+    let joined = login(&mut bob_ws, "split", "bob").await;
+    assert_eq!(others(&joined), Vec::<String>::new(), "{joined}");
+    let mut bob = Member {
+        name: "bob",
+        room: "split",
+        ws: bob_ws,
+        id: id(&joined),
+        token: joined["resumeToken"].clone(),
+    };
+    assert_eq!(
+        redis_cli(&redis, &["GET", "peerbox:room:split"]).await,
+        "p2"
+    );
+    // p1's copy still acts, needing no Redis: this is the split to end.
+    exchange_members(&mut ann, &mut cat, "split").await;
+
+    // The partition ends: p1 re-publishes, finds the room homed on p2 (alive), and hands its
+    // members over: Ann (on p1) and Cat (relayed to p1 by p3) hear 1001.
+    gate.open();
+    for m in [&mut ann, &mut cat] {
+        let (code, reason) = common::signal::close_frame(&mut m.ws).await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (1001, "room moved to another node")
+        );
+    }
+    // They resume their sessions on the real home: Ann through p1 itself, Cat through p3.
+    ann.resume(&p1).await;
+    let last = cat.resume(&p3).await;
+    let mut want = vec![ann.id.clone(), bob.id.clone()];
+    want.sort();
+    assert_eq!(others(&last), want, "{last}");
+    exchange_members(&mut ann, &mut bob, "after-ab").await;
+    exchange_members(&mut cat, &mut bob, "after-cb").await;
+    // p2 stayed the home: p1 never took the room back.
+    assert_eq!(
+        redis_cli(&redis, &["GET", "peerbox:room:split"]).await,
+        "p2"
+    );
 }
 
 /// The next text message as JSON, or `None` when the connection closes first (up to 5 s).

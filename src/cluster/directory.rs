@@ -5,13 +5,16 @@
 //! Keys: `peerbox:node:<id>` = the node's signed record (`link::record`: its address and
 //! certificate pin), with a TTL (its liveness);
 //! `peerbox:room:<room>` = the home node's id; `peerbox:epoch` = the Redis time (ms) the
-//! directory was first written since it was last empty.
+//! directory was first written since it was last empty; `peerbox:nodes` = a sorted set of
+//! the node ids that registered, scored by when their key expires (for the count of nodes
+//! alive: the node keys themselves are never scanned).
 
 use redis::Script;
 
 pub const NODE_PREFIX: &str = "peerbox:node:";
 pub const ROOM_PREFIX: &str = "peerbox:room:";
 pub const EPOCH: &str = "peerbox:epoch";
+pub const NODES: &str = "peerbox:nodes";
 
 pub fn node_key(id: &str) -> String {
     format!("{NODE_PREFIX}{id}")
@@ -21,19 +24,32 @@ pub fn room_key(room: &str) -> String {
     format!("{ROOM_PREFIX}{room}")
 }
 
-/// Refreshes this node's liveness key. KEYS: node key, epoch. ARGV: record, TTL (ms).
-/// Returns 1 when the key was missing (first start, expired, or Redis came back empty): then
-/// this node must re-publish its rooms. Starts the epoch if the directory has none.
+/// Refreshes this node's liveness key. KEYS: node key, epoch, nodes set. ARGV: record, TTL
+/// (ms), this node's id, the node key prefix. Returns `{fresh, alive}`: fresh is 1 when the
+/// key was missing (first start, expired, or Redis came back empty): then this node must
+/// re-publish its rooms; alive is the number of nodes whose key exists (this one included).
+/// Starts the epoch if the directory has none.
 pub fn register() -> Script {
     Script::new(
         r"
 local fresh = redis.call('EXISTS', KEYS[1]) == 0
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
 if redis.call('EXISTS', KEYS[2]) == 0 then
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000))
+  redis.call('SET', KEYS[2], now)
 end
-if fresh then return 1 else return 0 end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local alive = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  if redis.call('EXISTS', ARGV[4] .. id) == 1 then
+    alive = alive + 1
+  else
+    redis.call('ZREM', KEYS[3], id)
+  end
+end
+if fresh then return {1, alive} else return {0, alive} end
 ",
     )
 }

@@ -49,6 +49,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
+use super::stats::{self, LinkState};
 use crate::limit::lock;
 use crate::signal::room::Peer;
 pub use crate::turn::credentials::unix_now;
@@ -276,6 +277,8 @@ pub struct Target<'a> {
     pub client: SocketAddr,
     pub host: Option<&'a str>,
     pub max_message_bytes: usize,
+    /// The cluster's counters (the link's state, the frames it carries).
+    pub stats: Arc<stats::Stats>,
 }
 
 impl Link {
@@ -306,6 +309,7 @@ impl Link {
             peer,
             end,
             dropped: dropped.clone(),
+            state: LinkState::new(target.stats),
         };
         tokio::spawn(task.run());
         Link { room, tx, dropped }
@@ -354,6 +358,8 @@ struct Task {
     peer: Arc<Peer>,
     end: HomeEnd,
     dropped: CancellationToken,
+    /// Counted in `peerbox_cluster_relay_links{state}` while the task runs.
+    state: LinkState,
 }
 
 type LinkWs = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
@@ -414,17 +420,20 @@ impl Task {
             return self.ended();
         };
         loop {
+            self.state.set(stats::OPEN);
             match self.pump(ws).await {
                 Ended::Dropped => return,
                 Ended::Home => return self.ended(),
                 Ended::Broken => {}
             }
             tracing::info!(home = %self.home, "relay to home node broke: reconnecting");
+            self.state.set(stats::RECONNECTING);
             let again = tokio::time::timeout(RECONNECT_WITHIN, self.reconnect()).await;
             let Ok(Some(again)) = again else {
                 tracing::info!(home = %self.home, "relay to home node not made again");
                 return self.ended();
             };
+            self.state.reconnected();
             ws = again;
         }
     }
@@ -445,6 +454,7 @@ impl Task {
                 if ws.send(Message::Text(login.clone())).await.is_err() {
                     continue;
                 }
+                self.state.frame(stats::TO_HOME);
                 return Some(ws);
             }
         }
@@ -502,6 +512,7 @@ impl Task {
                     },
                     msg = stream.next() => match msg {
                         Some(Ok(Message::Text(t))) => {
+                            self.state.frame(stats::FROM_HOME);
                             self.note_joined(t.as_str());
                             self.peer.send(t);
                             None
@@ -516,11 +527,12 @@ impl Task {
                     },
                 },
             };
-            if let Some(f) = next
-                && sink.send(Message::Text(f.clone())).await.is_err()
-            {
-                self.unsent = Some(f);
-                return Ended::Broken;
+            if let Some(f) = next {
+                if sink.send(Message::Text(f.clone())).await.is_err() {
+                    self.unsent = Some(f);
+                    return Ended::Broken;
+                }
+                self.state.frame(stats::TO_HOME);
             }
         }
     }

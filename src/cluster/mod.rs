@@ -4,6 +4,7 @@
 //! - [`directory`]: the keys and the Lua scripts that place a room on one home node.
 //! - [`link`]: the node-to-node relay: a member connected to another node than its room's
 //!   home is served by the home's ordinary session code over an authenticated WSS connection.
+//! - [`stats`]: the cluster's counters for `/metrics` (Redis, links, relayed frames).
 //!
 //! A room lives on one node (its home), whose [`crate::signal::Hub`] holds every member, so
 //! joins, capacity, host powers and routing are the single-node code, exact under concurrent
@@ -14,6 +15,7 @@
 
 pub mod directory;
 pub mod link;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -62,6 +64,7 @@ pub struct Cluster {
     published: AtomicBool,
     /// Homes on other nodes this node looked up lately, for joins while Redis is down.
     cache: Mutex<HashMap<String, (Home, Instant)>>,
+    pub stats: Arc<stats::Stats>,
 }
 
 /// Most homes [`Cluster::cache`] keeps (a full cache forgets its stale entries first, then
@@ -97,6 +100,7 @@ impl Cluster {
             record: Mutex::new(String::new()),
             cache: Mutex::new(HashMap::new()),
             published: AtomicBool::new(false),
+            stats: Arc::default(),
         }))
     }
 
@@ -107,9 +111,18 @@ impl Cluster {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, SignalError> {
         let mut con = self.redis.clone();
-        match tokio::time::timeout(self.config.redis_timeout, invocation.invoke_async(&mut con))
-            .await
-        {
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(self.config.redis_timeout, invocation.invoke_async(&mut con))
+                .await;
+        let failed = match &result {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) if e.is_timeout() => Some(0),
+            Ok(Err(_)) => Some(1),
+            Err(_) => Some(0),
+        };
+        self.stats.redis_call(started.elapsed(), failed);
+        match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::debug!(what, error = %e, "redis call failed");
@@ -289,11 +302,17 @@ return redis.call('EXISTS', ARGV[1] .. home)
         let record = self.current_record();
         let mut call = script.key(directory::node_key(&self.config.node_id));
         call.key(directory::EPOCH)
+            .key(directory::NODES)
             .arg(&record)
-            .arg(self.config.node_ttl.as_millis() as u64);
+            .arg(self.config.node_ttl.as_millis() as u64)
+            .arg(&self.config.node_id)
+            .arg(directory::NODE_PREFIX);
         // Noted before the call: a failed one is retried at the next refresh, not sooner.
         *lock(&self.record) = record;
-        let fresh: i64 = self.call("register", &call).await?;
+        let (fresh, alive): (i64, u64) = self.call("register", &call).await?;
+        self.stats
+            .nodes_alive
+            .store(alive, std::sync::atomic::Ordering::Relaxed);
         if fresh == 1 || !self.published.load(Ordering::Acquire) {
             self.republish(hub).await?;
             self.published.store(true, Ordering::Release);
@@ -302,7 +321,13 @@ return redis.call('EXISTS', ARGV[1] .. home)
     }
 
     /// Writes this node as the home of every room it holds (the directory lost them, or this
-    /// node's key had expired), except rooms a living node has since taken.
+    /// node's key had expired), except rooms a living node has since taken: those it hands
+    /// over (fencing), so that no room has two homes acting at once.
+    ///
+    /// Why this is the one place a split is found: another node places a room held here
+    /// only once this node's liveness key is gone (the place script), and this node finds
+    /// its key gone at its next successful refresh, which claims every room it holds before
+    /// it places any new one (`published`).
     async fn republish(&self, hub: &Hub) -> Result<(), SignalError> {
         let rooms = hub.room_ids();
         let script = directory::claim();
@@ -311,10 +336,16 @@ return redis.call('EXISTS', ARGV[1] .. home)
             call.arg(&self.config.node_id).arg(directory::NODE_PREFIX);
             let home: String = self.call("claim", &call).await?;
             if home != self.config.node_id {
+                // The living home keeps the room; its members here resume there.
+                let members = hub.room_moved(room);
+                self.stats
+                    .rooms_handed_over
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(
                     room = %escaped(room),
-                    other = %escaped(&home),
-                    "room held here is homed on another node too"
+                    home = %escaped(&home),
+                    members,
+                    "room held here is homed on another node: its members are handed over"
                 );
             }
         }

@@ -12,6 +12,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 
+use crate::cluster::stats as cluster;
 use crate::signal::{self, Hub};
 use crate::tls::CertStore;
 use crate::turn::{self, Proto};
@@ -24,6 +25,8 @@ pub struct Sources {
     pub certs: CertStore,
     /// What the ACME client did (all zero while it is off).
     pub acme: Arc<crate::acme::Stats>,
+    /// The cluster's counters, with `[cluster]` on (all zero while it is off).
+    pub cluster: Option<Arc<crate::cluster::stats::Stats>>,
     /// Unix seconds at start.
     pub started: i64,
 }
@@ -230,6 +233,8 @@ impl Collector for Sources {
             get(&f.busy),
         )?;
 
+        self.encode_cluster(e, g.rooms)?;
+
         // TURN.
         let t = &self.turn;
         family(
@@ -350,5 +355,77 @@ impl Collector for Sources {
             get(&self.acme.failures),
         )?;
         Ok(())
+    }
+}
+
+impl Sources {
+    /// The `peerbox_cluster_*` metrics; `rooms` is how many rooms this node holds (each one
+    /// homed here).
+    fn encode_cluster(&self, e: &mut DescriptorEncoder, rooms: usize) -> Result<(), Error> {
+        let off = cluster::Stats::default();
+        let c = self.cluster.as_deref().unwrap_or(&off);
+        gauge(
+            e,
+            "peerbox_cluster_redis_up",
+            "Whether this node's last Redis call succeeded (1) or failed (0; always 0 while [cluster] is off).",
+            i64::from(c.redis_up.load(Relaxed)),
+        )?;
+        gauge(
+            e,
+            "peerbox_cluster_nodes_alive",
+            "Nodes whose liveness key was in Redis at this node's last refresh, itself included.",
+            get(&c.nodes_alive) as i64,
+        )?;
+        gauge(
+            e,
+            "peerbox_cluster_rooms_homed",
+            "Rooms whose home is this node.",
+            if self.cluster.is_some() {
+                rooms as i64
+            } else {
+                0
+            },
+        )?;
+        family(
+            e,
+            "peerbox_cluster_relay_links",
+            "Relays of this node's members to their rooms' homes on other nodes, by state.",
+            None,
+            c.links_now()
+                .map(|(s, n)| (("state", s), ConstGauge::new(n))),
+        )?;
+        counters(
+            e,
+            "peerbox_cluster_relay_frames",
+            "Frames relayed between this node's members and their rooms' homes, by direction.",
+            "direction",
+            signal::stats::each(&c.frames, &cluster::DIRECTIONS),
+        )?;
+        counter(
+            e,
+            "peerbox_cluster_relay_reconnects",
+            "Relay links made again (with a resume) after their connection broke.",
+            get(&c.reconnects),
+        )?;
+        counters(
+            e,
+            "peerbox_cluster_redis_errors",
+            "Redis calls that failed, by kind (timeout: no answer within cluster.redis_timeout_ms; error: refused, broken or an error reply).",
+            "kind",
+            signal::stats::each(&c.redis_errors, &cluster::REDIS_ERRORS),
+        )?;
+        single(
+            e,
+            "peerbox_cluster_redis_call_duration",
+            "How long Redis calls took, failed ones included.",
+            Some(&Unit::Seconds),
+            c.redis_latency.clone(),
+        )?;
+        counter(
+            e,
+            "peerbox_cluster_rooms_handed_over",
+            "Rooms held here that the directory gave another living node (a split home), whose members were handed over.",
+            get(&c.rooms_handed_over),
+        )
     }
 }

@@ -317,6 +317,18 @@ impl Hub {
         }
     }
 
+    /// `room` is homed on another node now (a split home found after a partition): every
+    /// session in it here ends with 1001 and resumes there, through the directory. Nobody
+    /// here hears a logout: the members meet again on the home. Returns how many went.
+    pub fn room_moved(&self, room: &str) -> usize {
+        let gone = lock(&self.rooms).evict(room);
+        for (id, peer) in &gone {
+            peer.moved.cancel();
+            self.sfu_leave(id);
+        }
+        gone.len()
+    }
+
     /// Whether `id` is in a room now.
     pub(crate) fn in_room(&self, id: &str) -> bool {
         lock(&self.rooms).room_of(id).is_some()

@@ -33,6 +33,9 @@ pub struct Peer {
     pub removed: CancellationToken,
     /// Cancelled when another connection resumed this session (its member now points there).
     pub replaced: CancellationToken,
+    /// Cancelled when its room was taken away from this node (the cluster's directory gave
+    /// it to another node): the session ends with 1001 and the client resumes on the home.
+    pub moved: CancellationToken,
     /// Bytes queued and not yet taken by the writer.
     queued: AtomicUsize,
     max_bytes: usize,
@@ -53,6 +56,7 @@ impl Peer {
             kick: CancellationToken::new(),
             removed: CancellationToken::new(),
             replaced: CancellationToken::new(),
+            moved: CancellationToken::new(),
             queued: AtomicUsize::new(0),
             max_bytes: bytes,
         };
@@ -528,12 +532,36 @@ impl Rooms {
         }
         let creator = r.creator;
         self.rooms.remove(room);
+        self.uncount(creator);
+    }
+
+    /// One room fewer created by `creator`.
+    fn uncount(&mut self, creator: AddrKey) {
         if let Some(n) = self.created_by.get_mut(&creator) {
             *n -= 1;
             if *n == 0 {
                 self.created_by.remove(&creator);
             }
         }
+    }
+
+    /// Takes `room` away whole, telling nobody (the caller ends every session in it): its
+    /// members and the sessions knocking at it, with their session ids.
+    pub fn evict(&mut self, room: &str) -> Vec<(String, Arc<Peer>)> {
+        let Some(mut r) = self.rooms.remove(room) else {
+            return Vec::new();
+        };
+        let mut gone = Vec::with_capacity(r.members.len() + r.policy.waiting.len());
+        for m in r.members.drain(..) {
+            self.room_of.remove(&m.id);
+            gone.push((m.id, m.peer));
+        }
+        for k in r.policy.waiting.drain(..) {
+            self.knocking.remove(&k.member.id);
+            gone.push((k.member.id, k.member.peer));
+        }
+        self.uncount(r.creator);
+        gone
     }
 
     /// Finds the member `to` in the room of `from`.

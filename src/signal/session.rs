@@ -95,6 +95,8 @@ enum End {
     Replaced,
     /// The room's home node ended the relay of this member (or could not be reached).
     Home,
+    /// Its room was found homed on another node (a split home): it resumes there.
+    Moved,
 }
 
 impl End {
@@ -111,6 +113,7 @@ impl End {
             End::Removed => "removed by the host",
             End::Replaced => "resumed on another connection",
             End::Home => "home node gone",
+            End::Moved => "room moved to another node",
         }
     }
 
@@ -128,6 +131,7 @@ impl End {
             End::Removed => "removed",
             End::Replaced => "replaced",
             End::Home => "home",
+            End::Moved => "moved",
         }
     }
 
@@ -139,7 +143,7 @@ impl End {
             End::TooBig => CloseCode::Size,
             End::TooSlow | End::Removed => CloseCode::Policy,
             // Like a restart: the client reconnects and resumes, and its room is placed again.
-            End::Shutdown | End::Home => CloseCode::Away,
+            End::Shutdown | End::Home | End::Moved => CloseCode::Away,
             End::Protocol => CloseCode::Protocol,
             End::NotUtf8 => CloseCode::Invalid,
             End::Replaced => CloseCode::from(REPLACED),
@@ -231,6 +235,7 @@ async fn serve<S>(
             e = writer => e,
             _ = me.kick.cancelled() => End::TooSlow,
             _ = me.replaced.cancelled() => End::Replaced,
+            _ = me.moved.cancelled() => End::Moved,
             _ = home_gone.cancelled() => End::Home,
             _ = shutdown.cancelled() => End::Shutdown,
         }
@@ -839,6 +844,7 @@ impl Session {
             client: self.addr,
             host: self.host.as_deref(),
             max_message_bytes: self.hub.config.max_message_bytes,
+            stats: cluster.stats.clone(),
         };
         let link = Link::open(
             target,
@@ -1010,6 +1016,8 @@ mod tests {
             (End::NotUtf8, Some(1007)),
             (End::Removed, Some(1008)),
             (End::Replaced, Some(4001)),
+            (End::Home, Some(1001)),
+            (End::Moved, Some(1001)),
         ];
         for (end, code) in cases {
             assert_eq!(

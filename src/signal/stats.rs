@@ -57,9 +57,9 @@ pub const ERROR_TYPES: [&str; 24] = [
 ];
 
 /// Why a WebSocket session ended (the session's `End`, and `refused` at admission).
-pub const CLOSE_REASONS: [&str; 12] = [
+pub const CLOSE_REASONS: [&str; 13] = [
     "closed", "gone", "idle", "too_big", "too_slow", "shutdown", "protocol", "not_utf8", "removed",
-    "replaced", "refused", "home",
+    "replaced", "refused", "home", "moved",
 ];
 
 /// Which allowance dropped a message or refused credentials.

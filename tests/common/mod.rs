@@ -2,6 +2,7 @@
 //! ssl dir and config; plus real TLS, HTTP and WebSocket clients to talk to it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod metrics;
 pub mod signal;
 
 use std::net::SocketAddr;

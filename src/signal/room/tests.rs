@@ -568,3 +568,57 @@ fn rooms_past_sfu_from_with_only_sfu_clients_use_the_sfu() {
         assert!(modes(c).iter().all(|m| m == "joined:mesh"));
     }
 }
+
+/// A room taken away whole (its home is another node now): members and knockers are handed
+/// back to the caller, nobody is told anything, and nothing of the room is left to count.
+#[test]
+fn an_evicted_room_leaves_nothing_behind() {
+    let (mut a, mut b, mut k, mut other) = (client(8), client(8), client(8), client(8));
+    let mut rooms = Rooms::new(10, 2, 1);
+    let mut out = Outbox::default();
+    let (none, now) = (Entry::default(), Instant::now());
+    assert!(
+        rooms
+            .join(member(&a, "a"), "r", none, now, &mut out)
+            .is_ok()
+    );
+    assert!(
+        rooms
+            .join(member(&b, "b"), "r", none, now, &mut out)
+            .is_ok()
+    );
+    let lobby = RoomChange {
+        lobby: Some(true),
+        ..RoomChange::default()
+    };
+    assert!(rooms.configure("a", &lobby, None, now, &mut out).is_ok());
+    assert!(
+        rooms
+            .join(member(&k, "k"), "r", none, now, &mut out)
+            .is_ok()
+    );
+    let other_ip = member_from(&other, "o", "198.51.100.1");
+    assert!(rooms.join(other_ip, "s", none, now, &mut out).is_ok());
+    out.deliver();
+    for c in [&mut a, &mut b, &mut k, &mut other] {
+        drain(c);
+    }
+
+    let mut gone: Vec<String> = rooms.evict("r").into_iter().map(|(id, _)| id).collect();
+    gone.sort();
+    assert_eq!(gone, ["a", "b", "k"]);
+    assert!(!rooms.exists("r") && rooms.exists("s"));
+    assert_eq!(rooms.counts(), (1, 1));
+    assert!(!rooms.holds("a") && rooms.room_of("k").is_none());
+    for c in [&mut a, &mut b, &mut k, &mut other] {
+        assert_eq!(drain(c), Vec::<String>::new());
+    }
+    assert!(rooms.evict("r").is_empty());
+    // The creator's address may make a room again (max_rooms_per_addr = 1).
+    let mut out = Outbox::default();
+    assert!(
+        rooms
+            .join(member(&a, "a"), "t", none, now, &mut out)
+            .is_ok()
+    );
+}
