@@ -3,10 +3,15 @@
 //! second, latency percentiles (each message carries its send time), errors and the server's
 //! memory. `--idle N` opens N idle connections and reports the server's memory instead;
 //! `--hostile N` measures a legitimate pair while N hostile sockets flood (`hostile.rs`).
+//! Against a cluster, `--also-url` names the other nodes: client i connects to the (i mod n)-th
+//! node, so the members of each room are spread over them; `--joins N` measures how long a
+//! login takes to be `joined`, for the room's first member and for a second one on the next
+//! node (`joins.rs`).
 //! Works against peerbox and against the seed's protocol (bench/seed-server).
 
 mod hostile;
 mod janus;
+mod joins;
 mod sfu;
 
 use std::collections::HashMap;
@@ -39,6 +44,18 @@ struct Args {
     /// wss://HOST:PORT/PATH
     #[arg(long)]
     url: String,
+    /// Other nodes of a cluster (wss://...; repeatable): client i connects to the (i mod n)-th
+    /// of `--url` and these (relay load and `--joins`).
+    #[arg(long)]
+    also_url: Vec<String>,
+    /// The process ids of those nodes (and of anything else the server side runs, such as
+    /// Redis): their CPU time and memory are added to `--pid`'s.
+    #[arg(long)]
+    also_pid: Vec<u32>,
+    /// Measure N logins' time to `joined`: each in a new room, then a second member on the
+    /// next node (`joins.rs`).
+    #[arg(long)]
+    joins: Option<usize>,
     /// Accept any server certificate (self-signed test servers).
     #[arg(long)]
     insecure: bool,
@@ -130,6 +147,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(n) = args.sfu {
         return rt()?.block_on(sfu::run(&args, n));
     }
+    if let Some(n) = args.joins {
+        return rt()?.block_on(joins::run(&args, n));
+    }
     match (args.idle, args.hostile, args.silent) {
         (Some(n), _, _) => rt()?.block_on(idle(&args, n)),
         (None, Some(n), _) => rt()?.block_on(hostile::run(&args, n)),
@@ -149,8 +169,20 @@ struct Target {
 
 impl Target {
     async fn new(args: &Args) -> anyhow::Result<Arc<Target>> {
-        let rest = args
-            .url
+        Target::at(args, &args.url).await
+    }
+
+    /// `--url` and every `--also-url`, in that order.
+    async fn all(args: &Args) -> anyhow::Result<Vec<Arc<Target>>> {
+        let mut all = vec![Target::new(args).await?];
+        for url in &args.also_url {
+            all.push(Target::at(args, url).await?);
+        }
+        Ok(all)
+    }
+
+    async fn at(args: &Args, url: &str) -> anyhow::Result<Arc<Target>> {
+        let rest = url
             .strip_prefix("wss://")
             .context("--url must start with wss://")?;
         let hostport = rest.split('/').next().unwrap_or(rest);
@@ -183,7 +215,7 @@ impl Target {
             builder.with_root_certificates(roots).with_no_client_auth()
         };
         Ok(Arc::new(Target {
-            url: args.url.clone(),
+            url: url.to_owned(),
             addr,
             name: ServerName::try_from(host.to_owned())?,
             tls: TlsConnector::from(Arc::new(config)),
@@ -221,10 +253,19 @@ impl Target {
 
 /// Opens `n` connections, at most `concurrency` at a time.
 async fn connect_all(target: &Arc<Target>, n: usize, concurrency: usize) -> Vec<Ws> {
+    let indices: Vec<usize> = (0..n).collect();
+    connect_spread(std::slice::from_ref(target), &indices, concurrency).await
+}
+
+/// Opens a connection for each client of `clients` (global client numbers), client i to the
+/// (i mod n)-th of `targets`, at most `concurrency` at a time; in the order of `clients`.
+async fn connect_spread(targets: &[Arc<Target>], clients: &[usize], concurrency: usize) -> Vec<Ws> {
+    let n = clients.len();
     let results: Vec<(usize, anyhow::Result<Ws>)> = futures_util::stream::iter(0..n)
-        .map(|i| {
-            let t = target.clone();
-            async move { (i, t.connect(i).await) }
+        .map(|k| {
+            let i = clients[k];
+            let t = targets[i % targets.len()].clone();
+            async move { (k, t.connect(i).await) }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -325,14 +366,17 @@ fn relay(args: &Args) -> anyhow::Result<()> {
     }
     plan.ready.wait();
     let _ = plan.base.set(std::time::Instant::now());
-    let cpu_before = args.pid.and_then(proc_cpu_secs);
+    let pids: Vec<u32> = args.pid.iter().chain(&args.also_pid).copied().collect();
+    let cpu_of = || -> Option<f64> { pids.iter().map(|&p| proc_cpu_secs(p)).sum() };
+    let kb_of = |field| -> Option<u64> { pids.iter().map(|&p| proc_status(p, field)).sum() };
+    let cpu_before = cpu_of();
     plan.drained.wait();
-    let cpu = match (cpu_before, args.pid.and_then(proc_cpu_secs)) {
+    let cpu = match (cpu_before, cpu_of()) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    let rss = args.pid.and_then(|p| proc_status(p, "VmRSS"));
-    let hwm = args.pid.and_then(|p| proc_status(p, "VmHWM"));
+    let rss = kb_of("VmRSS");
+    let hwm = kb_of("VmHWM");
     plan.measured.wait();
     for h in handles {
         match h.join() {
@@ -383,13 +427,13 @@ async fn load_thread(
     tag: &str,
     rooms: impl Iterator<Item = usize>,
 ) -> anyhow::Result<()> {
-    let target = Target::new(args).await;
+    let target = Target::all(args).await;
     let members: Vec<usize> = rooms
         .flat_map(|room| room * args.room_size..((room + 1) * args.room_size).min(args.clients))
         .collect();
     let mut clients: Vec<(usize, Ws)> = Vec::new();
-    if let Ok(target) = &target {
-        let conns = connect_all(target, members.len(), args.connect_concurrency).await;
+    if let Ok(targets) = &target {
+        let conns = connect_spread(targets, &members, args.connect_concurrency).await;
         if conns.len() < members.len() {
             bail!(
                 "only {} of {} connections opened",
