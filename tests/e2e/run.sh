@@ -1,7 +1,7 @@
 #!/bin/sh
 # End-to-end tests of the peerbox web client in real headless Chromium against the real binary.
 # Usage: tests/e2e/run.sh [PATH_TO_PEERBOX]   (default: target/release/peerbox)
-# Needs root (apt-get when chromium is missing, and `unshare -n` for a loopback-only network).
+# Needs root (apt-get when chromium or redis-server is missing, and `unshare -n` for a loopback-only network).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +13,11 @@ if [ ! -x "$bin" ]; then
     exit 2
 fi
 
+if ! command -v redis-server >/dev/null; then
+    echo "run.sh: installing Debian's redis-server (the cluster test's directory)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
 if [ ! -x /usr/bin/chromium ]; then
     echo "run.sh: installing Debian's chromium" >&2
     apt-get update -qq

@@ -15,7 +15,7 @@ export function binaryPath() {
   return resolve(process.env.PEERBOX_BIN ?? new URL('../../../target/release/peerbox', import.meta.url).pathname);
 }
 
-function freeTcpPort() {
+export function freeTcpPort() {
   return new Promise((ok, fail) => {
     const s = net.createServer();
     s.once('error', fail);
@@ -44,7 +44,10 @@ let instances = 0;
 
 /**
  * Starts peerbox on loopback with its own temporary config.
- * @param {{capacity?: number, name?: string, extraRooms?: string}} opts
+ * `extraTurn` adds lines to [turn]; `extra` adds sections at the end (e.g. [cluster]), or is a
+ * function of `{httpsPort}` that returns them (a cluster node names its own address).
+ * @param {{capacity?: number, name?: string, extraRooms?: string, extraTurn?: string,
+ *          extra?: string | ((ports: {httpsPort: number}) => string)}} opts
  */
 export async function startPeerbox(opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'peerbox-e2e-'));
@@ -77,6 +80,8 @@ ${opts.extraRooms ?? ''}
 listen = ["127.0.0.1:${turnPort}"]
 relay_ports = "${base}-${base + 499}"
 allow_loopback_peers = true
+${opts.extraTurn ?? ''}
+${typeof opts.extra === 'function' ? opts.extra({ httpsPort }) : (opts.extra ?? '')}
 `;
   const configPath = join(dir, 'config.toml');
   writeFileSync(configPath, config);
