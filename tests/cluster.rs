@@ -2,7 +2,9 @@
 //! different nodes signal each other, capacity is exact under logins arriving on every node at
 //! once, and Redis going away (and coming back empty) stops only new placements; links pin
 //! the home's certificate; and, with each node its own `peerbox` process, a home killed
-//! (SIGKILL) mid-call and a rolling restart of every node drop no member: they resume.
+//! (SIGKILL) mid-call and a rolling restart of every node drop no member: they resume; and a
+//! room given a second home while its node was cut from Redis (or Redis restarted empty without
+//! it) is handed over to that home.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -970,6 +972,62 @@ async fn a_split_home_hands_its_members_over_to_the_real_home() {
     // p2 stayed the home: p1 never took the room back.
     assert_eq!(
         redis_cli(&redis, &["GET", "peerbox:room:split"]).await,
+        "p2"
+    );
+}
+
+#[tokio::test]
+async fn a_node_late_after_an_empty_redis_restart_hands_over_what_was_placed_meanwhile() {
+    let redis = Redis::start().await;
+    let gate = Gate::start(redis.port).await;
+    let p1 = Proc::start_on(gate.port, "p1").await;
+    let p2 = Proc::start(&redis, "p2").await;
+    wait_placing(&p1, "warm-up-1").await;
+    wait_placing(&p2, "warm-up-2").await;
+    let mut ann = Member::join(&p1, "restarted", "ann").await;
+
+    // Redis restarts empty while p1 cannot reach it: p2 re-registers, and once the directory's
+    // grace is over a login on p2 places the room there, p1 not having re-published it.
+    gate.close();
+    let port = redis.kill().await;
+    let redis = Redis::on(port).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut bob_ws = p2.ws().await;
+    let joined = loop {
+        let v = try_login(&mut bob_ws, "restarted", "bob").await;
+        if v["type"] == "joined" {
+            break v;
+        }
+        assert_eq!(error_type(&v), "unavailable", "{v}");
+        assert!(Instant::now() < deadline, "never placed on p2");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(others(&joined), Vec::<String>::new(), "{joined}");
+    assert_eq!(
+        redis_cli(&redis, &["GET", "peerbox:room:restarted"]).await,
+        "p2"
+    );
+
+    // p1 reaches Redis again, finds its key gone, re-publishes: the room is p2's, so Ann is
+    // handed over and resumes there, with Bob.
+    gate.open();
+    let (code, reason) = common::signal::close_frame(&mut ann.ws).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1001, "room moved to another node")
+    );
+    let back = ann.resume(&p1).await;
+    assert_eq!(others(&back), vec![id(&joined)], "{back}");
+    let mut bob = Member {
+        name: "bob",
+        room: "restarted",
+        ws: bob_ws,
+        id: id(&joined),
+        token: joined["resumeToken"].clone(),
+    };
+    exchange_members(&mut ann, &mut bob, "after-restart").await;
+    assert_eq!(
+        redis_cli(&redis, &["GET", "peerbox:room:restarted"]).await,
         "p2"
     );
 }
