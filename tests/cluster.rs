@@ -726,11 +726,16 @@ impl Member {
     async fn join(node: &Proc, room: &'static str, name: &'static str) -> Member {
         let mut ws = node.ws().await;
         let joined = login(&mut ws, room, name).await;
+        Member::joined(ws, room, name, &joined)
+    }
+
+    /// The member whose login on `ws` got `joined`.
+    fn joined(ws: Ws, room: &'static str, name: &'static str, joined: &Value) -> Member {
         Member {
             name,
             room,
             ws,
-            id: id(&joined),
+            id: id(joined),
             token: joined["resumeToken"].clone(),
         }
     }
@@ -912,16 +917,27 @@ impl Gate {
     }
 }
 
-#[tokio::test]
-async fn a_split_home_hands_its_members_over_to_the_real_home() {
+/// Redis, a [`Gate`] in front of it, and `N` node processes placing rooms: p1 reaches Redis
+/// through the gate, p2 and on directly.
+async fn gated<const N: usize>() -> (Redis, Gate, [Proc; N]) {
     let redis = Redis::start().await;
     let gate = Gate::start(redis.port).await;
-    let p1 = Proc::start_on(gate.port, "p1").await;
-    let p2 = Proc::start(&redis, "p2").await;
-    let p3 = Proc::start(&redis, "p3").await;
-    for (i, n) in [&p1, &p2, &p3].into_iter().enumerate() {
+    let mut nodes = vec![Proc::start_on(gate.port, "p1").await];
+    for i in 2..=N {
+        nodes.push(Proc::start(&redis, &format!("p{i}")).await);
+    }
+    for (i, n) in nodes.iter().enumerate() {
         wait_placing(n, &format!("warm-up-{i}")).await;
     }
+    let Ok(nodes) = nodes.try_into() else {
+        unreachable!("N nodes were started")
+    };
+    (redis, gate, nodes)
+}
+
+#[tokio::test]
+async fn a_split_home_hands_its_members_over_to_the_real_home() {
+    let (redis, gate, [p1, p2, p3]) = gated().await;
     let mut ann = Member::join(&p1, "split", "ann").await;
     let mut cat = Member::join(&p3, "split", "cat").await;
     exchange_members(&mut ann, &mut cat, "before").await;
@@ -937,13 +953,7 @@ async fn a_split_home_hands_its_members_over_to_the_real_home() {
     let mut bob_ws = p2.ws().await;
     let joined = login(&mut bob_ws, "split", "bob").await;
     assert_eq!(others(&joined), Vec::<String>::new(), "{joined}");
-    let mut bob = Member {
-        name: "bob",
-        room: "split",
-        ws: bob_ws,
-        id: id(&joined),
-        token: joined["resumeToken"].clone(),
-    };
+    let mut bob = Member::joined(bob_ws, "split", "bob", &joined);
     assert_eq!(
         redis_cli(&redis, &["GET", "peerbox:room:split"]).await,
         "p2"
@@ -978,12 +988,7 @@ async fn a_split_home_hands_its_members_over_to_the_real_home() {
 
 #[tokio::test]
 async fn a_node_late_after_an_empty_redis_restart_hands_over_what_was_placed_meanwhile() {
-    let redis = Redis::start().await;
-    let gate = Gate::start(redis.port).await;
-    let p1 = Proc::start_on(gate.port, "p1").await;
-    let p2 = Proc::start(&redis, "p2").await;
-    wait_placing(&p1, "warm-up-1").await;
-    wait_placing(&p2, "warm-up-2").await;
+    let (redis, gate, [p1, p2]) = gated().await;
     let mut ann = Member::join(&p1, "restarted", "ann").await;
 
     // Redis restarts empty while p1 cannot reach it: p2 re-registers, and once the directory's
@@ -1018,13 +1023,7 @@ async fn a_node_late_after_an_empty_redis_restart_hands_over_what_was_placed_mea
     );
     let back = ann.resume(&p1).await;
     assert_eq!(others(&back), vec![id(&joined)], "{back}");
-    let mut bob = Member {
-        name: "bob",
-        room: "restarted",
-        ws: bob_ws,
-        id: id(&joined),
-        token: joined["resumeToken"].clone(),
-    };
+    let mut bob = Member::joined(bob_ws, "restarted", "bob", &joined);
     exchange_members(&mut ann, &mut bob, "after-restart").await;
     assert_eq!(
         redis_cli(&redis, &["GET", "peerbox:room:restarted"]).await,
