@@ -548,8 +548,19 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     positive("rooms.sfu_from", rooms.sfu_from)?;
     let https_turn = raw.https.turn && !raw.https.listen.is_empty();
     let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
-    let sfu = sfu::validate(raw.sfu, turn.external_ip)?;
     let cluster = cluster::validate(raw.cluster, &turn.secret)?;
+    // A node's SFU is told its address by `cluster.media_address` when `sfu.public_ip` is
+    // empty: members relayed from other nodes send their media straight to it.
+    let media_address = cluster.as_ref().and_then(|c| c.media_address);
+    let sfu = sfu::validate(raw.sfu, media_address.or(turn.external_ip))?;
+    if cluster.is_some() && sfu.enabled && sfu.candidate_ip(None).is_none() {
+        return Err(invalid(
+            "cluster.media_address",
+            "is required with cluster.enabled and sfu.enabled when sfu.listen is a wildcard \
+             and sfu.public_ip and turn.external_ip are empty: members relayed from other \
+             nodes must be told this node's SFU address (the IP clients reach it on)",
+        ));
+    }
     let acme = acme::validate(
         raw.acme,
         &hostname,

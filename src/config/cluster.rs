@@ -49,7 +49,8 @@ pub struct ClusterConfig {
     pub node_id: String,
     /// Where the other nodes reach this node's HTTPS port.
     pub address: SocketAddr,
-    /// The address clients send media to on this node (for SFU rooms, later).
+    /// The IP clients send media to on this node: its SFU's candidate when `sfu.public_ip`
+    /// is empty (members relayed from other nodes too, since the home serves their media).
     pub media_address: Option<IpAddr>,
     /// Shared by every node: authenticates node-to-node connections and signs resume tokens.
     pub secret: Secret,
@@ -238,6 +239,23 @@ mod tests {
     }
 
     #[test]
+    fn the_sfu_candidate_is_the_media_address() {
+        let c = parse(&on(
+            "media_address = \"203.0.113.7\"\n[sfu]\nenabled = true",
+        ))
+        .unwrap();
+        assert_eq!(c.sfu.public_ip, Some("203.0.113.7".parse().unwrap()));
+        // `sfu.public_ip` still wins, and a listen address of its own is enough.
+        let c = parse(&on(
+            "media_address = \"203.0.113.7\"\n[sfu]\nenabled = true\npublic_ip = \"203.0.113.9\"",
+        ))
+        .unwrap();
+        assert_eq!(c.sfu.public_ip, Some("203.0.113.9".parse().unwrap()));
+        let c = parse(&on("[sfu]\nenabled = true\nlisten = \"10.0.0.2:3479\"")).unwrap();
+        assert_eq!(c.sfu.candidate_ip(None), Some("10.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
     fn refusals_name_the_key() {
         let no_turn = format!(
             "[cluster]\nenabled = true\nnode_id = \"a\"\naddress = \"10.0.0.2:443\"\nsecret = \"{SECRET}\""
@@ -259,6 +277,8 @@ mod tests {
                 on("node_ttl_secs = 3\nredis_timeout_ms = 1000"),
                 "cluster.redis_timeout_ms",
             ),
+            // The SFU on a wildcard with no address of its own: relayed members need one.
+            (on("[sfu]\nenabled = true"), "cluster.media_address"),
             ("[cluster]\nredis = \"x\"".into(), "cluster.redis"),
             ("[cluster]\nbogus = 1".into(), "bogus"),
         ];

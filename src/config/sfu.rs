@@ -41,9 +41,10 @@ pub struct SfuConfig {
     pub enabled: bool,
     /// The one UDP socket every participant's media uses.
     pub listen: SocketAddr,
-    /// The address put in the SFU's ICE candidate: `sfu.public_ip`, else `turn.external_ip`,
-    /// else the listen address (when it is not a wildcard), else the address the client's
-    /// WebSocket came in on (see [`SfuConfig::candidate_ip`]).
+    /// The address put in the SFU's ICE candidate: `sfu.public_ip`, else (on a cluster node)
+    /// `cluster.media_address`, else `turn.external_ip`, else the listen address (when it is
+    /// not a wildcard), else the address the client's WebSocket came in on (see
+    /// [`SfuConfig::candidate_ip`]).
     pub public_ip: Option<IpAddr>,
     pub max_room_members: usize,
     pub max_participants: usize,
@@ -62,7 +63,9 @@ impl SfuConfig {
     }
 }
 
-pub(super) fn validate(raw: RawSfu, external_ip: Option<IpAddr>) -> Result<SfuConfig, ConfigError> {
+/// `fallback_ip`: the address used when `sfu.public_ip` is empty (`cluster.media_address`, else
+/// `turn.external_ip`).
+pub(super) fn validate(raw: RawSfu, fallback_ip: Option<IpAddr>) -> Result<SfuConfig, ConfigError> {
     let listen = raw.listen.trim().parse::<SocketAddr>().map_err(|_| {
         invalid(
             "sfu.listen",
@@ -76,7 +79,7 @@ pub(super) fn validate(raw: RawSfu, external_ip: Option<IpAddr>) -> Result<SfuCo
         return Err(invalid("sfu.listen", "needs a port (not 0)"));
     }
     let public_ip = match raw.public_ip.trim() {
-        "" => external_ip,
+        "" => fallback_ip,
         s => {
             let ip = s
                 .parse::<IpAddr>()
