@@ -1071,8 +1071,12 @@ async fn nodes_on_their_own_addresses_relay_a_room() {
     if std::env::var_os(INSIDE).is_some() {
         return inside().await;
     }
+    in_netns("nodes_on_their_own_addresses_relay_a_room").await;
+}
+
+/// Runs the test `name` again in a network namespace of its own (with [`INSIDE`] set).
+async fn in_netns(name: &str) {
     let exe = std::env::current_exe().expect("test binary");
-    let name = "nodes_on_their_own_addresses_relay_a_room";
     let run = Command::new("unshare")
         .args(["-n", "--"])
         .arg(&exe)
@@ -1101,13 +1105,18 @@ fn ip(cmd: &str) {
     assert!(ok, "ip {cmd}");
 }
 
-async fn inside() {
+/// Inside the namespace: lo up with the addresses of [`NET`] 1 to 9.
+fn addresses() {
     ip("link set lo up");
     // Local addresses travel through lo whatever device holds them; what matters is that
     // no socket is on 127.0.0.0/8 (and nothing may assume it is).
     for i in 1..=9 {
         ip(&format!("addr add {NET}.{i}/32 dev lo"));
     }
+}
+
+async fn inside() {
+    addresses();
     let redis = Redis::on_ip(&format!("{NET}.9"), 6379).await;
     let config = |id: &str| node_config(&format!("{NET}.9"), redis.port, id);
     let mut nodes = Vec::new();
@@ -1361,6 +1370,28 @@ async fn pump_until(
     panic!("not within 15 s: {what}");
 }
 
+/// Pumps both until each received 10 frames of the other's video.
+async fn both_receive(a: &mut SfuPeer, b: &mut SfuPeer, what: &str) {
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+    pump_until(a, b, what, |a, b| {
+        a.video_from(&b_id).len() >= 10 && b.video_from(&a_id).len() >= 10
+    })
+    .await;
+}
+
+/// Ann on `home` and Bob on `edge` in the SFU room `room`: both join the SFU and publish,
+/// until each received the other's video.
+async fn sfu_call(home: &TestServer, edge: &TestServer, room: &str) -> (SfuPeer, SfuPeer) {
+    let mut a = sfu_peer(home, room, "ann").await;
+    let mut b = sfu_peer(edge, room, "bob").await;
+    for p in [&mut a, &mut b] {
+        send_json(&mut p.ws, json!({"type": "sfu-join"})).await;
+        p.publishing = true;
+    }
+    both_receive(&mut a, &mut b, "each receives the other's video").await;
+    (a, b)
+}
+
 /// An SFU room across nodes: the home's SFU serves the member relayed from another node, its
 /// offer carries the home's media address, media flows both ways through it, and the relayed
 /// member's SFU connection ends when the member leaves.
@@ -1379,17 +1410,8 @@ async fn an_sfu_room_serves_members_of_every_node_from_its_home() {
     wait_placing(&home, "warm-up-1").await;
     wait_placing(&edge, "warm-up-2").await;
 
-    let mut a = sfu_peer(&home, "big", "ann").await;
-    let mut b = sfu_peer(&edge, "big", "bob").await;
-    for p in [&mut a, &mut b] {
-        send_json(&mut p.ws, json!({"type": "sfu-join"})).await;
-        p.publishing = true;
-    }
+    let (mut a, mut b) = sfu_call(&home, &edge, "big").await;
     let (a_id, b_id) = (a.id.clone(), b.id.clone());
-    pump_until(&mut a, &mut b, "each receives the other's video", |a, b| {
-        a.video_from(&b_id).len() >= 10 && b.video_from(&a_id).len() >= 10
-    })
-    .await;
     // Bob's offer came from the home's SFU, over the relay: its address, not his node's.
     assert!(!b.offered.is_empty());
     assert!(
@@ -1421,13 +1443,7 @@ async fn an_sfu_room_serves_members_of_every_node_from_its_home() {
     assert_eq!(cutter.carried.load(std::sync::atomic::Ordering::Relaxed), 2);
     b.rejoin().await;
     a.received.clear();
-    pump_until(
-        &mut a,
-        &mut b,
-        "media again after the link broke",
-        |a, b| a.video_from(&b_id).len() >= 10 && b.video_from(&a_id).len() >= 10,
-    )
-    .await;
+    both_receive(&mut a, &mut b, "media again after the link broke").await;
     assert!(b.offered.iter().all(|c| *c == home.sfu), "{:?}", b.offered);
     assert_eq!(sample(&home, "peerbox_sfu_participants").await, 2.0);
     assert_eq!(sample(&edge, "peerbox_sfu_participants").await, 0.0);
@@ -1435,4 +1451,42 @@ async fn an_sfu_room_serves_members_of_every_node_from_its_home() {
     // Bob leaves (his socket on the edge closes): the home's SFU lets his connection go.
     drop(b);
     wait_sample(&home, "peerbox_sfu_participants", 1.0).await;
+}
+
+/// The SFU of each node on a wildcard `sfu.listen`, told its address by
+/// `cluster.media_address` alone, each node on an address of its own: the member relayed from
+/// the other node is offered the home's media address, and media flows through it.
+#[tokio::test]
+async fn an_sfu_room_offers_the_homes_cluster_media_address() {
+    if std::env::var_os(INSIDE).is_some() {
+        return sfu_inside().await;
+    }
+    in_netns("an_sfu_room_offers_the_homes_cluster_media_address").await;
+}
+
+async fn sfu_inside() {
+    addresses();
+    let redis = Redis::on_ip(&format!("{NET}.9"), 6379).await;
+    let mut nodes = Vec::new();
+    for i in 1..=2 {
+        let config = node_config(&format!("{NET}.9"), redis.port, &format!("n{i}"))
+            .replace("[rooms]\n", "[rooms]\nsfu_from = 1\n")
+            + &format!(
+                "\nmedia_address = \"{NET}.{i}\"\n[sfu]\nenabled = true\nlisten = \"0.0.0.0:3479\""
+            );
+        let n = common::spawn_node_at(&config, &format!("{NET}.{i}:443")).await;
+        let media: std::net::IpAddr = format!("{NET}.{i}").parse().unwrap();
+        assert_eq!(n.config.sfu.public_ip, Some(media));
+        wait_placing(&n, &format!("warm-up-{i}")).await;
+        nodes.push(n);
+    }
+    let (home, edge) = (&nodes[0], &nodes[1]);
+    let (_a, b) = sfu_call(home, edge, "wide").await;
+    // The home's socket is on its own address (the HTTPS listener's); the offer names it
+    // through cluster.media_address, the listen address being a wildcard.
+    let want = std::net::SocketAddr::new(format!("{NET}.1").parse().unwrap(), home.sfu.port());
+    assert_eq!(home.sfu, want);
+    assert!(!b.offered.is_empty());
+    assert!(b.offered.iter().all(|c| *c == want), "{:?}", b.offered);
+    assert_eq!(sample(edge, "peerbox_sfu_participants").await, 0.0);
 }
