@@ -1490,3 +1490,31 @@ async fn sfu_inside() {
     assert!(b.offered.iter().all(|c| *c == want), "{:?}", b.offered);
     assert_eq!(sample(edge, "peerbox_sfu_participants").await, 0.0);
 }
+
+/// A frame at the size limit, relayed by the home to a member on another node, arrives there
+/// whole though the home adds `from` to it: the link takes whatever the home sends (also an
+/// SFU offer, which grows with the room).
+#[tokio::test]
+async fn a_frame_at_the_size_limit_crosses_the_link() {
+    let redis = Redis::start().await;
+    let n1 = node(&redis, "n1").await;
+    let n2 = node(&redis, "n2").await;
+    wait_placing(&n1, "warm-up-1").await;
+    wait_placing(&n2, "warm-up-2").await;
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "full-size").await;
+    let max = n1.config.rooms.max_message_bytes;
+    let shell = json!({"type": "offer", "to": b_id, "data": {"sdp": ""}}).to_string();
+    let sdp = "x".repeat(max - shell.len());
+    let body = json!({"type": "offer", "to": b_id, "data": {"sdp": sdp}});
+    assert_eq!(body.to_string().len(), max);
+    send_json(&mut a, body).await;
+    let got = next_of(&mut b, "offer").await;
+    assert_eq!(got["from"], a_id.as_str());
+    assert_eq!(got["data"]["sdp"].as_str().map(str::len), Some(sdp.len()));
+    // The link did not break over it: the next message arrives with no resume between.
+    exchange(&mut a, &a_id, &mut b, &b_id, "after").await;
+    assert_eq!(
+        sample(&n2, "peerbox_cluster_relay_reconnects_total").await,
+        0.0
+    );
+}

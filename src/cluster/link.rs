@@ -62,6 +62,11 @@ pub const HEADER: &str = "x-peerbox-relay";
 pub const SKEW: u64 = 60;
 /// Bound of the TCP connect, TLS and WebSocket handshakes to the home node.
 const CONNECT: Duration = Duration::from_secs(3);
+/// Longest frame the edge reads from the home. Not `rooms.max_message_bytes`: that bounds what
+/// members send, and the home's frames are longer (a relayed one gains its `from`; an
+/// `sfu-offer` has an m-line per track of the room). The home is authenticated (its pinned
+/// certificate), so this only bounds a bug: the most `rooms.max_message_bytes` may be.
+const FROM_HOME_MAX: usize = 16 * 1024 * 1024;
 const CONTEXT: &str = "peerbox relay v1";
 
 /// What the home learns from a verified relay request.
@@ -276,7 +281,6 @@ pub struct Target<'a> {
     pub secret: &'a str,
     pub client: SocketAddr,
     pub host: Option<&'a str>,
-    pub max_message_bytes: usize,
     /// The cluster's counters (the link's state, the frames it carries).
     pub stats: Arc<stats::Stats>,
 }
@@ -301,7 +305,6 @@ impl Link {
             client: target.client,
             host: target.host.map(str::to_owned),
             connector: connector(target.pin),
-            max: target.max_message_bytes,
             rx,
             unsent: Some(login.clone()),
             login,
@@ -346,7 +349,6 @@ struct Task {
     client: SocketAddr,
     host: Option<String>,
     connector: TlsConnector,
-    max: usize,
     rx: mpsc::Receiver<Utf8Bytes>,
     /// A frame to send before the next one from the queue (the login, or the frame a
     /// broken link failed to send).
@@ -391,8 +393,8 @@ impl Task {
         );
         req.headers_mut().insert(HEADER, auth.parse()?);
         let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(self.max);
-        config.max_frame_size = Some(self.max);
+        config.max_message_size = Some(FROM_HOME_MAX);
+        config.max_frame_size = Some(FROM_HOME_MAX);
         let (ws, _) = tokio_tungstenite::client_async_with_config(req, tls, Some(config)).await?;
         Ok(ws)
     }

@@ -843,7 +843,6 @@ impl Session {
             secret: cluster.config.secret.expose(),
             client: self.addr,
             host: self.host.as_deref(),
-            max_message_bytes: self.hub.config.max_message_bytes,
             stats: cluster.stats.clone(),
         };
         let link = Link::open(
