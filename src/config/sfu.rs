@@ -15,6 +15,7 @@ pub(super) struct RawSfu {
     public_ip: String,
     max_room_members: usize,
     max_participants: usize,
+    max_subscriber_kbps: u64,
     command_queue: usize,
 }
 
@@ -26,6 +27,7 @@ impl Default for RawSfu {
             public_ip: String::new(),
             max_room_members: 50,
             max_participants: 500,
+            max_subscriber_kbps: 6000,
             command_queue: 1024,
         }
     }
@@ -35,6 +37,10 @@ impl Default for RawSfu {
 pub const MAX_ROOM_MEMBERS: usize = 1000;
 /// Most participants the SFU task holds at once, over all rooms.
 pub const MAX_PARTICIPANTS: usize = 100_000;
+/// Bounds of `sfu.max_subscriber_kbps`: below the first, one low layer and its audio do not
+/// fit; beyond the second it is no bound.
+pub const MIN_SUBSCRIBER_KBPS: u64 = 200;
+pub const MAX_SUBSCRIBER_KBPS: u64 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SfuConfig {
@@ -47,6 +53,9 @@ pub struct SfuConfig {
     pub public_ip: Option<IpAddr>,
     pub max_room_members: usize,
     pub max_participants: usize,
+    /// Most the SFU sends one subscriber (kbit/s), whatever its bandwidth estimate says:
+    /// one big video at the top layer and two dozen small ones at the low layer, with audio.
+    pub max_subscriber_kbps: u64,
     /// Commands from the signalling sessions to the SFU task waiting at once; a full queue
     /// answers that client `sfu-busy`.
     pub command_queue: usize,
@@ -93,6 +102,15 @@ pub(super) fn validate(raw: RawSfu, external_ip: Option<IpAddr>) -> Result<SfuCo
     positive("sfu.max_room_members", raw.max_room_members)?;
     positive("sfu.max_participants", raw.max_participants)?;
     positive("sfu.command_queue", raw.command_queue)?;
+    if !(MIN_SUBSCRIBER_KBPS..=MAX_SUBSCRIBER_KBPS).contains(&raw.max_subscriber_kbps) {
+        return Err(invalid(
+            "sfu.max_subscriber_kbps",
+            format!(
+                "is {} but must be between {MIN_SUBSCRIBER_KBPS} and {MAX_SUBSCRIBER_KBPS}",
+                raw.max_subscriber_kbps
+            ),
+        ));
+    }
     if raw.max_room_members > MAX_ROOM_MEMBERS {
         return Err(invalid(
             "sfu.max_room_members",
@@ -126,6 +144,7 @@ pub(super) fn validate(raw: RawSfu, external_ip: Option<IpAddr>) -> Result<SfuCo
         public_ip,
         max_room_members: raw.max_room_members,
         max_participants: raw.max_participants,
+        max_subscriber_kbps: raw.max_subscriber_kbps,
         command_queue: raw.command_queue,
     })
 }
@@ -143,6 +162,8 @@ mod tests {
         assert_eq!(c.sfu.listen, "0.0.0.0:3479".parse().expect("addr"));
         assert_eq!(c.sfu.public_ip, None);
         assert_eq!(c.rooms.sfu_from, 3);
+        assert_eq!(c.rooms.mesh_after, std::time::Duration::from_secs(15));
+        assert_eq!(c.sfu.max_subscriber_kbps, 6000);
     }
 
     #[test]
@@ -183,6 +204,15 @@ mod tests {
             ("[sfu]\nmax_participants = 0", "sfu.max_participants"),
             ("[sfu]\nmax_participants = 10", "sfu.max_participants"),
             ("[sfu]\ncommand_queue = 0", "sfu.command_queue"),
+            (
+                "[sfu]\nmax_subscriber_kbps = 100",
+                "sfu.max_subscriber_kbps",
+            ),
+            (
+                "[sfu]\nmax_subscriber_kbps = 2000000",
+                "sfu.max_subscriber_kbps",
+            ),
+            ("[rooms]\nmesh_after_secs = 0", "rooms.mesh_after_secs"),
             ("[rooms]\nsfu_from = 0", "rooms.sfu_from"),
         ];
         for (text, key) in cases {

@@ -8,13 +8,18 @@
 //!   proven source address; junk dropped on the first byte).
 //! - [`forward`]: the forwarding table (published track -> subscriber m-lines, both ways)
 //!   and the keyframe-request throttle.
+//! - [`layer`]: simulcast layer choice per subscriber m-line (view size, bandwidth) and
+//!   switching on keyframes.
+//! - [`speakers`]: active speakers from audio levels.
 //! - [`participant`]: one member's `Rtc` and its negotiation (the server makes every offer).
 //! - [`engine`]: the task's state and what each input does to it.
 
 pub mod demux;
 mod engine;
 pub mod forward;
+pub mod layer;
 mod participant;
+pub mod speakers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +41,11 @@ pub type Pid = u64;
 const MAX_DATAGRAM: usize = 2048;
 /// How often participants whose session ended (or that never connected) are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often layers are chosen again (estimates move, layers stop) and speakers looked at.
+const TICK: Duration = Duration::from_millis(250);
+/// A subscriber's `sfu-view` is applied at once at most this often (the rest at the next
+/// [`TICK`]).
+const VIEW_EVERY: Duration = Duration::from_millis(250);
 
 /// What the signalling hub asks of the SFU task.
 #[derive(Debug)]
@@ -56,6 +66,15 @@ pub enum Command {
     },
     /// It sent `sfu-leave`, or left its room.
     Leave {
+        session: String,
+    },
+    /// `sfu-view`: the sizes its remote videos are shown at.
+    View {
+        session: String,
+        views: Vec<crate::signal::protocol::SfuView>,
+    },
+    /// `sfu-unpublish {source: "screen"}`.
+    UnpublishScreen {
         session: String,
     },
 }
@@ -161,6 +180,8 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wake = engine
             .next_wake()
@@ -181,6 +202,7 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
                 engine.on_timeout(Instant::now());
             }
             _ = sweep.tick() => engine.sweep(Instant::now()),
+            _ = tick.tick() => engine.tick(Instant::now()),
         }
         stats
             .participants

@@ -203,7 +203,25 @@ pub enum SfuRequest {
     Candidate(String),
     /// `sfu-leave`: close this member's SFU connection.
     Leave,
+    /// `sfu-view`: the size (device pixels) each remote video is shown at; 0x0 is not shown.
+    View(Vec<SfuView>),
+    /// `sfu-unpublish`: the member stopped sharing its screen (the only source it may
+    /// unpublish; the others go with `sfu-leave`).
+    UnpublishScreen,
 }
+
+/// One entry of `sfu-view`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuView {
+    pub mid: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Most entries an `sfu-view` may have (more than any room has videos).
+pub const MAX_SFU_VIEWS: usize = 512;
+/// Largest width or height an `sfu-view` may give.
+pub const MAX_VIEW_PIXELS: u64 = 16_384;
 
 /// Longest SDP answer (or candidate) an `sfu-*` message may carry; the WebSocket's own
 /// message limit (`rooms.max_message_bytes`) applies first.
@@ -280,6 +298,8 @@ impl ClientMessage<'_> {
                 SfuRequest::Answer(_) => "sfu-answer",
                 SfuRequest::Candidate(_) => "sfu-candidate",
                 SfuRequest::Leave => "sfu-leave",
+                SfuRequest::View(_) => "sfu-view",
+                SfuRequest::UnpublishScreen => "sfu-unpublish",
             },
         }
     }
@@ -305,6 +325,7 @@ pub fn parse(text: &str) -> Result<ClientMessage<'_>, SignalError> {
         }
         // SDP: longer than a control message, read as a tree (the server reads it).
         "sfu-answer" | "sfu-candidate" => return parse_sfu_sdp(text),
+        "sfu-view" | "sfu-unpublish" => return parse_sfu_view(text),
         "offer" => RelayKind::Offer,
         "answer" => RelayKind::Answer,
         "candidate" => RelayKind::Candidate,
@@ -366,6 +387,56 @@ fn parse_value(text: &str) -> Result<ClientMessage<'static>, SignalError> {
         }
         None => Err(SignalError::UnknownType),
     }
+}
+
+/// `sfu-view` (`data.views`) and `sfu-unpublish` (`data.source`).
+fn parse_sfu_view(text: &str) -> Result<ClientMessage<'static>, SignalError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| SignalError::NotJson)?;
+    let data = match value.get("data") {
+        None => return Err(SignalError::Missing("data")),
+        Some(d @ Value::Object(_)) => d,
+        Some(_) => return Err(SignalError::WrongType("data")),
+    };
+    if value.get("type").and_then(Value::as_str) == Some("sfu-unpublish") {
+        return match data.get("source") {
+            None => Err(SignalError::Missing("data.source")),
+            Some(Value::String(s)) if s == "screen" => {
+                Ok(ClientMessage::Sfu(SfuRequest::UnpublishScreen))
+            }
+            Some(_) => Err(SignalError::WrongType("data.source")),
+        };
+    }
+    let views = match data.get("views") {
+        None => return Err(SignalError::Missing("data.views")),
+        Some(Value::Array(v)) if v.len() > MAX_SFU_VIEWS => {
+            return Err(SignalError::TooLong("data.views", MAX_SFU_VIEWS));
+        }
+        Some(Value::Array(v)) => v,
+        Some(_) => return Err(SignalError::WrongType("data.views")),
+    };
+    let size = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_u64)
+            .filter(|n| *n <= MAX_VIEW_PIXELS)
+            .map(|n| n as u32)
+    };
+    let mut out = Vec::with_capacity(views.len());
+    for v in views {
+        let mid = v
+            .get("mid")
+            .and_then(Value::as_str)
+            .filter(|m| m.len() <= 32);
+        let (Some(mid), Some(width), Some(height)) = (mid, size(v, "width"), size(v, "height"))
+        else {
+            return Err(SignalError::WrongType("data.views"));
+        };
+        out.push(SfuView {
+            mid: mid.to_owned(),
+            width,
+            height,
+        });
+    }
+    Ok(ClientMessage::Sfu(SfuRequest::View(out)))
 }
 
 /// `sfu-answer` (`data.sdp`) and `sfu-candidate` (`data.candidate`).
@@ -593,12 +664,22 @@ fn mode_name(sfu: bool) -> &'static str {
     if sfu { "sfu" } else { "mesh" }
 }
 
+/// The members speaking now, loudest first (extension, from the SFU).
+pub fn sfu_speakers_frame<'a>(speakers: impl Iterator<Item = &'a str>) -> Utf8Bytes {
+    let list: Vec<&str> = speakers.collect();
+    frame(&json!({"type": "sfu-speakers", "data": {"speakers": list}}))
+}
+
 /// One m-line of an `sfu-offer`'s track map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SfuTrack<'a> {
     pub mid: &'a str,
     /// `audio` or `video`.
     pub kind: &'static str,
+    /// `mic`, `camera` or `screen`.
+    pub source: &'static str,
+    /// A published m-line that takes simulcast (`rids` h, m, l).
+    pub simulcast: bool,
     /// The member whose track it carries (`None`: one the client publishes on).
     pub from: Option<&'a str>,
 }
@@ -609,13 +690,19 @@ pub fn sfu_offer_frame(sdp: &str, tracks: &[SfuTrack<'_>]) -> Utf8Bytes {
     let publish: Vec<Value> = tracks
         .iter()
         .filter(|t| t.from.is_none())
-        .map(|t| json!({"mid": t.mid, "kind": t.kind}))
+        .map(|t| {
+            let mut v = json!({"mid": t.mid, "kind": t.kind, "source": t.source});
+            if t.simulcast {
+                v["rids"] = json!(["h", "m", "l"]);
+            }
+            v
+        })
         .collect();
     let receive: Vec<Value> = tracks
         .iter()
         .filter_map(|t| {
             t.from
-                .map(|f| json!({"mid": t.mid, "kind": t.kind, "from": f}))
+                .map(|f| json!({"mid": t.mid, "kind": t.kind, "from": f, "source": t.source}))
         })
         .collect();
     frame(&json!({
