@@ -15,8 +15,13 @@ export class FrameCrypto {
   /** Told the worker's counts about once a second while frames flow. */
   onCounts?: (c: FrameCounts) => void
   private worker: Worker | null = null
+  private nextId = 0
+  /** Transforms whose worker side is not set up yet, by id. */
+  private pending = new Map<number, () => void>()
 
-  private constructor(private readonly key: CryptoKey) {}
+  private constructor(private readonly key: CryptoKey, worker: Worker | null = null) {
+    if (worker) this.listen(worker)
+  }
 
   /** Whether this browser can transform encoded frames in a worker. */
   static supported(): boolean {
@@ -24,23 +29,60 @@ export class FrameCrypto {
   }
 
   /** The room's frame encryption, or null without a secret or without browser support. */
-  static async of(secret: string, room: string): Promise<FrameCrypto | null> {
+  static async of(secret: string, room: string, readyMs = 5000): Promise<FrameCrypto | null> {
     if (!secret || !FrameCrypto.supported()) return null
-    return new FrameCrypto(await deriveFrameKey(secret, room))
+    const key = await deriveFrameKey(secret, room)
+    return new FrameCrypto(key, await FrameCrypto.startWorker(readyMs))
   }
 
-  attach(x: RTCRtpSender | RTCRtpReceiver, op: 'encrypt' | 'decrypt', kind: 'audio' | 'video'): void {
-    if (!this.worker) {
-      this.worker = new Worker(new URL('./frameCrypto.worker.ts', import.meta.url), { type: 'module', name: 'peerbox-frames' })
-      this.worker.onmessage = (ev: MessageEvent<FrameCounts>) => {
-        this.counts = ev.data
-        this.onCounts?.(ev.data)
+  /** Starts the worker and waits until its script runs (it says `ready`), so that transforms are set up at once. */
+  private static startWorker(readyMs: number): Promise<Worker> {
+    const worker = new Worker(new URL('./frameCrypto.worker.ts', import.meta.url), { type: 'module', name: 'peerbox-frames' })
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(worker), readyMs)
+      worker.onmessage = (ev: MessageEvent<unknown>) => {
+        if ((ev.data as { ready?: boolean } | null)?.ready !== true) return
+        clearTimeout(timer)
+        resolve(worker)
       }
+    })
+  }
+
+  private listen(worker: Worker): void {
+    this.worker = worker
+    worker.onmessage = (ev: MessageEvent<FrameCounts | { attached: number } | { ready: true }>) => {
+      if ('ready' in ev.data) return
+      if ('attached' in ev.data) {
+        this.pending.get(ev.data.attached)?.()
+        return
+      }
+      this.counts = ev.data
+      this.onCounts?.(ev.data)
     }
-    x.transform = new RTCRtpScriptTransform(this.worker, { op, kind, key: this.key })
+  }
+
+  /**
+   * Puts the transform on a sender or receiver; resolves once the worker has set it up (or after
+   * `waitMs`). SfuLink negotiates after this resolves, so no stream starts before its transform.
+   */
+  attach(x: RTCRtpSender | RTCRtpReceiver, op: 'encrypt' | 'decrypt', kind: 'audio' | 'video', waitMs = 3000): Promise<void> {
+    if (!this.worker) this.listen(new Worker(new URL('./frameCrypto.worker.ts', import.meta.url), { type: 'module', name: 'peerbox-frames' }))
+    const id = ++this.nextId
+    const ready = new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.pending.delete(id)
+        resolve()
+      }
+      const timer = setTimeout(done, waitMs)
+      this.pending.set(id, done)
+    })
+    x.transform = new RTCRtpScriptTransform(this.worker!, { op, kind, key: this.key, id })
+    return ready
   }
 
   close(): void {
+    for (const done of [...this.pending.values()]) done()
     this.worker?.terminate()
     this.worker = null
   }

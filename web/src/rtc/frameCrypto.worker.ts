@@ -7,6 +7,8 @@ interface Options {
   op: 'encrypt' | 'decrypt'
   kind: 'audio' | 'video'
   key: CryptoKey
+  /** Told back once this transform is set up. */
+  id: number
 }
 
 type Frame = RTCEncodedVideoFrame | RTCEncodedAudioFrame
@@ -34,7 +36,7 @@ setInterval(() => {
 
 scope.onrtctransform = (ev) => {
   const t = ev.transformer
-  const { op, kind, key } = t.options as Options
+  const { op, kind, key, id } = t.options as Options
   const ivs = new IvSource()
   const transform = new TransformStream<Frame, Frame>({
     async transform(frame, out) {
@@ -58,4 +60,8 @@ scope.onrtctransform = (ev) => {
     },
   })
   void t.readable.pipeThrough(transform).pipeTo(t.writable).catch(() => {})
+  scope.postMessage({ attached: id })
 }
+
+// The page waits for this before it makes any transform (see FrameCrypto.startWorker).
+scope.postMessage({ ready: true })

@@ -151,6 +151,8 @@ export class SfuLink {
   private pollTimer: ReturnType<typeof setInterval> | null = null
   private transformed = new WeakSet<RTCRtpSender | RTCRtpReceiver>()
   private sharing = false
+  /** The transforms made before the first offer, being set up. */
+  private early: Promise<void>[] = []
 
   constructor(private readonly opts: SfuLinkOptions) {
     const create = opts.createPeerConnection ?? ((c) => new RTCPeerConnection(c))
@@ -164,6 +166,18 @@ export class SfuLink {
     this.pc.onconnectionstatechange = () => opts.onConnectionState?.(this.pc.connectionState)
     const every = opts.pollMs ?? 250
     if (every > 0) this.pollTimer = setInterval(() => void this.poll(), every)
+    // Measured with Chromium 156: when every transform is made after the server's first offer,
+    // the camera's frames skip its sender transform and go out unencrypted (audio's do not).
+    // Senders made and transformed before that offer work, and make the later ones work too;
+    // the offer then takes them over for its first m-lines of their kinds, and attachLocal puts
+    // the right track on each published m-line.
+    if (opts.crypto) {
+      const stream = opts.getStream()
+      for (const track of [stream?.getAudioTracks()[0], stream?.getVideoTracks()[0]]) {
+        if (!track || !stream) continue
+        this.early.push(this.protect(this.pc.addTrack(track, stream), 'encrypt', track.kind))
+      }
+    }
   }
 
   /** Applies a server offer and answers it (after any offer before it). */
@@ -184,13 +198,17 @@ export class SfuLink {
       if (!t.mid || !publishMids.has(t.mid)) continue
       if (t.direction !== 'sendonly') t.direction = 'sendonly'
     }
-    await this.attachLocal()
+    const ready = await this.attachLocal()
+    ready.push(...this.early)
     this.members = tracksByMember(offer.tracks)
     const offered = new Set(offer.tracks.map((t) => t.mid))
     for (const t of pc.getTransceivers()) {
-      if (t.mid && offered.has(t.mid)) this.protect(t.receiver, 'decrypt', t.receiver.track.kind)
+      if (t.mid && offered.has(t.mid)) ready.push(this.protect(t.receiver, 'decrypt', t.receiver.track.kind))
     }
     this.views.keep(offered)
+    // The answer starts the new streams: their transforms must be in place by then.
+    await Promise.all(ready)
+    if (this.closed) return
     await pc.setLocalDescription(await pc.createAnswer())
     if (this.closed) return
     this.opts.signals.answer(pc.localDescription!.sdp)
@@ -213,24 +231,27 @@ export class SfuLink {
     return stream?.getVideoTracks()[0] ?? null
   }
 
-  private async attachLocal(): Promise<void> {
+  /** Puts this member's tracks on the published m-lines; returns the transforms being set up. */
+  private async attachLocal(): Promise<Promise<void>[]> {
     const stream = this.opts.getStream()
+    const ready: Promise<void>[] = []
     for (const source of ['mic', 'camera', 'screen'] as const) {
       const t = this.transceiverOf(source)
       if (!t) continue
-      this.protect(t.sender, 'encrypt', source === 'mic' ? 'audio' : 'video')
+      ready.push(this.protect(t.sender, 'encrypt', source === 'mic' ? 'audio' : 'video'))
       const track = this.localTrack(source)
       if (t.sender.track !== track) await t.sender.replaceTrack(track)
       if (stream && source !== 'screen') t.sender.setStreams?.(stream)
     }
+    return ready
   }
 
-  /** Puts the frame transform on a sender or receiver, once. */
-  private protect(x: RTCRtpSender | RTCRtpReceiver, op: 'encrypt' | 'decrypt', kind: string): void {
+  /** Puts the frame transform on a sender or receiver, once; resolves when it is set up. */
+  private protect(x: RTCRtpSender | RTCRtpReceiver, op: 'encrypt' | 'decrypt', kind: string): Promise<void> {
     const crypto = this.opts.crypto
-    if (!crypto || this.transformed.has(x)) return
+    if (!crypto || this.transformed.has(x)) return Promise.resolve()
     this.transformed.add(x)
-    crypto.attach(x, op, kind === 'audio' ? 'audio' : 'video')
+    return crypto.attach(x, op, kind === 'audio' ? 'audio' : 'video')
   }
 
   /** The camera's simulcast layers: scale and bitrate per rid the browser made from the offer. */
