@@ -436,7 +436,7 @@ impl Engine {
             Event::MediaData(d) => self.on_media(p, d, now),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(part) = self.parts.get_mut(&p) {
-                    part.estimate = Some(estimate.as_u64());
+                    part.on_estimate(estimate.as_u64(), now);
                 }
             }
             Event::KeyframeRequest(r) => self.on_keyframe_request(p, r, now),
@@ -452,7 +452,7 @@ impl Engine {
         let Some(source) = part.publishes_on(d.mid) else {
             return;
         };
-        let Some(layer) = layer::layer_of(d.rid.as_ref().map(|r| &**r)) else {
+        let Some(layer) = layer::layer_of(d.rid.as_deref()) else {
             return;
         };
         let video = source != Source::Mic;
@@ -597,6 +597,7 @@ impl Engine {
             wants.push(Want {
                 wanted: layers.wanted(l.view, now),
                 layers,
+                current: l.switch.current(),
             });
         }
         let ceiling = self.config.max_subscriber_kbps * 1000;
@@ -614,9 +615,11 @@ impl Engine {
         };
         let congested = sub.send_dropped > sub.send_dropped_seen;
         sub.send_dropped_seen = sub.send_dropped;
+        // Probing up to half again what it wants keeps the estimate above it (an estimate
+        // that only reaches what is sent flaps around it).
         sub.rtc
             .bwe()
-            .set_desired_bitrate(Bitrate::bps(desired.min(ceiling)));
+            .set_desired_bitrate(Bitrate::bps((desired * 3 / 2).min(ceiling)));
         let mut requests = Vec::new();
         for (k, i) in idx.into_iter().enumerate() {
             let line = &mut sub.lines[i];
