@@ -18,7 +18,8 @@ use str0m::format::Codec;
 use str0m::media::{MediaTime, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
 
 use common::signal::{error_type, id};
@@ -33,6 +34,11 @@ struct Browser {
     rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
+    /// ICE-TCP instead of UDP: the connection to the HTTPS port, bytes of a partial frame,
+    /// and the frames it received.
+    tcp: Option<TcpStream>,
+    tcp_in: Vec<u8>,
+    tcp_frames: usize,
     /// The m-lines the server offered for publishing, by source.
     publish: HashMap<String, Mid>,
     /// mid -> (member, kind, source) from the server's track map.
@@ -96,6 +102,9 @@ async fn login_from(
         rtc,
         socket,
         local,
+        tcp: None,
+        tcp_in: Vec::new(),
+        tcp_frames: 0,
         publish: HashMap::new(),
         tracks: HashMap::new(),
         received: Vec::new(),
@@ -114,6 +123,33 @@ async fn login_from(
         sent: Vec::new(),
         next_frame: now,
         timeout: now,
+    }
+}
+
+/// [`login`] for a client that reaches the SFU only over ICE-TCP on the HTTPS port: its one
+/// candidate is an active TCP one on a connection it opened there (RFC 6544), framed per
+/// RFC 4571 by the test itself.
+async fn login_tcp(server: &TestServer, room: &str, name: &str) -> Browser {
+    let mut b = login(server, room, name, true).await;
+    let tcp = TcpStream::connect(server.https)
+        .await
+        .expect("connect https");
+    let local = tcp.local_addr().expect("addr");
+    let mut rtc = RtcConfig::new()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "tcp").expect("tcp candidate"));
+    b.rtc = rtc;
+    b.local = local;
+    b.tcp = Some(tcp);
+    b
+}
+
+/// Reads from the ICE-TCP connection, if there is one (else never).
+async fn read_tcp(tcp: &mut Option<TcpStream>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match tcp {
+        Some(t) => t.read(buf).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -172,6 +208,7 @@ impl Browser {
     async fn pump(&mut self, d: Duration) {
         let deadline = Instant::now() + d;
         let mut buf = vec![0u8; 2048];
+        let mut tcp_buf = vec![0u8; 4096];
         loop {
             self.drain().await;
             let now = Instant::now();
@@ -224,6 +261,12 @@ impl Browser {
                         let _ = self.rtc.handle_input(Input::Receive(now, r));
                     }
                 }
+                r = read_tcp(&mut self.tcp, &mut tcp_buf) => {
+                    let n = r.expect("tcp read");
+                    assert!(n > 0, "the server closed the ICE-TCP connection");
+                    self.tcp_in.extend_from_slice(&tcp_buf[..n]);
+                    self.on_tcp_bytes();
+                }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
                     let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
                 }
@@ -234,6 +277,12 @@ impl Browser {
     async fn drain(&mut self) {
         loop {
             match self.rtc.poll_output().expect("rtc output") {
+                Output::Transmit(t) if t.proto == Protocol::Tcp => {
+                    let tcp = self.tcp.as_mut().expect("a tcp transmit without tcp");
+                    let mut frame = (t.contents.len() as u16).to_be_bytes().to_vec();
+                    frame.extend_from_slice(&t.contents);
+                    tcp.write_all(&frame).await.expect("tcp write");
+                }
                 Output::Transmit(t) => {
                     let _ = self.socket.send_to(&t.contents, t.destination).await;
                 }
@@ -253,6 +302,24 @@ impl Browser {
                     }
                     _ => {}
                 },
+            }
+        }
+    }
+
+    /// Feeds every complete RFC 4571 frame read so far to the `Rtc`.
+    fn on_tcp_bytes(&mut self) {
+        let Some(source) = self.tcp.as_ref().and_then(|t| t.peer_addr().ok()) else {
+            return;
+        };
+        while self.tcp_in.len() >= 2 {
+            let n = u16::from_be_bytes([self.tcp_in[0], self.tcp_in[1]]) as usize;
+            if self.tcp_in.len() < 2 + n {
+                return;
+            }
+            let frame: Vec<u8> = self.tcp_in.drain(..2 + n).skip(2).collect();
+            self.tcp_frames += 1;
+            if let Ok(r) = Receive::new(Protocol::Tcp, source, self.local, &frame) {
+                let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
             }
         }
     }
@@ -914,5 +981,137 @@ async fn an_sfu_view_over_its_bounds_is_refused_with_a_clear_error() {
             .is_some_and(|(l, _)| *l == 0)
     })
     .await;
+    server.stop(Duration::from_secs(5)).await;
+}
+
+/// A framed STUN Binding request naming the server-side ufrag `ufrag` (no integrity).
+fn framed_binding(ufrag: &str) -> Vec<u8> {
+    let name = format!("{ufrag}:x");
+    let padded = name.len().div_ceil(4) * 4;
+    let mut stun = vec![0x00, 0x01];
+    stun.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+    stun.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+    stun.extend_from_slice(&[7; 12]);
+    stun.extend_from_slice(&[0x00, 0x06]);
+    stun.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    stun.extend_from_slice(name.as_bytes());
+    stun.resize(20 + 4 + padded, 0);
+    let mut framed = (stun.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&stun);
+    framed
+}
+
+/// Whether the server closes `tcp` within `within` (EOF or reset).
+async fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(within, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A subscriber whose only way out is TCP to the HTTPS port reaches the SFU over ICE-TCP (the
+/// offer's passive TCP candidate) and receives A's media byte for byte; junk on another TCP
+/// connection to the port gets that one closed and harms no call.
+#[tokio::test]
+async fn a_subscriber_over_ice_tcp_on_the_https_port() {
+    let server = common::spawn(SFU_ON).await;
+    let mut a = login(&server, "tcp", "A", true).await;
+    let mut b = login_tcp(&server, "tcp", "B").await;
+    pump_until(&mut [&mut a, &mut b], "sfu mode", |all| {
+        all.iter().all(|x| x.mode() == Some("sfu"))
+    })
+    .await;
+    let a_id = publish_to(&mut a, &mut b, 10).await;
+    assert!(b.connected, "B connected");
+    assert!(b.tcp_frames > 10, "B's media came over TCP");
+    for f in b.video_from(&a_id) {
+        assert!(a.sent.iter().any(|s| s == f), "a frame A never sent");
+    }
+
+    // Framed STUN naming no participant: closed.
+    let mut junk = TcpStream::connect(server.https).await.expect("connect");
+    junk.write_all(&framed_binding("nobody"))
+        .await
+        .expect("write");
+    assert!(
+        closed_within(&mut junk, Duration::from_secs(5)).await,
+        "unknown ufrag"
+    );
+    // The same with DTLS-looking bytes behind it, in one write: closed.
+    let mut junk = TcpStream::connect(server.https).await.expect("connect");
+    let mut bytes = framed_binding("nobody");
+    bytes.extend_from_slice(&[0x00, 0x04, 0x16, 0xfe, 0xfd, 0x00]);
+    junk.write_all(&bytes).await.expect("write");
+    assert!(
+        closed_within(&mut junk, Duration::from_secs(5)).await,
+        "junk after stun"
+    );
+    // Something else entirely (not TLS, HTTP, TURN or ICE-TCP): closed.
+    let mut junk = TcpStream::connect(server.https).await.expect("connect");
+    junk.write_all(&[0x03; 40]).await.expect("write");
+    assert!(
+        closed_within(&mut junk, Duration::from_secs(5)).await,
+        "junk"
+    );
+
+    // The call goes on, and the HTTPS port still serves HTTP.
+    let before = b.video_from(&a_id).len();
+    pump_until(&mut [&mut a, &mut b], "B still receives over TCP", |all| {
+        all[1].video_from(&a_id).len() >= before + 5
+    })
+    .await;
+    let mut http = TcpStream::connect(server.https).await.expect("connect");
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = [0u8; 12];
+    http.read_exact(&mut head).await.expect("an answer");
+    assert!(head.starts_with(b"HTTP/1.1 "), "{head:?}");
+    server.stop(Duration::from_secs(5)).await;
+}
+
+/// ICE-TCP connections are bounded: two per participant the SFU may hold (here 2 x 2); one
+/// more is closed at once, and one that never proves itself is closed after 10 s.
+#[tokio::test]
+async fn ice_tcp_connections_are_bounded() {
+    let server = common::spawn(
+        "[sfu]\nenabled = true\nmax_room_members = 2\nmax_participants = 2\n[rooms]\nsfu_from = 1",
+    )
+    .await;
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut t = TcpStream::connect(server.https).await.expect("connect");
+        // A framed STUN header whose frame never completes: it holds a slot.
+        t.write_all(&framed_binding("x")[..10])
+            .await
+            .expect("write");
+        held.push(t);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut extra = TcpStream::connect(server.https).await.expect("connect");
+    extra
+        .write_all(&framed_binding("x")[..10])
+        .await
+        .expect("write");
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(2)).await,
+        "no slot left"
+    );
+    for t in &mut held {
+        assert!(!closed_within(t, Duration::from_millis(100)).await, "held");
+    }
+    for t in &mut held {
+        assert!(
+            closed_within(t, Duration::from_secs(15)).await,
+            "unproven: closed"
+        );
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
     server.stop(Duration::from_secs(5)).await;
 }

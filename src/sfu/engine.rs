@@ -15,7 +15,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpAnswer;
 use str0m::config::CryptoProvider;
 use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tokio::net::UdpSocket;
 
@@ -24,6 +24,7 @@ use super::forward::{Table, Throttle};
 use super::layer::{self, Layer, Layers, RIDS, Verdict, Want};
 use super::participant::{LineState, Participant, Source};
 use super::speakers::Speakers;
+use super::tcp::{self, Conns};
 use super::{Command, Pid, Stats};
 use crate::config::SfuConfig;
 use crate::signal::protocol::{self, SfuView, SignalError};
@@ -56,6 +57,9 @@ pub struct Engine {
     timers: BTreeSet<(Instant, Pid)>,
     /// Participants whose `Rtc` has output to drain.
     dirty: Vec<Pid>,
+    /// ICE-TCP: the passive candidate's address (the HTTPS port) and the connections.
+    tcp_candidate: Option<SocketAddr>,
+    tcp: Conns,
 }
 
 impl Engine {
@@ -81,7 +85,48 @@ impl Engine {
             speakers: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
+            tcp_candidate: None,
+            tcp: Conns::default(),
         }
+    }
+
+    /// Offers a passive TCP candidate at `addr` (ICE-TCP on the HTTPS port) besides UDP.
+    pub fn set_tcp_candidate(&mut self, addr: Option<SocketAddr>) {
+        self.tcp_candidate = addr;
+    }
+
+    /// An ICE-TCP connection opened, sent a frame, or closed. A frame goes to the participant
+    /// the connection was learned for, else (STUN naming a participant's ufrag) to that one;
+    /// anything else closes the connection.
+    pub fn on_tcp(&mut self, event: tcp::Event, now: Instant) {
+        let (id, data) = match event {
+            tcp::Event::Open { id, remote, tx } => return self.tcp.open(id, remote, tx, now),
+            tcp::Event::Closed { id } => return self.tcp.close(id),
+            tcp::Event::Frame { id, data } => (id, data),
+        };
+        let (Some((remote, owner)), Some(local)) = (self.tcp.get(id), self.tcp_candidate) else {
+            return;
+        };
+        let p = owner.or_else(|| {
+            (classify(&data) == Class::Stun)
+                .then(|| self.demux.owner_of_ufrag(&data))
+                .flatten()
+        });
+        let part = p.and_then(|p| Some((p, self.parts.get_mut(&p)?)));
+        let Some((p, part)) = part else {
+            self.stats.tcp_junk.fetch_add(1, Relaxed);
+            self.tcp.close(id);
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Tcp, remote, local, &data) else {
+            self.stats.dropped(super::demux::Dropped::Junk);
+            return;
+        };
+        if let Err(e) = part.rtc.handle_input(Input::Receive(now, receive)) {
+            tracing::debug!(session = %part.session, error = %e, "sfu tcp input refused");
+        }
+        self.dirty.push(p);
+        self.flush(now);
     }
 
     /// When the task must wake next, if anything waits.
@@ -151,6 +196,7 @@ impl Engine {
         for p in gone {
             self.remove(p, "gone");
         }
+        self.tcp.sweep(now);
         self.flush(now);
     }
 
@@ -249,6 +295,15 @@ impl Engine {
             .build(now);
         let candidate = Candidate::host(self.candidate, "udp").map_err(|_| SignalError::SfuBusy)?;
         rtc.add_local_candidate(candidate);
+        if let Some(addr) = self.tcp_candidate {
+            let tcp = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|_| SignalError::SfuBusy)?;
+            rtc.add_local_candidate(tcp);
+        }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let p = self.next_pid;
         self.next_pid += 1;
@@ -343,6 +398,7 @@ impl Engine {
         };
         tracing::info!(session = %part.session, reason = why, "sfu left");
         self.demux.remove(p);
+        self.tcp.forget(p);
         self.by_session.remove(&part.session);
         self.timers.remove(&(part.timeout, p));
         if let Some(list) = self.rooms.get_mut(&part.room) {
@@ -396,11 +452,18 @@ impl Engine {
                 Ok(Output::Transmit(t)) => {
                     let bytes: &[u8] = &t.contents;
                     // A binding success response: its agent checked the request's integrity,
-                    // so the address it came from is this participant's.
-                    if classify(bytes) == Class::Stun && bytes.starts_with(&[0x01, 0x01]) {
-                        self.demux.learn(p, t.destination);
-                    }
-                    if self.socket.try_send_to(bytes, t.destination).is_err() {
+                    // so the address (or TCP connection) it came from is this participant's.
+                    let proven = classify(bytes) == Class::Stun && bytes.starts_with(&[0x01, 0x01]);
+                    let sent = match t.proto {
+                        Protocol::Tcp => self.tcp.send(p, t.destination, bytes, proven),
+                        _ => {
+                            if proven {
+                                self.demux.learn(p, t.destination);
+                            }
+                            self.socket.try_send_to(bytes, t.destination).is_ok()
+                        }
+                    };
+                    if !sent {
                         self.stats.send_dropped.fetch_add(1, Relaxed);
                         part.send_dropped += 1;
                     }
