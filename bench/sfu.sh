@@ -33,7 +33,7 @@ if [ -z "${PEERBOX_SFU_BENCH_NS:-}" ]; then
 fi
 
 if [ "$PIN" = 1 ]; then server_cpu="taskset -c 1"; load_cpu="taskset -c 0"; else server_cpu=; load_cpu=; fi
-bin_dir=${CARGO_TARGET_DIR:-target}/release
+bin_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}/release")
 IP=10.77.0.1
 ip link set lo up
 ip link add pbx0 type veth peer name pbx1
@@ -74,8 +74,8 @@ wait_http() { for _ in $(seq 100); do curl -sk "$1" >/dev/null 2>&1 && return 0;
 start() {
   case $1 in
     peerbox)
-      (cd "$tmp" && exec $server_cpu "$OLDPWD/$bin_dir/peerbox" --config config.toml) >"$tmp/peerbox.log" 2>&1 &
-      server_pid=$!; wait_http "https://$IP/" ;;
+      (cd "$tmp" && exec $server_cpu "$bin_dir/peerbox" --config config.toml) >"$tmp/peerbox.log" 2>&1 &
+      server_pid=$!; wait_http "https://$IP/" || { tail -n 5 "$tmp/peerbox.log" >&2; return 1; } ;;
     janus)
       $server_cpu janus -F /etc/janus -E pbx0 -r 20000-29999 -d 2 >"$tmp/janus.log" 2>&1 &
       server_pid=$!; wait_http "http://$IP:8088/janus/info" ;;

@@ -1115,3 +1115,33 @@ async fn ice_tcp_connections_are_bounded() {
     assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
     server.stop(Duration::from_secs(5)).await;
 }
+
+/// A big room's `sfu-answer` (one m-line per track of every other member) is longer than
+/// `rooms.max_message_bytes`: with the SFU on the socket takes it, and still closes on any
+/// other message that long.
+#[tokio::test]
+async fn an_sfu_answer_may_be_longer_than_other_messages() {
+    let server = common::spawn(&format!("{SFU_ON}\nmax_message_bytes = 65536")).await;
+    let mut a = login(&server, "big", "A", true).await;
+    let sdp = format!("v=0\r\n{}", "a=x\r\n".repeat(30_000));
+    assert!(sdp.len() > 100_000);
+    a.send(json!({"type": "sfu-answer", "data": {"sdp": sdp}}))
+        .await;
+    // Taken (no offer waits for it: nothing happens), the socket still open: the next
+    // message is read and answered.
+    a.send(json!({"type": "sfu-view", "data": {}})).await;
+    let e = recv(&mut a.ws).await;
+    assert_eq!(error_type(&e), "bad-request");
+    assert!(
+        e["message"]["errorText"]
+            .as_str()
+            .unwrap_or("")
+            .contains("data.views"),
+        "{e}"
+    );
+    let pad = "p".repeat(70_000);
+    a.send(json!({"type": "logout", "pad": pad})).await;
+    let (code, _) = common::signal::close_frame(&mut a.ws).await;
+    assert_eq!(code, 1009);
+    server.stop(Duration::from_secs(5)).await;
+}

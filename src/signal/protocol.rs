@@ -231,6 +231,19 @@ pub const MAX_VIEW_PIXELS: u64 = 16_384;
 /// Longest mid an `sfu-view` entry may name.
 pub const MAX_SFU_MID_CHARS: usize = 32;
 
+/// Longest frame the WebSocket takes when the SFU is on: an `sfu-answer` of a big room (one
+/// m-line per track of every other member) is longer than the other messages' limit
+/// (`rooms.max_message_bytes`), which still applies to everything else.
+pub const MAX_SFU_FRAME_BYTES: usize = MAX_SFU_SDP_BYTES + MAX_SFU_SDP_BYTES / 4;
+
+/// Whether a frame is an `sfu-answer` (looked at without building a tree).
+pub fn is_sfu_answer(text: &str) -> bool {
+    Fields::parse(text)
+        .ok()
+        .and_then(|f| f.get_str("type"))
+        .is_some_and(|t| t.is_ok_and(|t| t == "sfu-answer"))
+}
+
 /// Longest SDP answer (or candidate) an `sfu-*` message may carry; the WebSocket's own
 /// message limit (`rooms.max_message_bytes`) applies first.
 pub const MAX_SFU_SDP_BYTES: usize = 256 * 1024;

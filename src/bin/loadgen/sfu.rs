@@ -381,10 +381,13 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
     });
     let _ = wait_all.await;
     let all_joined = started.elapsed();
-    for m in &members {
-        if m.is_finished() {
-            bail!("a member ended early; run with RUST_LOG for details");
-        }
+    if let Some(i) = members.iter().position(|m| m.is_finished()) {
+        let why = match members.swap_remove(i).await {
+            Ok(Err(e)) => format!("{e:#}"),
+            Ok(Ok(())) => "it returned".into(),
+            Err(e) => e.to_string(),
+        };
+        bail!("a member ended early: {why}");
     }
     // Let the last renegotiations settle before counting.
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
