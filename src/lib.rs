@@ -155,7 +155,15 @@ impl Server {
         }
         health.expect(listeners.count());
         let tokens = Arc::new(acme::Http01Tokens::default());
-        let turn = turn::Turn::new(config.clone(), credentials, &listeners.addresses());
+        // Clients may relay to the SFU's media socket as offered, and to no other own port.
+        let media: Vec<std::net::SocketAddr> = listeners
+            .sfu_udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .flat_map(|local| [local, sfu::candidate_addr(&config.sfu, local)])
+            .collect();
+        let turn =
+            turn::Turn::with_media(config.clone(), credentials, &listeners.addresses(), &media);
         let resume = match &config.cluster {
             Some(c) => signal::resume::ResumeKey::shared(c.secret.expose()),
             None => signal::resume::ResumeKey::load_or_create(&config.tls.dir),
@@ -171,15 +179,25 @@ impl Server {
             ),
         }
         let cluster = match &config.cluster {
-            Some(c) => Some(cluster::Cluster::new(c)?),
+            Some(c) => Some(cluster::Cluster::new(c, certs.clone())?),
             None => None,
         };
+        // ICE-TCP on the first HTTPS listener's port, beside the SFU's UDP.
+        let https_addr = listeners.https.first().and_then(|l| l.local_addr().ok());
+        let mut sfu_tcp = None;
         let sfu = listeners.sfu_udp.map(|socket| {
             let (handle, commands) = sfu::channel(&config.sfu);
+            let tcp = https_addr.map(|https| {
+                let (port, events) =
+                    sfu::tcp::port(sfu::max_tcp(&config.sfu), handle.stats.clone());
+                sfu_tcp = Some(port);
+                (sfu::tcp_candidate_addr(&config.sfu, https), events)
+            });
             let deps = sfu::Deps {
                 config: config.sfu.clone(),
                 commands,
                 stats: handle.stats.clone(),
+                tcp,
             };
             (handle, socket, deps)
         });
@@ -214,14 +232,17 @@ impl Server {
             tasks: turn_streams.clone(),
         });
 
-        let app = Arc::new(http::App::new(
-            config.clone(),
-            hub.clone(),
-            sessions.clone(),
-            shutdown.clone(),
-            turn_port,
-            tokens.clone(),
-        ));
+        let app = Arc::new(
+            http::App::new(
+                config.clone(),
+                hub.clone(),
+                sessions.clone(),
+                shutdown.clone(),
+                turn_port,
+                tokens.clone(),
+            )
+            .with_sfu_tcp(sfu_tcp),
+        );
         let monitor = metrics::Monitor::new(
             metrics::Sources {
                 hub: hub.clone(),

@@ -1,6 +1,8 @@
 //! Three peerbox nodes sharing one real `redis-server` (Debian's): members of one room on
 //! different nodes signal each other, capacity is exact under logins arriving on every node at
-//! once, and Redis going away (and coming back empty) stops only new placements.
+//! once, and Redis going away (and coming back empty) stops only new placements; links pin
+//! the home's certificate; and, with each node its own `peerbox` process, a home killed
+//! (SIGKILL) mid-call and a rolling restart of every node drop no member: they resume.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::signal::{error_type, id, login};
 use common::{TestServer, Ws, recv_json, send_json, spawn_node};
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -89,8 +92,25 @@ async fn cluster(redis: &Redis) -> [TestServer; 3] {
     nodes
 }
 
+/// Something clients connect to: an in-process node or a node process.
+trait Node {
+    async fn ws(&self) -> Ws;
+}
+
+impl Node for TestServer {
+    async fn ws(&self) -> Ws {
+        TestServer::ws(self).await
+    }
+}
+
+impl Node for Proc {
+    async fn ws(&self) -> Ws {
+        Proc::ws(self).await
+    }
+}
+
 /// Logs in to `room` on `node` until it is placed (at most 10 s), then leaves it.
-async fn wait_placing(node: &TestServer, room: &str) {
+async fn wait_placing(node: &impl Node, room: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ws = node.ws().await;
     loop {
@@ -127,6 +147,15 @@ async fn random_check(ws: &mut Ws, room: &str) -> Value {
     )
     .await;
     next_of(ws, "randomCheckResult").await
+}
+
+/// Ann on `first` and Bob on `second`, in `room`: their sockets and session ids.
+async fn pair(first: &TestServer, second: &TestServer, room: &str) -> (Ws, String, Ws, String) {
+    let mut a = first.ws().await;
+    let a_id = id(&login(&mut a, room, "ann").await);
+    let mut b = second.ws().await;
+    let b_id = id(&login(&mut b, room, "bob").await);
+    (a, a_id, b, b_id)
 }
 
 /// `a` and `b`, on different nodes, exchange an offer, an answer and a candidate.
@@ -234,12 +263,18 @@ async fn capacity_is_exact_with_logins_on_every_node() {
 async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
     let redis = Redis::start().await;
     let [n1, n2, n3] = cluster(&redis).await;
-    let mut a = n1.ws().await;
-    let a_id = id(&login(&mut a, "steady", "ann").await);
-    let mut b = n2.ws().await;
-    let b_id = id(&login(&mut b, "steady", "bob").await);
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "steady").await;
 
     let port = redis.kill().await;
+    // A login to a room homed elsewhere that the node looked up lately (n2, for Bob, within
+    // the cache's TTL: cluster.node_ttl_secs) needs no Redis.
+    let mut e = n2.ws().await;
+    let eve = login(&mut e, "steady", "eve").await;
+    exchange(&mut a, &a_id, &mut e, &id(&eve), "cached").await;
+    // A node that never looked the room up cannot know its home.
+    let mut f = n3.ws().await;
+    let v = try_login(&mut f, "steady", "fay").await;
+    assert_eq!(error_type(&v), "unavailable", "{v}");
     // The room in progress keeps relaying between its nodes.
     exchange(&mut a, &a_id, &mut b, &b_id, "no-redis").await;
     // A login that needs a new placement is refused, within the Redis timeout and a margin.
@@ -262,7 +297,7 @@ async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
     // "steady" is still homed on n1 (re-published, not placed anew on n3).
     let joined = login(&mut c, "steady", "cat").await;
     let members = joined["members"].as_array().unwrap();
-    assert_eq!(members.len(), 3, "{joined}");
+    assert_eq!(members.len(), 4, "{joined}");
     exchange(&mut a, &a_id, &mut c, &id(&joined), "after").await;
 }
 
@@ -270,10 +305,7 @@ async fn redis_down_stops_only_new_rooms_and_an_empty_restart_is_reconciled() {
 async fn redis_hung_refuses_new_rooms_within_the_bound() {
     let redis = Redis::start().await;
     let [n1, n2, n3] = cluster(&redis).await;
-    let mut a = n1.ws().await;
-    let a_id = id(&login(&mut a, "paused", "ann").await);
-    let mut b = n2.ws().await;
-    let b_id = id(&login(&mut b, "paused", "bob").await);
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "paused").await;
 
     // Redis answers nobody for 3 s (its port stays open: a hang, not a crash).
     let paused = Command::new("redis-cli")
@@ -340,6 +372,454 @@ async fn a_member_of_a_stopped_home_resumes_through_another_node() {
     assert_eq!(id(&resumed), b_id, "{resumed}");
     assert_eq!(resumed["resumed"], true, "{resumed}");
     drop(n2);
+}
+
+async fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .await
+        .expect("redis-cli runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The pin of the certificate `node` serves now.
+fn pin(node: &TestServer) -> peerbox::cluster::link::Pin {
+    peerbox::cluster::link::pin_of(&node.handle.certs.leaf().unwrap())
+}
+
+/// A node record that verifies (it is signed with the cluster's secret) but names `address`
+/// with the pin `pin`: what Redis or the network would have to fake to intercept a link.
+async fn fake_home(
+    redis: &Redis,
+    node: &str,
+    room: &str,
+    address: std::net::SocketAddr,
+    pin: &[u8; 32],
+) {
+    let record = peerbox::cluster::link::record(SECRET, node, address, pin);
+    redis_cli(
+        redis,
+        &[
+            "SET",
+            &format!("peerbox:node:{node}"),
+            &record,
+            "PX",
+            "30000",
+        ],
+    )
+    .await;
+    redis_cli(redis, &["SET", &format!("peerbox:room:{room}"), node]).await;
+}
+
+#[tokio::test]
+async fn a_link_refuses_a_home_presenting_another_certificate() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    // "ghost" claims n3's address with n1's certificate: n3 answers there with its own.
+    fake_home(&redis, "ghost", "trap", n3.https, &pin(&n1)).await;
+    let mut a = n2.ws().await;
+    send_json(
+        &mut a,
+        json!({"type": "login", "from": "", "to": "",
+               "data": {"roomrequest": "trap", "username": "ann"}}),
+    )
+    .await;
+    // The handshake fails: the member hears that its home is gone (and would resume).
+    let (code, _) = common::signal::close_frame(&mut a).await;
+    assert_eq!(code, 1001);
+
+    // The control: the same record with n3's own pin gets through to n3, whose session
+    // answers (it refuses to relay further, the room being homed on "ghost").
+    fake_home(&redis, "ghost2", "trap2", n3.https, &pin(&n3)).await;
+    let mut b = n2.ws().await;
+    let v = try_login(&mut b, "trap2", "bob").await;
+    assert_eq!(error_type(&v), "unavailable", "{v}");
+}
+
+#[tokio::test]
+async fn a_certificate_reload_keeps_links_working() {
+    let redis = Redis::start().await;
+    let [n1, n2, n3] = cluster(&redis).await;
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "renewed").await;
+
+    let before = pin(&n1);
+    common::write_dated_cert(&n1.ssl_dir(), -1, 30);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pin(&n1) == before {
+        assert!(Instant::now() < deadline, "certificate not reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The open link keeps its connection; a new one pins the new certificate, which the
+    // node publishes within half a second of the reload.
+    exchange(&mut a, &a_id, &mut b, &b_id, "old-link").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut c = n3.ws().await;
+    let v = login(&mut c, "renewed", "cat").await;
+    exchange(&mut a, &a_id, &mut c, &id(&v), "new-link").await;
+}
+
+/// A TCP proxy in front of a node's HTTPS port, for the links to it (clients connect
+/// directly): [`Cutter::cut`] breaks every connection it carries, as a network failure would.
+struct Cutter {
+    address: std::net::SocketAddr,
+    target: std::sync::Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    cut: std::sync::Arc<tokio::sync::Notify>,
+    carried: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Cutter {
+    async fn start() -> Cutter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cutter = Cutter {
+            address: listener.local_addr().unwrap(),
+            target: Default::default(),
+            cut: Default::default(),
+            carried: Default::default(),
+        };
+        let (target, cut, carried) = (
+            cutter.target.clone(),
+            cutter.cut.clone(),
+            cutter.carried.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (target, cut) = (*target.get().unwrap(), cut.clone());
+                carried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.notified() => {}
+                    }
+                    // Dropped: both connections end, neither with a WebSocket close.
+                });
+            }
+        });
+        cutter
+    }
+
+    fn cut(&self) {
+        self.cut.notify_waiters();
+    }
+}
+
+#[tokio::test]
+async fn a_broken_link_reconnects_and_the_member_stays() {
+    let redis = Redis::start().await;
+    let cutter = Cutter::start().await;
+    let n1 =
+        common::spawn_node_advertising(&node_config("127.0.0.1", redis.port, "n1"), cutter.address)
+            .await;
+    cutter.target.set(n1.https).unwrap();
+    let n2 = node(&redis, "n2").await;
+    wait_placing(&n1, "warm-up-1").await;
+    wait_placing(&n2, "warm-up-2").await;
+    let (mut a, a_id, mut b, b_id) = pair(&n1, &n2, "cut").await;
+    exchange(&mut a, &a_id, &mut b, &b_id, "before").await;
+    let links = cutter.carried.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(links, 1, "Bob's link goes through the proxy");
+
+    cutter.cut();
+    // Bob's node makes the link again and resumes his session on the home: his socket stays
+    // open and his id stays. The home saw his old link end, so Ann hears him leave and come
+    // back (the web client keeps its peer connection to an id it knows). Frames in flight
+    // when the link broke may be lost (nothing acknowledges them); once it is back, messages
+    // flow both ways.
+    let gone = next_of(&mut a, "logout").await;
+    assert_eq!(gone["from"], b_id.as_str(), "{gone}");
+    let back = next_of(&mut a, "login").await;
+    assert_eq!(back["from"], b_id.as_str(), "{back}");
+    let resumed = next_of(&mut b, "joined").await;
+    assert_eq!(
+        (id(&resumed), &resumed["resumed"]),
+        (b_id.clone(), &json!(true))
+    );
+    exchange(&mut b, &b_id, &mut a, &a_id, "after").await;
+    assert_eq!(cutter.carried.load(std::sync::atomic::Ordering::Relaxed), 2);
+    exchange(&mut a, &a_id, &mut b, &b_id, "again").await;
+}
+
+/// A node as its own `peerbox` process (the real binary), on a fixed port so that it can be
+/// restarted where the others and the clients look for it.
+struct Proc {
+    id: String,
+    https: std::net::SocketAddr,
+    dir: tempfile::TempDir,
+    redis_port: u16,
+    child: Option<Child>,
+}
+
+impl Proc {
+    async fn start(redis: &Redis, id: &str) -> Proc {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut p = Proc {
+            id: id.to_owned(),
+            https: ([127, 0, 0, 1], port).into(),
+            dir: tempfile::tempdir().unwrap(),
+            redis_port: redis.port,
+            child: None,
+        };
+        p.spawn().await;
+        p
+    }
+
+    /// Starts the process (again: same config, ssl dir and port) and waits until it serves.
+    async fn spawn(&mut self) {
+        let config = format!(
+            "hostname = \"localhost\"\nshutdown_timeout_secs = 2\n\
+             [https]\nlisten = [\"{https}\"]\n[http]\nlisten = [\"127.0.0.1:0\"]\n\
+             [tls]\ndir = \"ssl\"\n[metrics]\nlisten = []\n{node}",
+            https = self.https,
+            node = node_config("127.0.0.1", self.redis_port, &self.id)
+                .replace("[turn]\n", "[turn]\nlisten = []\n")
+                .replace(
+                    "[cluster]\n",
+                    &format!("[cluster]\naddress = \"{}\"\n", self.https)
+                ),
+        );
+        let path = self.dir.path().join("config.toml");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_peerbox"))
+            .arg("--config")
+            .arg(&path)
+            .env("PEERBOX_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("peerbox runs");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut child = child;
+        while tokio::net::TcpStream::connect(self.https).await.is_err()
+            || !self.dir.path().join("ssl/cert.pem").exists()
+        {
+            assert!(Instant::now() < deadline, "{} did not listen", self.id);
+            assert!(child.try_wait().unwrap().is_none(), "{} exited", self.id);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.child = Some(child);
+    }
+
+    async fn ws(&self) -> Ws {
+        let tcp = tokio::net::TcpStream::connect(self.https).await.unwrap();
+        let tls = common::tls_trusting(&self.dir.path().join("ssl/cert.pem"), &[b"http/1.1"])
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        let url = format!("wss://localhost:{}/ws", self.https.port());
+        tokio_tungstenite::client_async(url, tls).await.unwrap().0
+    }
+
+    /// SIGKILL: no close frames, no goodbye to Redis.
+    async fn kill(&mut self) {
+        self.child.take().unwrap().kill().await.unwrap();
+    }
+
+    /// SIGTERM, as `systemctl restart` sends, then the same node again.
+    async fn restart(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().unwrap().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await;
+        assert!(sent.unwrap().success());
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("stopped within 10 s")
+            .unwrap();
+        assert!(status.success(), "{status}");
+        self.spawn().await;
+    }
+}
+
+/// A member whose connection may end: what it needs to resume.
+struct Member {
+    name: &'static str,
+    room: &'static str,
+    ws: Ws,
+    id: String,
+    token: Value,
+}
+
+impl Member {
+    async fn join(node: &Proc, room: &'static str, name: &'static str) -> Member {
+        let mut ws = node.ws().await;
+        let joined = login(&mut ws, room, name).await;
+        Member {
+            name,
+            room,
+            ws,
+            id: id(&joined),
+            token: joined["resumeToken"].clone(),
+        }
+    }
+
+    /// Resumes through `node` (retrying while the room has no home yet, up to 10 s).
+    async fn resume(&mut self, node: &Proc) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut ws = node.ws().await;
+            send_json(
+                &mut ws,
+                json!({"type": "login", "from": "", "to": "",
+                       "data": {"roomrequest": self.room, "username": self.name,
+                                "resume": {"sessionId": self.id, "token": self.token}}}),
+            )
+            .await;
+            // Until the dead home's key expires the room still names it: the relay there
+            // fails, and the member hears 1001 and tries again, as the web client does.
+            let v = match next_text(&mut ws).await {
+                Some(v) => v,
+                None => json!({"closed": true}),
+            };
+            if v["type"] == "joined" {
+                assert_eq!(id(&v), self.id, "{v}");
+                assert_eq!(v["resumed"], true, "{v}");
+                self.token = v["resumeToken"].clone();
+                self.ws = ws;
+                return v;
+            }
+            assert!(
+                v["closed"] == true || error_type(&v) == "unavailable",
+                "{v}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{} never resumed: {v}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn exchange_members(a: &mut Member, b: &mut Member, tag: &str) {
+    exchange(&mut a.ws, &a.id.clone(), &mut b.ws, &b.id.clone(), tag).await;
+}
+
+/// The other members `joined` lists.
+fn others(joined: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = joined["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sessionId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn procs(redis: &Redis) -> [Proc; 3] {
+    let nodes = [
+        Proc::start(redis, "p1").await,
+        Proc::start(redis, "p2").await,
+        Proc::start(redis, "p3").await,
+    ];
+    for (i, n) in nodes.iter().enumerate() {
+        wait_placing(n, &format!("warm-up-{i}")).await;
+    }
+    nodes
+}
+
+#[tokio::test]
+async fn a_home_killed_mid_call_its_members_resume_through_other_nodes() {
+    let redis = Redis::start().await;
+    let [mut p1, p2, p3] = procs(&redis).await;
+    let mut ann = Member::join(&p1, "killed", "ann").await;
+    let mut bob = Member::join(&p2, "killed", "bob").await;
+    let mut cat = Member::join(&p3, "killed", "cat").await;
+    exchange_members(&mut bob, &mut cat, "before").await;
+
+    p1.kill().await;
+    // The relayed members hear that their home is gone; Ann's socket just breaks.
+    for m in [&mut bob, &mut cat] {
+        assert_eq!(common::signal::close_frame(&mut m.ws).await.0, 1001);
+    }
+    // Everyone resumes (Ann through the node her load balancer gives her now): the room is
+    // re-homed once p1's liveness key expires, and all three are in it with their ids.
+    bob.resume(&p2).await;
+    cat.resume(&p3).await;
+    let last = ann.resume(&p2).await;
+    let mut want = vec![bob.id.clone(), cat.id.clone()];
+    want.sort();
+    assert_eq!(others(&last), want, "{last}");
+    exchange_members(&mut bob, &mut cat, "after-bc").await;
+    exchange_members(&mut ann, &mut cat, "after-ac").await;
+}
+
+#[tokio::test]
+async fn a_rolling_restart_of_every_node_drops_no_call() {
+    let redis = Redis::start().await;
+    let mut nodes = procs(&redis).await;
+    let mut members = [
+        Member::join(&nodes[0], "rolling", "ann").await,
+        Member::join(&nodes[1], "rolling", "bob").await,
+    ];
+    // The node each one is connected to.
+    let mut at = [0, 1];
+    let [ann, bob] = &mut members;
+    exchange_members(ann, bob, "start").await;
+    // How many had to resume at each step: both (Ann's node and Bob's home), Bob (his
+    // node; Ann's home is on the third node now), both again (Ann's node and Bob's home).
+    let mut resumed = Vec::new();
+    for restarting in 0..3 {
+        let started = Instant::now();
+        resumed.push(0);
+        nodes[restarting].restart().await;
+        // Whoever was on the node, or relayed to it, got 1001 and resumes: through another
+        // node (one not holding the other member) if its own was the one restarted.
+        for m in 0..2 {
+            if !closed(&mut members[m].ws).await {
+                continue;
+            }
+            if at[m] == restarting {
+                at[m] = (0..3).find(|&n| n != restarting && n != at[1 - m]).unwrap();
+            }
+            members[m].resume(&nodes[at[m]]).await;
+            resumed[restarting] += 1;
+        }
+        let [ann, bob] = &mut members;
+        exchange_members(ann, bob, &format!("after-{restarting}")).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// The next text message as JSON, or `None` when the connection closes first (up to 5 s).
+async fn next_text(ws: &mut Ws) -> Option<Value> {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return None,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => panic!("no message within 5 s"),
+        }
+    }
+}
+
+/// Whether `ws` was closed (a close frame or a broken connection), looking for 300 ms and
+/// skipping other messages (the room's logins and logouts).
+async fn closed(ws: &mut Ws) -> bool {
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return false,
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return true,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
 }
 
 /// Set in the re-run inside the network namespace.

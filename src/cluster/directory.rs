@@ -2,7 +2,8 @@
 //! Every change is one Lua script (atomic in Redis), so two nodes placing one room at once
 //! agree on one home, and a node only ever deletes keys whose value names itself.
 //!
-//! Keys: `peerbox:node:<id>` = the node's address, with a TTL (its liveness);
+//! Keys: `peerbox:node:<id>` = the node's signed record (`link::record`: its address and
+//! certificate pin), with a TTL (its liveness);
 //! `peerbox:room:<room>` = the home node's id; `peerbox:epoch` = the Redis time (ms) the
 //! directory was first written since it was last empty.
 
@@ -20,7 +21,7 @@ pub fn room_key(room: &str) -> String {
     format!("{ROOM_PREFIX}{room}")
 }
 
-/// Refreshes this node's liveness key. KEYS: node key, epoch. ARGV: address, TTL (ms).
+/// Refreshes this node's liveness key. KEYS: node key, epoch. ARGV: record, TTL (ms).
 /// Returns 1 when the key was missing (first start, expired, or Redis came back empty): then
 /// this node must re-publish its rooms. Starts the epoch if the directory has none.
 pub fn register() -> Script {
@@ -39,7 +40,7 @@ if fresh then return 1 else return 0 end
 
 /// Finds or places the home of a room. KEYS: room key. ARGV: this node's id, the node key
 /// prefix, the epoch key, the grace (ms) after the epoch before new placements.
-/// Returns `{home id, home address}`; `{'', why}` when no placement can be made now.
+/// Returns `{home id, home record}`; `{'', why}` when no placement can be made now.
 ///
 /// A room whose home is alive stays there. A room without a home, or whose home's liveness
 /// key is gone (a dead node), is placed on the caller, but only once the directory has

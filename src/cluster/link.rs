@@ -6,16 +6,29 @@
 //!
 //! Why one connection per member rather than one multiplexed link per pair of nodes: TCP's
 //! flow control and the existing bounded queues then apply per member (one slow member
-//! cannot stall another's frames), a broken link ends one session, which resumes, and the
-//! home needs no second session implementation. Why the HTTPS port: the other nodes need
+//! cannot stall another's frames), a broken link affects one member, and the home needs no
+//! second session implementation.
+//!
+//! A link that breaks (the connection ends without the home's close frame) is made again,
+//! within [`RECONNECT_WITHIN`], and its first frame is the member's login with a resume of
+//! the session (from the last `joined` the home sent): the member keeps its socket and its
+//! id, gets that `joined` (`resumed: true`), and its frames meanwhile wait in the link's
+//! bounded queue. Frames in flight when it broke may be lost. A home that closes the link
+//! (shutting down, a replaced or removed session) ends the member's session with its code. Why the HTTPS port: the other nodes need
 //! nothing open beyond what clients already reach.
 //!
-//! Authentication: the upgrade request carries [`HEADER`], an HMAC-SHA256 under
-//! `cluster.secret` of the edge's node id, the time, the member's client address and host;
-//! the home refuses it unless it verifies and is at most [`SKEW`] seconds old. The edge does
-//! not check the home's certificate (nodes are addressed by IP, often with self-signed
-//! certificates), so the link is confidential only against passive listeners: keep node
-//! addresses on a private network (docs/architecture.md, "Cluster").
+//! Authentication, both ways. The edge: the upgrade request carries [`HEADER`], an
+//! HMAC-SHA256 under `cluster.secret` of the edge's node id, the time, the member's client
+//! address and host; the home refuses it unless it verifies and is at most [`SKEW`] seconds
+//! old. The home: every node publishes in its directory record ([`record`]) the SHA-256 of the
+//! leaf certificate it serves, signed under `cluster.secret` with its id and address, and
+//! re-publishes it within half a second of a certificate reload; the edge pins the
+//! certificate to that digest ([`connector`]) and still checks the handshake's signature, so
+//! neither Redis nor anyone on the network between the nodes can put another certificate
+//! (or another node) in the home's place. Why a pin and not a CA: nodes are addressed by IP,
+//! with whatever certificate the node serves its clients (self-signed, or an ACME one for the
+//! public name, not the private address), so no name could be checked; the pin needs no
+//! configuration and follows renewals.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -58,10 +71,26 @@ pub struct Forwarded {
     pub host: Option<String>,
 }
 
-fn mac(secret: &str, node: &str, time: u64, client: SocketAddr, host: &str) -> hmac::Tag {
+/// The hex HMAC-SHA256 of `text` under `secret`.
+fn sign(secret: &str, text: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let text = format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}");
-    hmac::sign(&key, text.as_bytes())
+    crate::hex::encode(hmac::sign(&key, text.as_bytes()).as_ref())
+}
+
+/// Whether `tag` (hex) is the HMAC-SHA256 of `text` under `secret` (compared in constant time).
+fn check(secret: &str, text: &str, tag: &str) -> Option<()> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    hmac::verify(&key, text.as_bytes(), &decode_hex(tag)?).ok()
+}
+
+/// Exactly `N` space-separated fields.
+fn fields<const N: usize>(value: &str) -> Option<[&str; N]> {
+    let mut parts = value.split(' ');
+    let out: Vec<&str> = parts.by_ref().take(N).collect();
+    if parts.next().is_some() {
+        return None;
+    }
+    out.try_into().ok()
 }
 
 /// The [`HEADER`] value: `<node> <unix time> <client address> <host or -> <hex mac>`.
@@ -73,36 +102,27 @@ pub fn authorization(
     time: u64,
 ) -> String {
     let host = host.unwrap_or("-");
-    let tag = mac(secret, node, time, client, host);
-    format!(
-        "{node} {time} {client} {host} {}",
-        crate::hex::encode(tag.as_ref())
-    )
+    let tag = sign(
+        secret,
+        &format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}"),
+    );
+    format!("{node} {time} {client} {host} {tag}")
 }
 
 /// The edge's node and the member it relays, if [`HEADER`] verifies under `secret` at `now`.
 pub fn verify(secret: &str, headers: &HeaderMap, now: u64) -> Option<Forwarded> {
     let value = headers.get(HEADER)?.to_str().ok()?;
-    let mut parts = value.split(' ');
-    let (node, time, client, host, tag) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if parts.next().is_some() {
-        return None;
-    }
+    let [node, time, client, host, tag] = fields(value)?;
     let time: u64 = time.parse().ok()?;
     if time.abs_diff(now) > SKEW {
         return None;
     }
     let client: SocketAddr = client.parse().ok()?;
-    let tag = decode_hex(tag)?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let text = format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}");
-    hmac::verify(&key, text.as_bytes(), &tag).ok()?;
+    check(
+        secret,
+        &format!("{CONTEXT}\n{node}\n{time}\n{client}\n{host}"),
+        tag,
+    )?;
     Some(Forwarded {
         node: node.to_owned(),
         client,
@@ -120,11 +140,47 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The TLS client for links: any certificate is accepted (see the module comment); the
-/// handshake signatures are still checked, with ring.
-pub fn connector() -> TlsConnector {
+/// A leaf certificate's SHA-256: what a node's record pins.
+pub type Pin = [u8; 32];
+
+pub fn pin_of(cert: &CertificateDer<'_>) -> Pin {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+    let mut pin = [0; 32];
+    pin.copy_from_slice(digest.as_ref());
+    pin
+}
+
+const RECORD_CONTEXT: &str = "peerbox node v1";
+
+fn record_text(node: &str, address: SocketAddr, pin: &str) -> String {
+    format!("{RECORD_CONTEXT}\n{node}\n{address}\n{pin}")
+}
+
+/// A node's directory record (the value of its liveness key): `<address> <hex pin> <hex
+/// mac>`, the mac binding the node's id, address and certificate under `secret`.
+pub fn record(secret: &str, node: &str, address: SocketAddr, pin: &Pin) -> String {
+    let pin = crate::hex::encode(pin);
+    let tag = sign(secret, &record_text(node, address, &pin));
+    format!("{address} {pin} {tag}")
+}
+
+/// The address and certificate pin of `node`, if `value` is its record signed under `secret`.
+pub fn read_record(secret: &str, node: &str, value: &str) -> Option<(SocketAddr, Pin)> {
+    let [address, pin, tag] = fields(value)?;
+    let address: SocketAddr = address.parse().ok()?;
+    check(secret, &record_text(node, address, pin), tag)?;
+    let pin: Pin = decode_hex(pin)?.try_into().ok()?;
+    Some((address, pin))
+}
+
+/// The TLS client of one link: it accepts only the leaf certificate whose SHA-256 is `pin`,
+/// and checks the handshake's signature with it (ring).
+pub fn connector(pin: Pin) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
+    let verifier = Arc::new(Pinned {
+        pin,
+        algorithms: provider.signature_verification_algorithms,
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map(|b| {
@@ -143,18 +199,28 @@ pub fn connector() -> TlsConnector {
 }
 
 #[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
+struct Pinned {
+    pin: Pin,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for AnyCertificate {
+impl ServerCertVerifier for Pinned {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        // Constant time is not needed: the pin is public (it is in the directory).
+        if pin_of(end_entity) == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
     }
 
     fn verify_tls12_signature(
@@ -163,7 +229,7 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -172,11 +238,11 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -203,6 +269,8 @@ pub struct Link {
 /// Where and as whom a link connects.
 pub struct Target<'a> {
     pub home: SocketAddr,
+    /// The home's certificate, from its signed record.
+    pub pin: Pin,
     pub node: &'a str,
     pub secret: &'a str,
     pub client: SocketAddr,
@@ -211,30 +279,30 @@ pub struct Target<'a> {
 }
 
 impl Link {
-    /// Starts the link's task; frames given to [`Link::forward`] meanwhile wait in its queue.
+    /// Starts the link's task with the member's `login` as its first frame; frames given to
+    /// [`Link::forward`] meanwhile wait in its queue.
     pub fn open(
         target: Target<'_>,
-        connector: TlsConnector,
         room: String,
         peer: Arc<Peer>,
         queue: usize,
         end: HomeEnd,
+        login: Utf8Bytes,
     ) -> Link {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let dropped = CancellationToken::new();
-        let auth = authorization(
-            target.secret,
-            target.node,
-            target.client,
-            target.host,
-            unix_now(),
-        );
         let task = Task {
             home: target.home,
-            auth,
-            connector,
+            secret: target.secret.to_owned(),
+            node: target.node.to_owned(),
+            client: target.client,
+            host: target.host.map(str::to_owned),
+            connector: connector(target.pin),
             max: target.max_message_bytes,
             rx,
+            unsent: Some(login.clone()),
+            login,
+            resume: None,
             peer,
             end,
             dropped: dropped.clone(),
@@ -255,18 +323,51 @@ impl Drop for Link {
     }
 }
 
+/// How a link that broke (not one the home closed) is made again: after these pauses, each
+/// try bounded by [`CONNECT`]; the member's frames wait meanwhile in the link's bounded queue.
+const RECONNECT: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
+/// Bound of all the tries together: then the member hears 1001 and resumes on its own.
+const RECONNECT_WITHIN: Duration = Duration::from_secs(4);
+
 struct Task {
     home: SocketAddr,
-    auth: String,
+    secret: String,
+    node: String,
+    client: SocketAddr,
+    host: Option<String>,
     connector: TlsConnector,
     max: usize,
     rx: mpsc::Receiver<Utf8Bytes>,
+    /// A frame to send before the next one from the queue (the login, or the frame a
+    /// broken link failed to send).
+    unsent: Option<Utf8Bytes>,
+    /// The member's login as it sent it, for a resume on a new link.
+    login: Utf8Bytes,
+    /// The session id and resume token of the last `joined` the home sent.
+    resume: Option<(String, String)>,
     peer: Arc<Peer>,
     end: HomeEnd,
     dropped: CancellationToken,
 }
 
 type LinkWs = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// How one connection of a link ended.
+enum Ended {
+    /// The home closed it (its decision, passed on to the member) or the first connection
+    /// failed: the member's session ends.
+    Home,
+    /// The member's session let go.
+    Dropped,
+    /// The connection broke: made again, with a resume.
+    Broken,
+}
 
 impl Task {
     async fn connect(&self) -> anyhow::Result<LinkWs> {
@@ -275,7 +376,14 @@ impl Task {
         let name = ServerName::IpAddress(self.home.ip().into());
         let tls = self.connector.connect(name, tcp).await?;
         let mut req = format!("wss://{}{PATH}", self.home).into_client_request()?;
-        req.headers_mut().insert(HEADER, self.auth.parse()?);
+        let auth = authorization(
+            &self.secret,
+            &self.node,
+            self.client,
+            self.host.as_deref(),
+            unix_now(),
+        );
+        req.headers_mut().insert(HEADER, auth.parse()?);
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(self.max);
         config.max_frame_size = Some(self.max);
@@ -283,55 +391,138 @@ impl Task {
         Ok(ws)
     }
 
-    async fn run(mut self) {
-        let ws = tokio::select! {
+    /// Connects within [`CONNECT`]; `None` when it failed or the session let go.
+    async fn try_connect(&self) -> Option<LinkWs> {
+        tokio::select! {
             r = tokio::time::timeout(CONNECT, self.connect()) => match r {
-                Ok(Ok(ws)) => ws,
+                Ok(Ok(ws)) => Some(ws),
                 Ok(Err(e)) => {
                     tracing::info!(home = %self.home, error = %e, "relay to home node failed");
-                    return self.ended();
+                    None
                 }
                 Err(_) => {
                     tracing::info!(home = %self.home, "relay to home node timed out");
-                    return self.ended();
+                    None
                 }
             },
-            _ = self.dropped.cancelled() => return,
+            _ = self.dropped.cancelled() => None,
+        }
+    }
+
+    async fn run(mut self) {
+        let Some(mut ws) = self.try_connect().await else {
+            return self.ended();
         };
-        let (mut sink, mut stream) = ws.split();
         loop {
+            match self.pump(ws).await {
+                Ended::Dropped => return,
+                Ended::Home => return self.ended(),
+                Ended::Broken => {}
+            }
+            tracing::info!(home = %self.home, "relay to home node broke: reconnecting");
+            let again = tokio::time::timeout(RECONNECT_WITHIN, self.reconnect()).await;
+            let Ok(Some(again)) = again else {
+                tracing::info!(home = %self.home, "relay to home node not made again");
+                return self.ended();
+            };
+            ws = again;
+        }
+    }
+
+    /// A new connection after a break, its first frame the member's login with a resume of
+    /// its session (the home lets it take its place in the room back); `None` if no try in
+    /// [`RECONNECT`] made one.
+    async fn reconnect(&mut self) -> Option<LinkWs> {
+        let login = self.resume_login()?;
+        for pause in RECONNECT {
             tokio::select! {
-                frame = self.rx.recv() => match frame {
-                    Some(f) => {
-                        if sink.send(Message::Text(f)).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => {
-                        // The member's session let go: close, so the home's session leaves
-                        // the room now rather than at its idle timeout.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                            sink.send(Message::Close(None)).await?;
-                            while let Some(Ok(_)) = stream.next().await {}
-                            Ok::<_, tokio_tungstenite::tungstenite::Error>(())
-                        })
-                        .await;
-                        return;
-                    }
-                },
-                msg = stream.next() => match msg {
-                    Some(Ok(Message::Text(t))) => self.peer.send(t),
-                    Some(Ok(Message::Close(frame))) => {
-                        *lock(&self.end.close) = frame;
-                        break;
-                    }
-                    // tungstenite answers the home's pings itself.
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break,
-                },
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.dropped.cancelled() => return None,
+            }
+            if let Some(ws) = self.try_connect().await {
+                // The resume goes first; the frame the broken link could not send, after.
+                let mut ws = ws;
+                if ws.send(Message::Text(login.clone())).await.is_err() {
+                    continue;
+                }
+                return Some(ws);
             }
         }
-        self.ended();
+        None
+    }
+
+    /// The member's login with `data.resume` from the last `joined`.
+    fn resume_login(&self) -> Option<Utf8Bytes> {
+        let (id, token) = self.resume.as_ref()?;
+        let mut login: serde_json::Value = serde_json::from_str(self.login.as_str()).ok()?;
+        let data = login.get_mut("data")?.as_object_mut()?;
+        data.insert(
+            "resume".into(),
+            serde_json::json!({"sessionId": id, "token": token}),
+        );
+        Some(Utf8Bytes::from(login.to_string()))
+    }
+
+    /// Notes the session id and resume token of a `joined` from the home.
+    fn note_joined(&mut self, text: &str) {
+        if !text.contains("\"resumeToken\"") {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        if v["type"] != "joined" {
+            return;
+        }
+        if let (Some(id), Some(token)) = (v["data"].as_str(), v["resumeToken"].as_str()) {
+            self.resume = Some((id.to_owned(), token.to_owned()));
+        }
+    }
+
+    /// Copies frames both ways on one connection until it ends.
+    async fn pump(&mut self, ws: LinkWs) -> Ended {
+        let (mut sink, mut stream) = ws.split();
+        loop {
+            let next = match self.unsent.take() {
+                Some(f) => Some(f),
+                None => tokio::select! {
+                    frame = self.rx.recv() => match frame {
+                        Some(f) => Some(f),
+                        None => {
+                            // The member's session let go: close, so the home's session
+                            // leaves the room now rather than at its idle timeout.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                                sink.send(Message::Close(None)).await?;
+                                while let Some(Ok(_)) = stream.next().await {}
+                                Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+                            })
+                            .await;
+                            return Ended::Dropped;
+                        }
+                    },
+                    msg = stream.next() => match msg {
+                        Some(Ok(Message::Text(t))) => {
+                            self.note_joined(t.as_str());
+                            self.peer.send(t);
+                            None
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            *lock(&self.end.close) = frame;
+                            return Ended::Home;
+                        }
+                        // tungstenite answers the home's pings itself.
+                        Some(Ok(_)) => None,
+                        Some(Err(_)) | None => return Ended::Broken,
+                    },
+                },
+            };
+            if let Some(f) = next
+                && sink.send(Message::Text(f.clone())).await.is_err()
+            {
+                self.unsent = Some(f);
+                return Ended::Broken;
+            }
+        }
     }
 
     fn ended(&self) {
@@ -388,6 +579,41 @@ mod tests {
             ),
             (verify(SECRET, &headers("b 1000"), 1000), "short"),
             (verify(SECRET, &HeaderMap::new(), 1000), "missing"),
+        ];
+        for (got, case) in cases {
+            assert_eq!(got, None, "{case}");
+        }
+    }
+
+    #[test]
+    fn node_records_verify_only_as_signed() {
+        let address: SocketAddr = "10.0.0.2:443".parse().unwrap();
+        let pin = [7u8; 32];
+        let good = record(SECRET, "n1", address, &pin);
+        assert_eq!(read_record(SECRET, "n1", &good), Some((address, pin)));
+        let other_pin = crate::hex::encode(&[8u8; 32]);
+        let cases = [
+            (read_record(SECRET, "n2", &good), "another node's name"),
+            (
+                read_record("another-secret-another-secret-xx", "n1", &good),
+                "other secret",
+            ),
+            (
+                read_record(SECRET, "n1", &good.replace("10.0.0.2", "10.0.0.3")),
+                "address changed",
+            ),
+            (
+                read_record(
+                    SECRET,
+                    "n1",
+                    &good.replace(&crate::hex::encode(&pin), &other_pin),
+                ),
+                "pin changed",
+            ),
+            (
+                read_record(SECRET, "n1", "10.0.0.2:443"),
+                "the old unsigned record",
+            ),
         ];
         for (got, case) in cases {
             assert_eq!(got, None, "{case}");

@@ -15,26 +15,37 @@
 pub mod directory;
 pub mod link;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
+use crate::limit::lock;
 use crate::signal::Hub;
 use crate::signal::protocol::SignalError;
 use crate::signal::session::escaped;
+use crate::tls::CertStore;
+
+/// How soon a reloaded certificate's pin is published.
+const CERT_CHECK: Duration = Duration::from_millis(500);
 
 /// Where a room lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Home {
     /// On this node.
     Here,
-    /// On another node, reached at this address.
-    Node { id: String, address: SocketAddr },
+    /// On another node, reached at this address, serving the certificate of this pin.
+    Node {
+        id: String,
+        address: SocketAddr,
+        pin: link::Pin,
+    },
 }
 
 /// This node's membership in the cluster: its Redis connection and whether it has published
@@ -42,11 +53,20 @@ pub enum Home {
 pub struct Cluster {
     pub config: ClusterConfig,
     redis: ConnectionManager,
-    /// The TLS client of links to other nodes.
-    pub connector: tokio_rustls::TlsConnector,
+    /// The certificate this node serves, whose pin its record publishes.
+    certs: CertStore,
+    /// The record this node last wrote (its liveness key's value, deleted on stop if still
+    /// its own).
+    record: Mutex<String>,
     /// False until this node's liveness key is in Redis and its rooms re-published.
     published: AtomicBool,
+    /// Homes on other nodes this node looked up lately, for joins while Redis is down.
+    cache: Mutex<HashMap<String, (Home, Instant)>>,
 }
+
+/// Most homes [`Cluster::cache`] keeps (a full cache forgets its stale entries first, then
+/// takes no more until some expire).
+const CACHE_ROOMS: usize = 10_000;
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,7 +79,7 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// A cluster member whose Redis connection is made on first use (the node starts, and
     /// serves the rooms it holds, while Redis is down) and remade after it breaks.
-    pub fn new(config: &ClusterConfig) -> anyhow::Result<Arc<Cluster>> {
+    pub fn new(config: &ClusterConfig, certs: CertStore) -> anyhow::Result<Arc<Cluster>> {
         let client = redis::Client::open(config.redis.as_str())
             .map_err(|e| anyhow::anyhow!("cluster.redis: {e}"))?;
         let timeout = config.redis_timeout;
@@ -73,7 +93,9 @@ impl Cluster {
         Ok(Arc::new(Cluster {
             config: config.clone(),
             redis,
-            connector: link::connector(),
+            certs,
+            record: Mutex::new(String::new()),
+            cache: Mutex::new(HashMap::new()),
             published: AtomicBool::new(false),
         }))
     }
@@ -117,19 +139,63 @@ impl Cluster {
             .arg(directory::NODE_PREFIX)
             .arg(directory::EPOCH)
             .arg(self.grace().as_millis() as u64);
-        let (home, address): (String, String) = self.call("place", &call).await?;
+        let (home, record): (String, String) = match self.call("place", &call).await {
+            Ok(found) => found,
+            // Redis down or hung: a room homed on another node that this node looked up
+            // lately is still there (if that node is not, the relay fails and the member
+            // retries). New placements wait for Redis.
+            Err(e) => return self.cached(room).ok_or(e),
+        };
         if home.is_empty() {
-            tracing::debug!(why = %address, "room not placed");
+            tracing::debug!(why = %record, "room not placed");
             return Err(SignalError::Unavailable);
         }
         if home == self.config.node_id {
             return Ok(Home::Here);
         }
-        let address = address.parse().map_err(|_| {
-            tracing::warn!(node = %escaped(&home), "node published an unreadable address");
+        let secret = self.config.secret.expose();
+        let (address, pin) = link::read_record(secret, &home, &record).ok_or_else(|| {
+            // Not written by a node that knows the cluster's secret (or by an older version).
+            tracing::warn!(node = %escaped(&home), "node record does not verify: not relayed");
             SignalError::Unavailable
         })?;
-        Ok(Home::Node { id: home, address })
+        let found = Home::Node {
+            id: home,
+            address,
+            pin,
+        };
+        self.remember(room, &found);
+        Ok(found)
+    }
+
+    /// How long a looked-up home is trusted without Redis: as long as a dead node's
+    /// liveness key outlives it anyway.
+    fn cache_ttl(&self) -> Duration {
+        self.config.node_ttl
+    }
+
+    fn remember(&self, room: &str, home: &Home) {
+        let now = Instant::now();
+        let mut cache = lock(&self.cache);
+        if cache.len() >= CACHE_ROOMS && !cache.contains_key(room) {
+            let ttl = self.cache_ttl();
+            cache.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+            if cache.len() >= CACHE_ROOMS {
+                return;
+            }
+        }
+        cache.insert(room.to_owned(), (home.clone(), now));
+    }
+
+    fn cached(&self, room: &str) -> Option<Home> {
+        let mut cache = lock(&self.cache);
+        let (home, at) = cache.get(room)?;
+        if at.elapsed() < self.cache_ttl() {
+            tracing::debug!(room = %escaped(room), "redis unavailable: home from the cache");
+            return Some(home.clone());
+        }
+        cache.remove(room);
+        None
     }
 
     /// Whether `room` has a living home anywhere in the cluster.
@@ -162,16 +228,39 @@ return redis.call('EXISTS', ARGV[1] .. home)
         });
     }
 
-    /// Refreshes this node's liveness key every `node_ttl / 3`; whenever it was missing
-    /// (first start, or Redis came back empty) re-publishes the rooms this node holds
+    /// This node's record as it should be now: its address and the certificate it serves.
+    fn current_record(&self) -> String {
+        let pin = self
+            .certs
+            .leaf()
+            .map(|c| link::pin_of(&c))
+            .unwrap_or_default();
+        link::record(
+            self.config.secret.expose(),
+            &self.config.node_id,
+            self.config.address,
+            &pin,
+        )
+    }
+
+    /// Refreshes this node's liveness key every `node_ttl / 3`, and at once when its
+    /// certificate was reloaded (links to it pin the published one); whenever the key was
+    /// missing (first start, or Redis came back empty) re-publishes the rooms this node holds
     /// before it places new ones. On stop, deletes its key (if still its own).
     pub async fn run(self: Arc<Self>, hub: Arc<Hub>, stop: CancellationToken) {
         let mut ticks = tokio::time::interval(self.config.refresh_every());
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cert_checks = tokio::time::interval(CERT_CHECK);
         let mut reachable = true;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
+                _ = cert_checks.tick() => {
+                    if *lock(&self.record) == self.current_record() {
+                        continue;
+                    }
+                    tracing::info!("certificate changed: publishing its pin");
+                }
                 _ = stop.cancelled() => break,
             }
             match self.refresh(&hub).await {
@@ -191,16 +280,19 @@ return redis.call('EXISTS', ARGV[1] .. home)
         }
         let script = directory::delete_if_mine();
         let mut call = script.key(directory::node_key(&self.config.node_id));
-        call.arg(self.config.address.to_string());
+        call.arg(lock(&self.record).clone());
         let _: Result<i64, _> = self.call("leave", &call).await;
     }
 
     async fn refresh(&self, hub: &Hub) -> Result<(), SignalError> {
         let script = directory::register();
+        let record = self.current_record();
         let mut call = script.key(directory::node_key(&self.config.node_id));
         call.key(directory::EPOCH)
-            .arg(self.config.address.to_string())
+            .arg(&record)
             .arg(self.config.node_ttl.as_millis() as u64);
+        // Noted before the call: a failed one is retried at the next refresh, not sooner.
+        *lock(&self.record) = record;
         let fresh: i64 = self.call("register", &call).await?;
         if fresh == 1 || !self.published.load(Ordering::Acquire) {
             self.republish(hub).await?;

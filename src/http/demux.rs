@@ -1,5 +1,6 @@
 //! What arrives on an HTTPS port, told apart by its first bytes: TLS (then, inside it, HTTP or
-//! TURN), TURN over plain TCP, or plain HTTP sent to the TLS port. Browsers send no ALPN on a
+//! TURN), TURN over plain TCP, ICE-TCP to the SFU (RFC 4571 framed STUN), or plain HTTP sent
+//! to the TLS port. Browsers send no ALPN on a
 //! `turns:` connection and their first decrypted bytes are a STUN request, so after the
 //! handshake ALPN decides when there is one (`stun.turn` -> TURN, `h2`/`http/1.1` -> HTTP) and
 //! the first decrypted bytes when there is none. STUN is recognised by its magic cookie at
@@ -23,6 +24,9 @@ pub enum Plain {
     Tls,
     /// A STUN message: TURN over plain TCP.
     Turn,
+    /// A 2-byte length, then a STUN header (cookie at offset 6): ICE-TCP to the SFU (RFC 6544
+    /// with RFC 4571 framing).
+    IceTcp,
     /// Something that starts like an HTTP request line (an upper-case method).
     Http,
     /// Anything else: closed.
@@ -38,6 +42,11 @@ pub enum Decrypted {
 
 /// Bytes needed to tell a STUN header (type, length, cookie) from anything else.
 const STUN_PREFIX: usize = 8;
+/// The same behind RFC 4571's 2-byte frame length.
+const FRAMED_STUN_PREFIX: usize = 2 + STUN_PREFIX;
+/// The highest first byte of an ICE-TCP connection: its first frame (a Binding request) is
+/// shorter than 1,536 bytes.
+const FRAMED_MAX_HIGH: u8 = 0x05;
 
 /// Classifies `b`, the first bytes of a plain connection; None while more are needed.
 pub fn plain(b: &[u8]) -> Option<Plain> {
@@ -45,9 +54,18 @@ pub fn plain(b: &[u8]) -> Option<Plain> {
         0x16 => Some(Plain::Tls),
         0x00 | 0x01 if b.len() < STUN_PREFIX => None,
         0x00 | 0x01 if is_stun_start(b) => Some(Plain::Turn),
+        0x00..=FRAMED_MAX_HIGH if b.len() < FRAMED_STUN_PREFIX => None,
+        0x00..=FRAMED_MAX_HIGH if is_framed_stun_start(b) => Some(Plain::IceTcp),
         b'A'..=b'Z' => Some(Plain::Http),
         _ => Some(Plain::Other),
     }
+}
+
+/// An RFC 4571 frame holding a STUN message: the frame's length covers at least a STUN
+/// header, then a STUN type (top two bits zero) and the magic cookie.
+fn is_framed_stun_start(b: &[u8]) -> bool {
+    let len = u16::from_be_bytes([b[0], b[1]]) as usize;
+    len >= 20 && is_stun_start(&b[2..])
 }
 
 /// Classifies `b`, the first decrypted bytes of a TLS connection without ALPN; None while
@@ -181,9 +199,38 @@ mod tests {
                 &[0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42],
                 Some(Plain::Turn),
             ),
-            // RFC 4571 framed STUN (ICE-TCP: cookie at offset 6) is not TURN.
+            // RFC 4571 framed STUN (ICE-TCP: cookie at offset 6) is not TURN: the SFU's.
             (
                 &[0x00, 0x1c, 0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42],
+                Some(Plain::IceTcp),
+            ),
+            (
+                &[0x00, 0x1c, 0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4],
+                None,
+            ),
+            (&[0x00, 0x1c, 0x00, 0x01, 0x00, 0x08, 0x21, 0x12], None),
+            // A longer first frame (a Binding request with many attributes).
+            (
+                &[0x02, 0x10, 0x00, 0x01, 0x01, 0xfc, 0x21, 0x12, 0xA4, 0x42],
+                Some(Plain::IceTcp),
+            ),
+            (&[0x02, 0x10, 0x00, 0x01], None),
+            // Framed, but not STUN: no cookie, a frame too short for a header, a type with
+            // the top bits set, or a first frame too long.
+            (
+                &[0x00, 0x1c, 0x00, 0x01, 0x00, 0x08, 0, 0, 0, 0],
+                Some(Plain::Other),
+            ),
+            (
+                &[0x00, 0x10, 0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42],
+                Some(Plain::Other),
+            ),
+            (
+                &[0x00, 0x1c, 0x40, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42],
+                Some(Plain::Other),
+            ),
+            (
+                &[0x06, 0x00, 0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42],
                 Some(Plain::Other),
             ),
             (b"GET / HTTP/1.1\r\n", Some(Plain::Http)),

@@ -1,7 +1,7 @@
 //! HTTPS ports: the accept loop, per-connection classification, TLS and the first bytes of the
 //! first request under one deadline (`https.handshake_timeout_secs`), HTTP/1.1 + HTTP/2 by ALPN
 //! closed when idle, TURN over TLS and over
-//! plain TCP on the same port ([`demux`]), and the drain on shutdown. Routing lives in
+//! plain TCP and ICE-TCP to the SFU on the same port ([`demux`]), and the drain on shutdown. Routing lives in
 //! [`router`].
 
 pub mod assets;
@@ -89,6 +89,8 @@ pub struct App {
     pub stats: Arc<Stats>,
     /// HTTP-01 answers, for plain HTTP sent to this port.
     pub tokens: Arc<crate::acme::Http01Tokens>,
+    /// ICE-TCP to the SFU on this port, when `[sfu]` is on.
+    pub sfu_tcp: Option<crate::sfu::tcp::Port>,
 }
 
 impl App {
@@ -119,7 +121,14 @@ impl App {
             gate,
             stats: Arc::default(),
             tokens,
+            sfu_tcp: None,
         }
+    }
+
+    /// Hands ICE-TCP connections (framed STUN first) to the SFU through `port`.
+    pub fn with_sfu_tcp(mut self, port: Option<crate::sfu::tcp::Port>) -> App {
+        self.sfu_tcp = port;
+        self
     }
 }
 
@@ -166,6 +175,7 @@ enum Conn {
     TurnTls(Tls, Vec<u8>),
     TurnTcp(TcpStream, Vec<u8>),
     PlainHttp(Prefixed<TcpStream>),
+    IceTcp(Prefixed<TcpStream>),
 }
 
 async fn connection(
@@ -177,11 +187,14 @@ async fn connection(
     stop: CancellationToken,
 ) {
     let server = tcp.local_addr();
-    let turn_on = app.turn.is_some();
+    let on = On {
+        turn: app.turn.is_some(),
+        ice_tcp: app.sfu_tcp.is_some(),
+    };
     let handshake = app.config.https.handshake_timeout;
     let conn = tokio::select! {
         _ = stop.cancelled() => return,
-        r = tokio::time::timeout(handshake, classify(tcp, &acceptor, turn_on, &app.stats)) => match r {
+        r = tokio::time::timeout(handshake, classify(tcp, &acceptor, on, &app.stats)) => match r {
             Ok(Ok(Some(c))) => c,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
@@ -208,7 +221,21 @@ async fn connection(
         }
         Conn::TurnTls(io, first) => turn_stream(&app, io, peer, server, Proto::Tls, first, pass),
         Conn::TurnTcp(io, first) => turn_stream(&app, io, peer, server, Proto::Tcp, first, pass),
+        Conn::IceTcp(io) => {
+            // It keeps its place in the per-address gate while it lasts.
+            let _pass = pass;
+            if let Some(port) = app.sfu_tcp.clone() {
+                crate::sfu::tcp::serve(port, io, peer, stop).await;
+            }
+        }
     }
+}
+
+/// What besides HTTP the port serves.
+#[derive(Clone, Copy)]
+struct On {
+    turn: bool,
+    ice_tcp: bool,
 }
 
 /// Reads what is needed to route the connection, and for TLS does the handshake (and, without
@@ -216,9 +243,10 @@ async fn connection(
 async fn classify(
     mut tcp: TcpStream,
     acceptor: &TlsAcceptor,
-    turn_on: bool,
+    on: On,
     stats: &Stats,
 ) -> std::io::Result<Option<Conn>> {
+    let turn_on = on.turn;
     let mut first = Vec::new();
     let Some(kind) = demux::read_until(&mut tcp, &mut first, demux::plain).await? else {
         return Ok(None);
@@ -227,7 +255,8 @@ async fn classify(
         Plain::Tls => {}
         Plain::Turn if turn_on => return Ok(Some(Conn::TurnTcp(tcp, first))),
         Plain::Http => return Ok(Some(Conn::PlainHttp(Prefixed::new(first, tcp)))),
-        Plain::Turn | Plain::Other => return Ok(None),
+        Plain::IceTcp if on.ice_tcp => return Ok(Some(Conn::IceTcp(Prefixed::new(first, tcp)))),
+        Plain::Turn | Plain::IceTcp | Plain::Other => return Ok(None),
     }
     let counted = Handshake(stats, false);
     let mut tls = acceptor.accept(Prefixed::new(first, tcp)).await?;

@@ -216,6 +216,13 @@ impl Collector for Sources {
             ]
             .into_iter(),
         )?;
+        counters(
+            e,
+            "peerbox_sfu_tcp_closed",
+            "ICE-TCP connections the SFU closed at once: refused (no slot left), junk (no known participant's STUN first).",
+            "reason",
+            [("refused", get(&f.tcp_refused)), ("junk", get(&f.tcp_junk))].into_iter(),
+        )?;
         counter(
             e,
             "peerbox_sfu_busy",

@@ -155,6 +155,13 @@ impl<P: Copy + Eq + Hash> Demux<P> {
         }
     }
 
+    /// The participant whose server-side ufrag the STUN request `packet` names.
+    pub fn owner_of_ufrag(&self, packet: &[u8]) -> Option<P> {
+        stun_server_ufrag(packet)
+            .and_then(|u| self.ufrags.get(u))
+            .copied()
+    }
+
     pub fn route(&self, packet: &[u8], source: SocketAddr) -> Route<P> {
         match classify(packet) {
             Class::Junk => Route::Drop(Dropped::Junk),

@@ -15,7 +15,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpAnswer;
 use str0m::config::CryptoProvider;
 use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tokio::net::UdpSocket;
 
@@ -24,6 +24,7 @@ use super::forward::{Table, Throttle};
 use super::layer::{self, Layer, Layers, RIDS, Verdict, Want};
 use super::participant::{LineState, Participant, Source};
 use super::speakers::Speakers;
+use super::tcp::{self, Conns};
 use super::{Command, Pid, Stats};
 use crate::config::SfuConfig;
 use crate::signal::protocol::{self, SfuView, SignalError};
@@ -32,6 +33,10 @@ use crate::signal::protocol::{self, SfuView, SignalError};
 const CONNECT_WITHIN: Duration = Duration::from_secs(30);
 /// The bandwidth estimate to a subscriber before str0m has one of its own.
 const INITIAL_ESTIMATE: u64 = 1_000_000;
+/// Packets kept per video m-line to a subscriber, for NACK resends and probing (str0m's
+/// default is 1,000): 300 are over 2 s of a 1.2 Mbit/s top layer and 6 s of a 500 kbit/s
+/// video, longer than any resend is useful, and each one a subscription holds is ~1.2 kB.
+const SEND_BUFFER_VIDEO: usize = 300;
 /// What one forwarded audio track is taken to need (Opus with headers), bits/s.
 const AUDIO_BPS: u64 = 40_000;
 /// A published video track: (publisher, mid, layer), the key of keyframe requests.
@@ -56,6 +61,9 @@ pub struct Engine {
     timers: BTreeSet<(Instant, Pid)>,
     /// Participants whose `Rtc` has output to drain.
     dirty: Vec<Pid>,
+    /// ICE-TCP: the passive candidate's address (the HTTPS port) and the connections.
+    tcp_candidate: Option<SocketAddr>,
+    tcp: Conns,
 }
 
 impl Engine {
@@ -81,7 +89,48 @@ impl Engine {
             speakers: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
+            tcp_candidate: None,
+            tcp: Conns::default(),
         }
+    }
+
+    /// Offers a passive TCP candidate at `addr` (ICE-TCP on the HTTPS port) besides UDP.
+    pub fn set_tcp_candidate(&mut self, addr: Option<SocketAddr>) {
+        self.tcp_candidate = addr;
+    }
+
+    /// An ICE-TCP connection opened, sent a frame, or closed. A frame goes to the participant
+    /// the connection was learned for, else (STUN naming a participant's ufrag) to that one;
+    /// anything else closes the connection.
+    pub fn on_tcp(&mut self, event: tcp::Event, now: Instant) {
+        let (id, data) = match event {
+            tcp::Event::Open { id, remote, tx } => return self.tcp.open(id, remote, tx, now),
+            tcp::Event::Closed { id } => return self.tcp.close(id),
+            tcp::Event::Frame { id, data } => (id, data),
+        };
+        let (Some((remote, owner)), Some(local)) = (self.tcp.get(id), self.tcp_candidate) else {
+            return;
+        };
+        let p = owner.or_else(|| {
+            (classify(&data) == Class::Stun)
+                .then(|| self.demux.owner_of_ufrag(&data))
+                .flatten()
+        });
+        let part = p.and_then(|p| Some((p, self.parts.get_mut(&p)?)));
+        let Some((p, part)) = part else {
+            self.stats.tcp_junk.fetch_add(1, Relaxed);
+            self.tcp.close(id);
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Tcp, remote, local, &data) else {
+            self.stats.dropped(super::demux::Dropped::Junk);
+            return;
+        };
+        if let Err(e) = part.rtc.handle_input(Input::Receive(now, receive)) {
+            tracing::debug!(session = %part.session, error = %e, "sfu tcp input refused");
+        }
+        self.dirty.push(p);
+        self.flush(now);
     }
 
     /// When the task must wake next, if anything waits.
@@ -151,6 +200,7 @@ impl Engine {
         for p in gone {
             self.remove(p, "gone");
         }
+        self.tcp.sweep(now);
         self.flush(now);
     }
 
@@ -242,13 +292,29 @@ impl Engine {
         if self.parts.len() >= self.config.max_participants {
             return Err(SignalError::SfuBusy);
         }
+        // VP8 and Opus only (what the web client sends, and what the SFU reads key frames
+        // and sizes of): every m-line of an offer and its answer lists only those, which
+        // keeps a big room's SDP small.
         let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .set_send_buffer_video(SEND_BUFFER_VIDEO)
             .set_ice_lite(true)
             .set_crypto_provider(self.provider.clone())
             .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)))
             .build(now);
         let candidate = Candidate::host(self.candidate, "udp").map_err(|_| SignalError::SfuBusy)?;
         rtc.add_local_candidate(candidate);
+        if let Some(addr) = self.tcp_candidate {
+            let tcp = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|_| SignalError::SfuBusy)?;
+            rtc.add_local_candidate(tcp);
+        }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let p = self.next_pid;
         self.next_pid += 1;
@@ -343,6 +409,7 @@ impl Engine {
         };
         tracing::info!(session = %part.session, reason = why, "sfu left");
         self.demux.remove(p);
+        self.tcp.forget(p);
         self.by_session.remove(&part.session);
         self.timers.remove(&(part.timeout, p));
         if let Some(list) = self.rooms.get_mut(&part.room) {
@@ -396,11 +463,18 @@ impl Engine {
                 Ok(Output::Transmit(t)) => {
                     let bytes: &[u8] = &t.contents;
                     // A binding success response: its agent checked the request's integrity,
-                    // so the address it came from is this participant's.
-                    if classify(bytes) == Class::Stun && bytes.starts_with(&[0x01, 0x01]) {
-                        self.demux.learn(p, t.destination);
-                    }
-                    if self.socket.try_send_to(bytes, t.destination).is_err() {
+                    // so the address (or TCP connection) it came from is this participant's.
+                    let proven = classify(bytes) == Class::Stun && bytes.starts_with(&[0x01, 0x01]);
+                    let sent = match t.proto {
+                        Protocol::Tcp => self.tcp.send(p, t.destination, bytes, proven),
+                        _ => {
+                            if proven {
+                                self.demux.learn(p, t.destination);
+                            }
+                            self.socket.try_send_to(bytes, t.destination).is_ok()
+                        }
+                    };
+                    if !sent {
                         self.stats.send_dropped.fetch_add(1, Relaxed);
                         part.send_dropped += 1;
                     }
@@ -436,7 +510,7 @@ impl Engine {
             Event::MediaData(d) => self.on_media(p, d, now),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(part) = self.parts.get_mut(&p) {
-                    part.estimate = Some(estimate.as_u64());
+                    part.on_estimate(estimate.as_u64(), now);
                 }
             }
             Event::KeyframeRequest(r) => self.on_keyframe_request(p, r, now),
@@ -452,7 +526,7 @@ impl Engine {
         let Some(source) = part.publishes_on(d.mid) else {
             return;
         };
-        let Some(layer) = layer::layer_of(d.rid.as_ref().map(|r| &**r)) else {
+        let Some(layer) = layer::layer_of(d.rid.as_deref()) else {
             return;
         };
         let video = source != Source::Mic;
@@ -597,6 +671,7 @@ impl Engine {
             wants.push(Want {
                 wanted: layers.wanted(l.view, now),
                 layers,
+                current: l.switch.current(),
             });
         }
         let ceiling = self.config.max_subscriber_kbps * 1000;
@@ -614,9 +689,11 @@ impl Engine {
         };
         let congested = sub.send_dropped > sub.send_dropped_seen;
         sub.send_dropped_seen = sub.send_dropped;
+        // Probing up to half again what it wants keeps the estimate above it (an estimate
+        // that only reaches what is sent flaps around it).
         sub.rtc
             .bwe()
-            .set_desired_bitrate(Bitrate::bps(desired.min(ceiling)));
+            .set_desired_bitrate(Bitrate::bps((desired * 3 / 2).min(ceiling)));
         let mut requests = Vec::new();
         for (k, i) in idx.into_iter().enumerate() {
             let line = &mut sub.lines[i];

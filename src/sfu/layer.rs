@@ -191,14 +191,30 @@ impl Layers {
 pub struct Want<'a> {
     pub wanted: Option<Layer>,
     pub layers: &'a Layers,
+    /// The layer it gets now: one above it costs [`UP_MARGIN`] more, so that a layer that
+    /// only just fits is kept but not climbed to (no flapping between two layers).
+    pub current: Option<Layer>,
 }
 
+/// What a layer above the current one is counted at, in percent of its bitrate.
+pub const UP_MARGIN: u64 = 125;
+
 /// Splits `budget` (bits/s) over a subscriber's videos: each gets the layer its view wants,
-/// then, while the sum is over the budget, the biggest one steps down a layer. Returns the
+/// then, while the sum is over the budget, the biggest one steps down a layer (a layer above
+/// the one it gets now counted at [`UP_MARGIN`]). Returns the
 /// layers, and whether even the smallest ones are over the budget (congested).
 pub fn allocate(wants: &[Want<'_>], budget: u64, now: Instant) -> (Vec<Option<Layer>>, bool) {
     let mut chosen: Vec<Option<Layer>> = wants.iter().map(|w| w.wanted).collect();
-    let rate = |i: usize, l: Option<Layer>| l.map_or(0, |l| wants[i].layers.bps(l));
+    let rate = |i: usize, l: Option<Layer>| {
+        l.map_or(0, |l| {
+            let bps = wants[i].layers.bps(l);
+            if wants[i].current.is_some_and(|c| l > c) {
+                bps * UP_MARGIN / 100
+            } else {
+                bps
+            }
+        })
+    };
     let mut total: u64 = (0..wants.len()).map(|i| rate(i, chosen[i])).sum();
     while total > budget {
         // The video whose step down saves the most.
@@ -402,14 +418,17 @@ mod tests {
             Want {
                 wanted: Some(2),
                 layers: &a,
+                current: None,
             },
             Want {
                 wanted: Some(1),
                 layers: &b,
+                current: None,
             },
             Want {
                 wanted: None,
                 layers: &b,
+                current: None,
             },
         ];
         // Nominal rates: h 1.2M, m 400k, l 150k.
@@ -430,6 +449,25 @@ mod tests {
             (vec![Some(0), Some(0), None], true),
             "even the smallest are too much"
         );
+    }
+
+    #[test]
+    fn a_layer_above_the_current_one_needs_headroom() {
+        let now = Instant::now();
+        let a = camera(now);
+        let want = |current| {
+            [Want {
+                wanted: Some(1),
+                layers: &a,
+                current,
+            }]
+        };
+        // `m` (400k nominal) in a budget of 450k: kept while on it, not climbed to from `l`
+        // (400k x 1.25 = 500k); climbed to with 500k.
+        assert_eq!(allocate(&want(Some(1)), 450_000, now).0, vec![Some(1)]);
+        assert_eq!(allocate(&want(Some(0)), 450_000, now).0, vec![Some(0)]);
+        assert_eq!(allocate(&want(Some(0)), 500_000, now).0, vec![Some(1)]);
+        assert_eq!(allocate(&want(Some(2)), 450_000, now).0, vec![Some(1)]);
     }
 
     #[test]

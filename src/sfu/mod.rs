@@ -13,6 +13,7 @@
 //! - [`speakers`]: active speakers from audio levels.
 //! - [`participant`]: one member's `Rtc` and its negotiation (the server makes every offer).
 //! - [`engine`]: the task's state and what each input does to it.
+//! - [`tcp`]: ICE-TCP on the HTTPS port (a passive TCP candidate next to the UDP one).
 
 pub mod demux;
 mod engine;
@@ -20,6 +21,7 @@ pub mod forward;
 pub mod layer;
 mod participant;
 pub mod speakers;
+pub mod tcp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,6 +113,11 @@ pub struct Stats {
     pub send_dropped: AtomicU64,
     /// Commands refused because the queue was full.
     pub busy: AtomicU64,
+    /// ICE-TCP connections refused for want of a slot.
+    pub tcp_refused: AtomicU64,
+    /// ICE-TCP connections closed because their first frames were not a known
+    /// participant's STUN.
+    pub tcp_junk: AtomicU64,
     /// Participants now.
     pub participants: AtomicU64,
 }
@@ -141,6 +148,23 @@ pub struct Deps {
     pub config: SfuConfig,
     pub commands: mpsc::Receiver<Command>,
     pub stats: Arc<Stats>,
+    /// ICE-TCP: the address of the passive TCP candidate (the HTTPS port) and the connections'
+    /// events, when the HTTPS port hands connections over.
+    pub tcp: Option<(SocketAddr, mpsc::Receiver<tcp::Event>)>,
+}
+
+/// ICE-TCP connections at once: two per participant the SFU may hold.
+pub fn max_tcp(config: &SfuConfig) -> usize {
+    config.max_participants.saturating_mul(2)
+}
+
+/// The address of the passive TCP candidate: the UDP candidate's IP (else the HTTPS listen
+/// address's) on the HTTPS port `https`.
+pub fn tcp_candidate_addr(config: &SfuConfig, https: SocketAddr) -> SocketAddr {
+    match config.candidate_ip(None) {
+        Some(ip) => SocketAddr::new(ip, https.port()),
+        None => https,
+    }
 }
 
 /// The address the SFU's candidate advertises: `sfu.public_ip` (or `turn.external_ip`), else
@@ -158,7 +182,12 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
         config,
         mut commands,
         stats,
+        tcp,
     } = deps;
+    let (tcp_candidate, mut tcp_events) = match tcp {
+        Some((a, rx)) => (Some(a), Some(rx)),
+        None => (None, None),
+    };
     let local = match socket.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -174,9 +203,10 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
              clients are told an unreachable address"
         );
     }
-    tracing::info!(listen = %local, candidate = %candidate, "sfu serving");
+    tracing::info!(listen = %local, candidate = %candidate, tcp = ?tcp_candidate, "sfu serving");
     let socket = Arc::new(socket);
     let mut engine = engine::Engine::new(config, socket.clone(), candidate, stats.clone());
+    engine.set_tcp_candidate(tcp_candidate);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -198,6 +228,7 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
                 Some(c) => engine.on_command(c, Instant::now()),
                 None => break,
             },
+            Some(e) = next_tcp(&mut tcp_events) => engine.on_tcp(e, Instant::now()),
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
                 engine.on_timeout(Instant::now());
             }
@@ -209,4 +240,12 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
             .store(engine.participants() as u64, Relaxed);
     }
     tracing::info!("sfu stopped");
+}
+
+/// The next ICE-TCP event, or never when there is no ICE-TCP.
+async fn next_tcp(rx: &mut Option<mpsc::Receiver<tcp::Event>>) -> Option<tcp::Event> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }

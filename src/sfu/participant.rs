@@ -42,6 +42,9 @@ impl Source {
     }
 }
 
+/// How long a bandwidth estimate holds against lower ones.
+pub const ESTIMATE_HOLD: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// The m-lines a member publishes on, in the order of its first offer.
 pub const PUBLISHED: [Source; 3] = [Source::Mic, Source::Camera, Source::Screen];
 
@@ -84,8 +87,10 @@ pub struct Participant {
     pub live: Vec<Mid>,
     /// What is known of the layers of each video it publishes.
     pub layers: HashMap<Mid, Layers>,
-    /// The bandwidth estimate to it (TWCC, bits/s), once str0m has one.
+    /// The bandwidth estimate to it (TWCC, bits/s), once str0m has one: the highest of
+    /// the last [`ESTIMATE_HOLD`] (see [`Participant::on_estimate`]), and when that was.
     pub estimate: Option<u64>,
+    estimate_at: Instant,
     /// Datagrams to it the socket would not take, and how many of them the last
     /// rebalance saw.
     pub send_dropped: u64,
@@ -111,6 +116,7 @@ impl Participant {
             live: Vec::new(),
             layers: HashMap::new(),
             estimate: None,
+            estimate_at: now,
             send_dropped: 0,
             send_dropped_seen: 0,
             viewed: None,
@@ -118,6 +124,17 @@ impl Participant {
             timeout: now,
             joined: now,
             connected: false,
+        }
+    }
+
+    /// A new bandwidth estimate. A higher one counts at once, a lower one once the last
+    /// higher one is [`ESTIMATE_HOLD`] old: a single dip (the estimator's noise) does not
+    /// move its videos down a layer, an estimate that stays low does.
+    pub fn on_estimate(&mut self, bps: u64, now: Instant) {
+        let held = now.saturating_duration_since(self.estimate_at) < ESTIMATE_HOLD;
+        if self.estimate.is_none_or(|e| bps >= e || !held) {
+            self.estimate = Some(bps);
+            self.estimate_at = now;
         }
     }
 

@@ -251,24 +251,28 @@ impl Room {
         }
     }
 
-    /// Queues `me`'s `joined` (the other members, the room's state) and returns those members.
+    /// Whether the room is in SFU mode with `me` in it (a change reaches the others in
+    /// `mode`).
+    fn sfu_with(&self, me: &Member, rule: ModeRule, now: Instant) -> bool {
+        let with_me = self
+            .members
+            .iter()
+            .filter(|m| m.id != me.id)
+            .chain(std::iter::once(me));
+        self.mode_at(rule, with_me, now).0
+    }
+
+    /// Queues `me`'s `joined` (the other members, the room's state, its mode `sfu`) and
+    /// returns those members.
     fn welcome(
         &self,
         room: &str,
         me: &Member,
         resumed: bool,
         capacity: usize,
-        rule: ModeRule,
-        now: Instant,
+        sfu: bool,
         out: &mut Outbox,
     ) -> Vec<(String, String)> {
-        // The mode the room has with `me` in it (a change reaches the others in `mode`).
-        let with_me = self
-            .members
-            .iter()
-            .filter(|m| m.id != me.id)
-            .chain(std::iter::once(me));
-        let (sfu, _) = self.mode_at(rule, with_me, now);
         let others: Vec<(String, String)> = self
             .members
             .iter()
@@ -487,7 +491,8 @@ impl Rooms {
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
-        let others = r.welcome(room, &me, true, capacity, self.mode, now, out);
+        let sfu = r.sfu_with(&me, self.mode, now);
+        let others = r.welcome(room, &me, true, capacity, sfu, out);
         let is_host = r.host == me.id;
         if let Some(seat) = r.members.iter_mut().find(|m| m.id == me.id) {
             std::mem::replace(seat, me).peer.replaced.cancel();
@@ -514,7 +519,8 @@ impl Rooms {
             return Vec::new();
         };
         // `joined` first: nothing the others send the newcomer can overtake it.
-        let others = r.welcome(room, &me, resumed, capacity, self.mode, now, out);
+        let sfu = r.sfu_with(&me, self.mode, now);
+        let others = r.welcome(room, &me, resumed, capacity, sfu, out);
         for m in &r.members {
             out.push(&m.peer, &me.login);
         }

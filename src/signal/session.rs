@@ -332,6 +332,14 @@ where
         };
         let now = Instant::now();
         let pause = match msg {
+            // Only an SFU answer may be longer than `rooms.max_message_bytes` (the socket
+            // takes frames up to `protocol::MAX_SFU_FRAME_BYTES` when the SFU is on).
+            Message::Text(text)
+                if text.len() > session.hub.config.max_message_bytes
+                    && !protocol::is_sfu_answer(&text) =>
+            {
+                return End::TooBig;
+            }
             Message::Text(text) => session.on_frame(Ok(&text), text.len(), now),
             Message::Binary(b) => session.on_frame(Err(SignalError::Binary), b.len(), now),
             Message::Pong(p) => {
@@ -816,14 +824,14 @@ impl Session {
                 return Err(e);
             }
         };
-        let address = match home {
+        let (address, pin) = match home {
             Home::Here => return self.login(room, username, resume, password, sfu),
             // A relayed member goes no further: the directory moved the room meanwhile, and
             // the client's retry finds the new home from its own node.
             Home::Node { .. } if self.via == Via::Node => return Err(SignalError::Unavailable),
-            Home::Node { address, id } => {
+            Home::Node { address, id, pin } => {
                 tracing::info!(room = %escaped(&room), home = %escaped(&id), "relaying to home node");
-                address
+                (address, pin)
             }
         };
         // Leaving the room it is in here, if any, as a login elsewhere does on one node.
@@ -833,6 +841,7 @@ impl Session {
         }
         let target = Target {
             home: address,
+            pin,
             node: &cluster.config.node_id,
             secret: cluster.config.secret.expose(),
             client: self.addr,
@@ -841,13 +850,12 @@ impl Session {
         };
         let link = Link::open(
             target,
-            cluster.connector.clone(),
             room,
             self.me.clone(),
             self.hub.config.outbound_queue,
             self.home_end.clone(),
+            frame,
         );
-        link.forward(frame);
         self.link = Some(link);
         self.in_room = true;
         self.knock_deadline = None;

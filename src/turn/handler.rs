@@ -170,7 +170,7 @@ impl Turn {
     ) -> Action<'p> {
         let kind = match perm.own.then(|| self.by_relayed(peer)).flatten() {
             Some(to) => PeerKind::Internal(to),
-            None if perm.external => PeerKind::External,
+            None if perm.external || (perm.own && self.policy.is_media(peer)) => PeerKind::External,
             None => {
                 Stats::inc(&self.stats.denied_peer);
                 return Action::None;
@@ -383,7 +383,11 @@ impl Turn {
         self.add(alloc.clone())
             .map_err(|e| self.add_error(e, five))?;
         tracing::debug!(client = %five.client, relayed = %alloc.relayed, "allocation created");
-        tokio::spawn(relay::run(alloc.clone(), self.stats.clone()));
+        tokio::spawn(relay::run(
+            alloc.clone(),
+            self.stats.clone(),
+            self.policy.media(),
+        ));
         allocate_success(out, msg, &alloc, five, granted.as_secs() as u32, token);
         Ok(())
     }
@@ -490,7 +494,7 @@ impl Turn {
     fn check_peer(&self, alloc: &Allocation, peer: SocketAddr, now: Instant) -> Result<Perm, u16> {
         let v = self.policy.check(peer.ip());
         let internal = v.own && self.by_relayed(peer).is_some();
-        if !(internal || v.external) {
+        if !(internal || self.policy.kernel(v, peer)) {
             Stats::inc(&self.stats.denied_peer);
             if self.may_log() {
                 tracing::debug!(client = %alloc.five.client, peer = %peer, "peer address refused");

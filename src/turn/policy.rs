@@ -3,11 +3,13 @@
 //! IPv4-compatible, NAT64 and 6to4 forms. peerbox's own addresses (every listening address,
 //! `external_ip`, and every address of every local interface, refreshed while running) are
 //! refused too, except where the caller finds a live allocation's relay address there: that is
-//! how two people who both relay reach each other (see `Turn::peer_kind`). `allowed_peers` wins
-//! over every deny (as coturn's allowed-peer-ip); `allow_loopback_peers` lets 127/8 and ::1
-//! through (tests).
+//! how two people who both relay reach each other (see `Turn::peer_kind`), and at the SFU's
+//! media address(es) (exactly the ip:port its UDP socket is offered on, with `[sfu]` on: a
+//! client whose UDP is blocked relays to the SFU over TURN/TLS on 443; no other port of those
+//! addresses opens). `allowed_peers` wins over every deny (as coturn's allowed-peer-ip);
+//! `allow_loopback_peers` lets 127/8 and ::1 through (tests).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
@@ -52,6 +54,8 @@ pub struct Policy {
     /// `fixed` plus every interface address, replaced as a whole on refresh.
     own: RwLock<Arc<Vec<IpAddr>>>,
     allow_loopback: bool,
+    /// The SFU's media addresses (canonical): own ip:port pairs that may be relayed to.
+    media: Arc<[SocketAddr]>,
 }
 
 impl Policy {
@@ -71,9 +75,44 @@ impl Policy {
             own: RwLock::new(Arc::new(fixed.clone())),
             fixed,
             allow_loopback: config.allow_loopback_peers,
+            media: Arc::from([]),
         };
         p.refresh();
         p
+    }
+
+    /// The SFU's media addresses, each allowed as a peer although it is one of ours (only that
+    /// ip:port; unspecified addresses are skipped).
+    pub fn with_media(mut self, media: &[SocketAddr]) -> Policy {
+        let mut list: Vec<SocketAddr> = media
+            .iter()
+            .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+            .collect();
+        list.sort();
+        list.dedup();
+        self.media = list.into();
+        self
+    }
+
+    /// The SFU's media addresses, for the relay tasks (data from them is let in).
+    pub fn media(&self) -> Arc<[SocketAddr]> {
+        self.media.clone()
+    }
+
+    /// Whether `peer` is one of the SFU's media addresses (in any form of its IP).
+    pub fn is_media(&self, peer: SocketAddr) -> bool {
+        !self.media.is_empty()
+            && forms(peer.ip())
+                .iter()
+                .flatten()
+                .any(|ip| self.media.contains(&SocketAddr::new(*ip, peer.port())))
+    }
+
+    /// Whether traffic with `peer` (whose IP got verdict `v`) may go through the kernel: a
+    /// peer the policy allows, or the SFU's media address.
+    pub fn kernel(&self, v: Verdict, peer: SocketAddr) -> bool {
+        v.external || (v.own && self.is_media(peer))
     }
 
     /// Re-reads the local interfaces' addresses (they change: DHCP, a new IPv6 prefix, a VPN).
@@ -233,5 +272,35 @@ mod tests {
         );
         assert!(p.own_addresses().len() >= 2);
         assert!(!p.check("8.8.8.8".parse().unwrap()).own);
+    }
+
+    /// With the SFU on, exactly its media ip:port is a peer: the HTTPS port, the TURN ports
+    /// and any other port of the same address stay refused.
+    #[test]
+    fn the_sfu_media_address_only() {
+        let sfu: SocketAddr = "203.0.113.7:3479".parse().unwrap();
+        let p = policy("").with_media(&[sfu, "0.0.0.0:3479".parse().unwrap()]);
+        let at = |s: &str| {
+            let a: SocketAddr = s.parse().unwrap();
+            p.kernel(p.check(a.ip()), a)
+        };
+        assert!(at("203.0.113.7:3479"));
+        assert!(at("[::ffff:203.0.113.7]:3479"), "the mapped form too");
+        for refused in [
+            "203.0.113.7:443",
+            "203.0.113.7:3478",
+            "203.0.113.7:5349",
+            "203.0.113.7:3480",
+            "203.0.113.7:80",
+            "127.0.0.1:3479",
+            "0.0.0.0:3479",
+        ] {
+            assert!(!at(refused), "{refused}");
+        }
+        // Public peers are unchanged; without the SFU nothing of ours opens.
+        assert!(at("8.8.8.8:3479"));
+        let off = policy("");
+        let a: SocketAddr = "203.0.113.7:3479".parse().unwrap();
+        assert!(!off.kernel(off.check(a.ip()), a));
     }
 }

@@ -176,12 +176,20 @@ thread_local! {
 
 /// Peer -> client, until the allocation is cancelled. The payload is received after
 /// [`HEAD`] spare bytes of the thread's buffer and the header written in front of it.
-pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>) {
+/// `media` are the SFU's media addresses: from there a permission on one of our own addresses
+/// counts (the SFU answers the client it relays for).
+pub async fn run(alloc: Arc<Allocation>, stats: Arc<Stats>, media: Arc<[SocketAddr]>) {
     super::socket::serve_readable(&alloc.relay, &alloc.cancel, || {
         BUF.with_borrow_mut(|buf| {
             super::socket::recv_batch(&alloc.relay, buf, HEAD..HEAD + MAX_PAYLOAD, |buf, r| {
                 if let Ok((n, peer)) = r {
-                    forward(&alloc, &stats, buf, n, peer, Via::Kernel);
+                    let canonical = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                    let via = if media.contains(&canonical) {
+                        Via::Sfu
+                    } else {
+                        Via::Kernel
+                    };
+                    forward(&alloc, &stats, buf, n, peer, via);
                 }
             })
         })
@@ -196,13 +204,15 @@ enum Via {
     Kernel,
     /// From another allocation of this server.
     Server,
+    /// On the relay socket, from the SFU's media address.
+    Sfu,
 }
 
 /// Sends the `n` bytes received at `buf[HEAD..]` from `peer` to the client, when the peer
 /// has a permission: as ChannelData when a channel is bound, else as a Data indication.
 /// From the network, a permission that allows only in-server traffic (one of our own
-/// addresses) does not count: nothing on this machine but another allocation may talk to a
-/// client, and those hand their packets over in-process.
+/// addresses) does not count: nothing on this machine but another allocation (handed over
+/// in-process) or the SFU's media socket may talk to a client.
 fn forward(
     alloc: &Allocation,
     stats: &Stats,
@@ -217,7 +227,7 @@ fn forward(
     let channel = {
         let mut s = lock(&alloc.state);
         let allowed = match s.permission(peer.ip(), now) {
-            Some(p) => via == Via::Server || p.external,
+            Some(p) => via != Via::Kernel || p.external,
             None => false,
         };
         if !allowed {

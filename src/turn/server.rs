@@ -169,6 +169,17 @@ impl Turn {
         credentials: Arc<Credentials>,
         listening: &[SocketAddr],
     ) -> Arc<Turn> {
+        Turn::with_media(config, credentials, listening, &[])
+    }
+
+    /// [`Turn::new`] with the SFU's media addresses, which clients may relay to (see
+    /// [`Policy`]'s module).
+    pub fn with_media(
+        config: Arc<Config>,
+        credentials: Arc<Credentials>,
+        listening: &[SocketAddr],
+        media: &[SocketAddr],
+    ) -> Arc<Turn> {
         let mut key = [0u8; 32];
         // Without randomness the nonce key would be all zeros, and nonces forgeable; the
         // clock is a weak but non-constant stand-in, and the admin hears about it.
@@ -181,7 +192,7 @@ impl Turn {
         own.extend(config.turn.udp_listen.iter().map(|a| a.ip()));
         own.extend(config.https.listen.iter().map(|a| a.ip()));
         own.extend(config.turn.external_ip);
-        let policy = Policy::new(&config.turn, own);
+        let policy = Policy::new(&config.turn, own).with_media(media);
         let turn = &config.turn;
         // Each useful stream carries one allocation; a little more for the 401 round trip.
         let streams = crate::limit::Gate::new(
@@ -244,7 +255,7 @@ impl Turn {
                 return Some(PeerKind::Internal(a));
             }
         }
-        v.external.then_some(PeerKind::External)
+        self.policy.kernel(v, peer).then_some(PeerKind::External)
     }
 
     /// Checks the quotas without adding anything (before binding a relay socket).

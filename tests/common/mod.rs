@@ -94,6 +94,15 @@ pub async fn spawn_node(extra: &str) -> TestServer {
     spawn_inner(spec, None, None).await
 }
 
+/// Like [`spawn_node`], telling the other nodes to reach it at `address` (a proxy the test
+/// runs in front of its HTTPS listener).
+pub async fn spawn_node_advertising(extra: &str, address: SocketAddr) -> TestServer {
+    let mut spec = Spec::new(extra, "", "127.0.0.1:0", "127.0.0.1:0");
+    spec.node = true;
+    spec.advertise = Some(address);
+    spawn_inner(spec, None, None).await
+}
+
 /// Like [`spawn_node`], with the HTTPS listener bound to `https` (an address of the
 /// namespace the test made).
 pub async fn spawn_node_at(extra: &str, https: &str) -> TestServer {
@@ -120,8 +129,9 @@ struct Spec {
     turn_keys: String,
     https: String,
     http: String,
-    /// Whether `[cluster] address` is set to the HTTPS listener.
+    /// Whether `[cluster] address` is set to the HTTPS listener (or to `advertise`).
     node: bool,
+    advertise: Option<SocketAddr>,
 }
 
 impl Spec {
@@ -132,6 +142,7 @@ impl Spec {
             https: https.into(),
             http: http.into(),
             node: false,
+            advertise: None,
         }
     }
 }
@@ -199,7 +210,7 @@ async fn spawn_inner(
         let mut cluster = toml::Table::new();
         cluster.insert(
             "cluster".into(),
-            section(&[("address", ha.to_string().into())]),
+            section(&[("address", spec.advertise.unwrap_or(ha).to_string().into())]),
         );
         merge(&mut config, cluster);
     }

@@ -6,6 +6,8 @@
 //! Works against peerbox and against the seed's protocol (bench/seed-server).
 
 mod hostile;
+mod janus;
+mod sfu;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -95,6 +97,32 @@ struct Args {
     /// one per CPU this process may run on (see `taskset`).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     threads: usize,
+    /// N members in one SFU room, each publishing `--media` and receiving the others
+    /// (`sfu.rs`); `--url` is wss://... for peerbox, http://HOST:8088/janus for Janus.
+    #[arg(long)]
+    sfu: Option<usize>,
+    #[arg(long, value_enum, default_value = "peerbox")]
+    backend: sfu::Backend,
+    /// The VP8 IVF file every SFU member publishes, looped.
+    #[arg(long)]
+    media: Option<PathBuf>,
+    /// Simulcast (peerbox only): the `m` and `l` layers' IVF files, comma-separated; each
+    /// member then publishes `--media` as rid `h` with these as `m` and `l`, and shows every
+    /// other member's video in a small tile (`sfu-view` 160x90: the server sends `l`).
+    #[arg(long)]
+    simulcast: Option<String>,
+    /// The address the members' media sockets bind to.
+    #[arg(long, default_value = "127.0.0.1")]
+    media_ip: String,
+    /// The peerbox room the SFU members join.
+    #[arg(long, default_value = "sfu-bench")]
+    room: String,
+    /// The Janus VideoRoom room number the members join (made if missing).
+    #[arg(long, default_value_t = 4242)]
+    janus_room: u64,
+    /// Milliseconds between two SFU members' arrivals.
+    #[arg(long, default_value_t = 200)]
+    join_gap_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -104,6 +132,9 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()
     };
+    if let Some(n) = args.sfu {
+        return rt()?.block_on(sfu::run(&args, n));
+    }
     match (args.idle, args.hostile, args.silent) {
         (Some(n), _, _) => rt()?.block_on(idle(&args, n)),
         (None, Some(n), _) => rt()?.block_on(hostile::run(&args, n)),
