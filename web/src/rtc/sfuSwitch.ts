@@ -4,10 +4,11 @@
 //
 // To the SFU: join and publish; each member's tile shows its SFU media once that decodes, and this
 // client's state tells the others whose media it gets from the SFU; the media on the link to a
-// member stops once that member says it gets ours from the SFU, or 5 s after our SFU connection is
-// up. New links in an SFU room carry no media. Back to the mesh: media goes back on every link,
-// each tile shows the link's media again once new frames decode there, and the SFU connection
-// ends when every tile has moved (or after 5 s).
+// member stops once that member says it gets ours from the SFU, and only then (stopping it on a
+// timer instead froze our tile for 13 s at a member whose SFU media was slow to start, on a loaded
+// machine). New links in an SFU room carry no media. Back to the mesh: media goes back on every
+// link, each tile shows the link's media again once new frames decode there, and the SFU
+// connection ends when every tile has moved (or after 5 s).
 import { Emitter } from '../signal/emitter'
 import type { SignalClient } from '../signal/client'
 import type { RoomMode } from '../signal/messages'
@@ -60,7 +61,6 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
   /** Members the link's media to is off. */
   private linkOff = new Set<string>()
   private crypto: FrameCrypto | null = null
-  private graceTimer: ReturnType<typeof setTimeout> | null = null
   private backTimer: ReturnType<typeof setInterval> | null = null
   private offs: (() => void)[] = []
   private readonly graceMs: number
@@ -150,15 +150,7 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
         this.mesh.refreshMedia(from)
         this.mesh.broadcastState()
       },
-      onConnectionState: (state) => {
-        if (state === 'connected' && !this.graceTimer) {
-          this.graceTimer = setTimeout(() => {
-            this.graceTimer = null
-            if (this.link === link) for (const id of this.mesh.remotes.keys()) this.stopLink(id)
-          }, this.graceMs)
-        }
-        this.emit('changed', undefined)
-      },
+      onConnectionState: () => this.emit('changed', undefined),
     })
     if (this.crypto) this.crypto.onCounts = (c) => {
       this.counts = c
@@ -186,8 +178,6 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
    * once; `tell`: send `sfu-leave`.
    */
   private back(now: boolean, tell = true): void {
-    if (this.graceTimer) clearTimeout(this.graceTimer)
-    this.graceTimer = null
     for (const id of this.linkOff) void this.mesh.setLinkMedia(id, true).catch((e) => console.warn('peerbox: link media', e))
     this.linkOff.clear()
     if (now || !this.link) {
@@ -222,8 +212,6 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
   /** Ends the SFU connection: every tile shows its link's media. */
   private drop(tell = true): void {
     this.stopBack()
-    if (this.graceTimer) clearTimeout(this.graceTimer)
-    this.graceTimer = null
     const hadLink = !!this.link
     this.link?.close()
     this.link = null
