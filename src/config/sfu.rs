@@ -48,8 +48,7 @@ pub struct SfuConfig {
     /// The one UDP socket every participant's media uses.
     pub listen: SocketAddr,
     /// The address put in the SFU's ICE candidate: `sfu.public_ip`, else `turn.external_ip`,
-    /// else the listen address (when it is not a wildcard), else the address the client's
-    /// WebSocket came in on (see [`SfuConfig::candidate_ip`]).
+    /// else the listen address when it is not a wildcard (see [`SfuConfig::candidate_ip`]).
     pub public_ip: Option<IpAddr>,
     pub max_room_members: usize,
     pub max_participants: usize,
@@ -62,8 +61,10 @@ pub struct SfuConfig {
 }
 
 impl SfuConfig {
-    /// The IP the candidate advertises when the client reached the server on `local` (the
-    /// WebSocket's local address), if no address is configured.
+    /// The IP the candidate advertises: the configured one, else the listen address, else
+    /// `local`. The SFU passes no `local` (it does not fall back to the address a client's
+    /// WebSocket came in on), so a wildcard listen address needs `public_ip` or
+    /// `turn.external_ip`; check-config warns without one.
     pub fn candidate_ip(&self, local: Option<IpAddr>) -> Option<IpAddr> {
         self.public_ip
             .or_else(|| (!self.listen.ip().is_unspecified()).then(|| self.listen.ip()))
