@@ -322,7 +322,13 @@ impl Engine {
             return Err(SignalError::SfuBusy);
         }
         let mut part = Participant::new(session.clone(), room.clone(), peer, rtc, now);
-        // Every track already published in the room.
+        // The first offer carries the publish m-lines only; every track already published in
+        // the room follows in the next offer, once this one is answered. Chromium 156 passed
+        // the frames of receivers made by a first remote offer around their encoded-frame
+        // transforms (E2EE), while those made by later offers work.
+        if let Some(frame) = part.negotiate() {
+            part.peer.send(frame);
+        }
         for other in self.rooms.get(&room).into_iter().flatten() {
             if let Some(o) = self.parts.get(other) {
                 for mid in &o.live {
@@ -331,9 +337,6 @@ impl Engine {
                     }
                 }
             }
-        }
-        if let Some(frame) = part.negotiate() {
-            part.peer.send(frame);
         }
         tracing::info!(session = %session, participants = self.parts.len() + 1, "sfu joined");
         self.by_session.insert(session, p);
