@@ -44,13 +44,16 @@ let instances = 0;
 
 /**
  * Starts peerbox on loopback with its own temporary config.
- * @param {{capacity?: number, name?: string, extraRooms?: string}} opts
+ * `sfu`: turn the built-in SFU on, on a free loopback UDP port (big rooms go through it).
+ * @param {{capacity?: number, name?: string, extraRooms?: string, sfu?: boolean}} opts
  */
 export async function startPeerbox(opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'peerbox-e2e-'));
   mkdirSync(join(dir, 'ssl'));
   const [httpsPort, httpPort, turnPort] = [await freeTcpPort(), await freeTcpPort(), await freeTurnPort()];
   // Distinct relay ranges so two servers in one test never compete for a relay port.
+  let sfuPort = opts.sfu ? await freeTurnPort() : 0;
+  while (opts.sfu && sfuPort === turnPort) sfuPort = await freeTurnPort();
   const base = 41000 + (((process.pid % 8) * 4 + instances++) % 32) * 500;
   const config = `# written by tests/e2e/lib/server.mjs
 hostname = "127.0.0.1"
@@ -77,7 +80,11 @@ ${opts.extraRooms ?? ''}
 listen = ["127.0.0.1:${turnPort}"]
 relay_ports = "${base}-${base + 499}"
 allow_loopback_peers = true
-`;
+${opts.sfu ? `
+[sfu]
+enabled = true
+listen = "127.0.0.1:${sfuPort}"
+` : ''}`;
   const configPath = join(dir, 'config.toml');
   writeFileSync(configPath, config);
   mkdirSync(OUT_DIR, { recursive: true });
