@@ -83,6 +83,10 @@ listen = "$IP:19500"
 [rooms]
 capacity = 50
 sfu_from = 1
+# Every member logs in from the one bench address: the per-address credential allowance
+# (20 a minute, bursts of 30) would refuse the 31st.
+credentials_per_minute = 1000
+credential_burst = 1000
 TOML
 
 wait_http() { for _ in $(seq 100); do curl -sk "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }

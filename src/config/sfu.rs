@@ -25,7 +25,7 @@ impl Default for RawSfu {
             enabled: false,
             listen: "0.0.0.0:3479".into(),
             public_ip: String::new(),
-            max_room_members: 50,
+            max_room_members: 25,
             max_participants: 500,
             max_subscriber_kbps: 6000,
             command_queue: 1024,

@@ -86,6 +86,8 @@ pub enum Command {
 pub struct Handle {
     tx: mpsc::Sender<Command>,
     pub stats: Arc<Stats>,
+    /// `sfu.max_room_members`: a room of SFU clients may hold this many members.
+    pub max_room_members: usize,
 }
 
 impl Handle {
@@ -139,6 +141,7 @@ pub fn channel(config: &SfuConfig) -> (Handle, mpsc::Receiver<Command>) {
     let handle = Handle {
         tx,
         stats: Arc::default(),
+        max_room_members: config.max_room_members,
     };
     (handle, rx)
 }

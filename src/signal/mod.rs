@@ -104,6 +104,7 @@ impl Hub {
                     .with_min_room_chars(config.min_room_chars)
                     .with_lobby_wait(config.lobby_wait)
                     .with_sfu_from(sfu_from)
+                    .with_sfu_capacity(sfu.as_ref().map(|h| h.max_room_members))
                     .with_mesh_after(config.mesh_after),
             ),
             connections: Mutex::new(Connections::default()),

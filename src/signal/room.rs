@@ -167,6 +167,9 @@ pub struct Rooms {
     lobby_wait: Duration,
     /// When a room uses the SFU.
     mode: ModeRule,
+    /// With the SFU on: how many members a room of SFU clients may have
+    /// (`sfu.max_room_members`; a mesh room keeps `capacity`).
+    sfu_capacity: Option<usize>,
 }
 
 /// When a room is in SFU mode: with the SFU on, once it has more than `sfu_from` members that
@@ -325,6 +328,24 @@ impl Rooms {
                 sfu_from: None,
                 mesh_after: Duration::from_secs(15),
             },
+            sfu_capacity: None,
+        }
+    }
+
+    /// With the SFU on: a room whose members (and newcomer) all announce SFU support holds up
+    /// to `members` (the larger of it and `capacity`), one with any other client `capacity`.
+    pub fn with_sfu_capacity(mut self, members: Option<usize>) -> Rooms {
+        self.sfu_capacity = members;
+        self
+    }
+
+    /// How many members `room` may have with `me` coming in.
+    fn capacity_for(&self, room: Option<&Room>, me: &Member) -> usize {
+        match self.sfu_capacity {
+            Some(c) if me.sfu && room.is_none_or(|r| r.members.iter().all(|m| m.sfu)) => {
+                c.max(self.capacity)
+            }
+            _ => self.capacity,
         }
     }
 
@@ -448,9 +469,10 @@ impl Rooms {
             }
             None => {}
         }
+        let capacity = self.capacity_for(self.rooms.get(room), &me);
         match self.rooms.get(room) {
-            Some(r) if r.members.len() >= self.capacity => {
-                return Err(SignalError::Full(self.capacity));
+            Some(r) if r.members.len() >= capacity => {
+                return Err(SignalError::Full(capacity));
             }
             Some(r) if r.policy.lobby => {
                 self.knock(room, me, now, out)?;
@@ -487,7 +509,7 @@ impl Rooms {
         now: Instant,
         out: &mut Outbox,
     ) -> Vec<(String, String)> {
-        let capacity = self.capacity;
+        let capacity = self.capacity_for(self.rooms.get(room), &me);
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
@@ -514,7 +536,7 @@ impl Rooms {
         now: Instant,
         out: &mut Outbox,
     ) -> Vec<(String, String)> {
-        let capacity = self.capacity;
+        let capacity = self.capacity_for(self.rooms.get(room), &me);
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };

@@ -633,3 +633,48 @@ fn a_shrunk_sfu_room_goes_back_to_a_mesh_only_after_mesh_after() {
     assert_eq!(rooms.sfu_state("a").map(|s| s.1), Some(false));
     assert_eq!(rooms.next_settle(), None);
 }
+
+#[test]
+fn a_room_of_sfu_clients_holds_sfu_capacity_members_a_mesh_capacity() {
+    let mut rooms = Rooms::new(2, 2, 10)
+        .with_sfu_from(Some(1))
+        .with_sfu_capacity(Some(4));
+    let cs: Vec<Client> = (0..6).map(|_| client(16)).collect();
+    let now = Instant::now();
+    let mut join = |i: usize, sfu: bool| {
+        let mut out = Outbox::default();
+        let mut m = member(&cs[i], &format!("m{i}"));
+        m.sfu = sfu;
+        let r = rooms.join(m, "r", Entry::default(), now, &mut out);
+        out.deliver();
+        r.map(drop)
+    };
+    for i in 0..4 {
+        assert_eq!(join(i, true), Ok(()), "SFU member {i}");
+    }
+    assert_eq!(
+        join(4, true),
+        Err(SignalError::Full(4)),
+        "past sfu capacity"
+    );
+    // A client without SFU support would make it a mesh of 5: refused at the mesh's 2.
+    assert_eq!(join(5, false), Err(SignalError::Full(2)));
+    // Without the SFU every room has the one capacity.
+    let mut plain = Rooms::new(2, 2, 10);
+    for (i, c) in cs.iter().take(3).enumerate() {
+        let mut out = Outbox::default();
+        let mut m = member(c, &format!("p{i}"));
+        m.sfu = true;
+        let r = plain
+            .join(m, "p", Entry::default(), now, &mut out)
+            .map(drop);
+        assert_eq!(
+            r,
+            if i < 2 {
+                Ok(())
+            } else {
+                Err(SignalError::Full(2))
+            }
+        );
+    }
+}
