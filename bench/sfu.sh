@@ -23,6 +23,12 @@ MEDIA_SIZE=${MEDIA_SIZE:-640x360}
 MEDIA_FPS=${MEDIA_FPS:-30}
 MEDIA_KBPS=${MEDIA_KBPS:-500}
 SERVERS=${SERVERS:-peerbox janus}
+# SIMULCAST=1 (peerbox only): each member publishes three layers (h: the media above; m and l at
+# half and a quarter of its size and SIM_M_KBPS, SIM_L_KBPS) and shows every other member in a
+# small tile, so the server forwards `l`: the issue's "25 people, the low layer for small tiles".
+SIMULCAST=${SIMULCAST:-0}
+SIM_M_KBPS=${SIM_M_KBPS:-150}
+SIM_L_KBPS=${SIM_L_KBPS:-60}
 PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
 
 if [ -z "${PEERBOX_SFU_BENCH_NS:-}" ]; then
@@ -33,7 +39,7 @@ if [ -z "${PEERBOX_SFU_BENCH_NS:-}" ]; then
 fi
 
 if [ "$PIN" = 1 ]; then server_cpu="taskset -c 1"; load_cpu="taskset -c 0"; else server_cpu=; load_cpu=; fi
-bin_dir=${CARGO_TARGET_DIR:-target}/release
+bin_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}/release")
 IP=10.77.0.1
 ip link set lo up
 ip link add pbx0 type veth peer name pbx1
@@ -47,6 +53,16 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$tmp
 trap cleanup EXIT
 ffmpeg -loglevel error -y -f lavfi -i "testsrc=size=$MEDIA_SIZE:rate=$MEDIA_FPS" -c:v libvpx \
   -b:v "${MEDIA_KBPS}k" -g $((MEDIA_FPS * 2)) -deadline realtime -t 20 "$tmp/media.ivf"
+simulcast_args=()
+if [ "$SIMULCAST" = 1 ]; then
+  for l in "m 2 $SIM_M_KBPS" "l 4 $SIM_L_KBPS"; do
+    read -r rid div kbps <<<"$l"
+    ffmpeg -loglevel error -y -f lavfi -i "testsrc=size=$MEDIA_SIZE:rate=$MEDIA_FPS" \
+      -vf "scale=iw/$div:ih/$div" -c:v libvpx -b:v "${kbps}k" -g $((MEDIA_FPS * 2)) \
+      -deadline realtime -t 20 "$tmp/media.$rid.ivf"
+  done
+  simulcast_args=(--simulcast "$tmp/media.m.ivf,$tmp/media.l.ivf")
+fi
 
 mkdir -p "$tmp/ssl"
 cat > "$tmp/config.toml" <<TOML
@@ -67,6 +83,10 @@ listen = "$IP:19500"
 [rooms]
 capacity = 50
 sfu_from = 1
+# Every member logs in from the one bench address: the per-address credential allowance
+# (20 a minute, bursts of 30) would refuse the 31st.
+credentials_per_minute = 1000
+credential_burst = 1000
 TOML
 
 wait_http() { for _ in $(seq 100); do curl -sk "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
@@ -74,14 +94,18 @@ wait_http() { for _ in $(seq 100); do curl -sk "$1" >/dev/null 2>&1 && return 0;
 start() {
   case $1 in
     peerbox)
-      (cd "$tmp" && exec $server_cpu "$OLDPWD/$bin_dir/peerbox" --config config.toml) >"$tmp/peerbox.log" 2>&1 &
-      server_pid=$!; wait_http "https://$IP/" ;;
+      (cd "$tmp" && exec $server_cpu "$bin_dir/peerbox" --config config.toml) >"$tmp/peerbox.log" 2>&1 &
+      server_pid=$!; wait_http "https://$IP/" || { tail -n 5 "$tmp/peerbox.log" >&2; return 1; } ;;
     janus)
       $server_cpu janus -F /etc/janus -E pbx0 -r 20000-29999 -d 2 >"$tmp/janus.log" 2>&1 &
       server_pid=$!; wait_http "http://$IP:8088/janus/info" ;;
   esac
 }
-stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
+# LOGS=DIR keeps each run's server log and load generator errors there.
+stop() {
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+  if [ -n "${LOGS:-}" ]; then mkdir -p "$LOGS"; cp "$tmp/$1.log" "$LOGS/$1-$2-$3.log"; cp "$tmp/load.err" "$LOGS/load-$1-$2-$3.err" 2>/dev/null || true; fi
+}
 
 load() {
   local server=$1 n=$2 url backend
@@ -91,7 +115,8 @@ load() {
   esac
   $load_cpu "$bin_dir/loadgen" --url "$url" --insecure --backend "$backend" --sfu "$n" \
     --media "$tmp/media.ivf" --media-ip "$IP" --pid "$server_pid" --duration "$DURATION" \
-    --warmup "$WARMUP" --room "bench-$RANDOM" --janus-room $((1000 + RANDOM)) 2>"$tmp/load.err" | grep "^RESULT" || { echo "RESULT backend=$backend members=$n failed=run"; { head -n 5 "$tmp/load.err"; tail -n 3 "$tmp/$server.log"; } >&2; }
+    --warmup "$WARMUP" --room "bench-$RANDOM" --janus-room $((1000 + RANDOM)) \
+    ${simulcast_args[@]+"${simulcast_args[@]}"} 2>"$tmp/load.err" | grep "^RESULT" || { echo "RESULT backend=$backend members=$n failed=run"; { head -n 5 "$tmp/load.err"; tail -n 3 "$tmp/$server.log"; } >&2; }
 }
 
 results="$tmp/results"
@@ -100,14 +125,14 @@ for round in $(seq "$ROUNDS"); do
     for s in $SERVERS; do
       start "$s"
       line=$(load "$s" "$n")
-      stop
+      stop "$s" "$n" "$round"
       echo "round=$round $line" | tee -a "$results"
     done
   done
 done
 
 echo
-echo "medians over $ROUNDS rounds (media ${MEDIA_SIZE}@${MEDIA_FPS} ${MEDIA_KBPS} kbit/s, PIN=$PIN):"
+echo "medians over $ROUNDS rounds (media ${MEDIA_SIZE}@${MEDIA_FPS} ${MEDIA_KBPS} kbit/s, SIMULCAST=$SIMULCAST, PIN=$PIN):"
 python3 - "$results" <<'PY'
 import sys, statistics, collections
 rows = collections.defaultdict(list)

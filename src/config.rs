@@ -200,6 +200,7 @@ struct RawRooms {
     lobby_wait_secs: f64,
     min_room_chars: usize,
     sfu_from: usize,
+    mesh_after_secs: f64,
 }
 
 impl Default for RawRooms {
@@ -231,6 +232,7 @@ impl Default for RawRooms {
             lobby_wait_secs: 300.0,
             min_room_chars: 1,
             sfu_from: 3,
+            mesh_after_secs: 15.0,
         }
     }
 }
@@ -371,6 +373,9 @@ pub struct RoomsConfig {
     /// A room stays a mesh up to this many members and moves to the SFU beyond (only with
     /// `[sfu] enabled`, and only while every member announces SFU support).
     pub sfu_from: usize,
+    /// An SFU room that shrank to `sfu_from` members or fewer goes back to a mesh only after
+    /// this long.
+    pub mesh_after: Duration,
 }
 
 /// Which browser origins besides peerbox's own host may open its WebSocket.
@@ -546,6 +551,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         return Err(invalid("rooms.min_room_chars", "must be between 1 and 128"));
     }
     positive("rooms.sfu_from", rooms.sfu_from)?;
+    let mesh_after = seconds("rooms.mesh_after_secs", rooms.mesh_after_secs)?;
     let https_turn = raw.https.turn && !raw.https.listen.is_empty();
     let turn = validate_turn(raw.turn, rooms.capacity, https_turn)?;
     let cluster = cluster::validate(raw.cluster, &turn.secret)?;
@@ -632,6 +638,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             lobby_wait,
             min_room_chars: rooms.min_room_chars,
             sfu_from: rooms.sfu_from,
+            mesh_after,
         },
         turn,
         metrics: MetricsConfig {

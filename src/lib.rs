@@ -296,6 +296,9 @@ impl Server {
             config.tls.watch_interval,
             http_stop.clone(),
         ));
+        if config.sfu.enabled {
+            tasks.spawn(hub.clone().settle_every_second(http_stop.clone()));
+        }
         if let Some(cluster) = cluster {
             tasks.spawn(cluster.run(hub.clone(), http_stop.clone()));
         }

@@ -1,10 +1,12 @@
 //! The SFU end to end: str0m clients in the test act as browsers, over the real WSS
 //! signalling and real ICE + DTLS-SRTP on loopback. A publishes VP8 frames (synthetic
-//! payloads), B subscribes through the server and must receive the same bytes.
+//! payloads, three simulcast layers with rids, keyframes marked in the VP8 payload header
+//! as a browser's are), B subscribes through the server and must receive the same bytes;
+//! which layer it gets follows its `sfu-view` and its bandwidth.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
-use str0m::media::{MediaTime, Mid};
+use str0m::media::{MediaTime, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,13 +39,25 @@ struct Browser {
     tcp: Option<TcpStream>,
     tcp_in: Vec<u8>,
     tcp_frames: usize,
-    /// The video m-line the server offered for publishing.
-    publish_video: Option<Mid>,
-    /// mid -> (member, kind) from the server's track map.
-    tracks: HashMap<String, (String, String)>,
+    /// The m-lines the server offered for publishing, by source.
+    publish: HashMap<String, Mid>,
+    /// mid -> (member, kind, source) from the server's track map.
+    tracks: HashMap<String, (String, String, String)>,
     /// Media frames received: (mid, payload).
     received: Vec<(Mid, Vec<u8>)>,
     keyframe_requests: usize,
+    /// The rids keyframe requests named, in order.
+    keyframe_rids: Vec<Option<String>>,
+    /// Layers (0 l, 1 m, 2 h) to send a keyframe on next.
+    force_key: [bool; 3],
+    /// Publishing the screen too (one layer), and audio at this level (dBov).
+    sharing: bool,
+    level: Option<i8>,
+    /// A bottleneck in front of its media socket: RTP and RTCP in at most this many bits/s,
+    /// queued up to 300 ms, dropped beyond (as a router's queue would).
+    link_bps: Option<u64>,
+    link: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+    link_free: Instant,
     connected: bool,
     offers: usize,
     /// Every other signalling message, in order.
@@ -91,10 +105,17 @@ async fn login_from(
         tcp: None,
         tcp_in: Vec::new(),
         tcp_frames: 0,
-        publish_video: None,
+        publish: HashMap::new(),
         tracks: HashMap::new(),
         received: Vec::new(),
         keyframe_requests: 0,
+        keyframe_rids: Vec::new(),
+        force_key: [false; 3],
+        sharing: false,
+        level: None,
+        link_bps: None,
+        link: VecDeque::new(),
+        link_free: now,
         connected: false,
         offers: 0,
         messages: vec![joined],
@@ -145,15 +166,37 @@ async fn recv(ws: &mut Ws) -> Value {
     }
 }
 
-/// A synthetic VP8 frame: a key frame every 30th, 2,500 bytes (two or three packets).
-fn vp8_frame(n: usize) -> Vec<u8> {
-    let key = n % 30 == 0;
+/// The simulcast layers a publisher sends: rid, size, bytes per frame (at 30 frames/s:
+/// about 120 kbit/s, 360 kbit/s and 960 kbit/s), smallest first.
+const LAYERS: [(&str, (u16, u16), usize); 3] = [
+    ("l", (320, 180), 500),
+    ("m", (640, 360), 1500),
+    ("h", (1280, 720), 4000),
+];
+/// The layer of the screen share (no simulcast) in the frames' layer byte.
+const SCREEN: u8 = 9;
+
+/// A synthetic VP8 frame of `layer` (a key frame if `key`): the VP8 payload header's first
+/// byte says which (bit 0 clear: key frame), a key frame carries its size as in RFC 6386;
+/// byte 10 is the layer, then the frame number.
+fn vp8_frame(n: usize, layer: u8, key: bool) -> Vec<u8> {
+    let (_, (w, h), len) = LAYERS.get(usize::from(layer)).copied().unwrap_or(LAYERS[1]);
     let mut f = vec![if key { 0x50 } else { 0x51 }, 0x01, 0x00, 0x9d, 0x01, 0x2a];
-    f.extend_from_slice(&[0x40, 0x01, 0xf0, 0x00]);
-    while f.len() < 2500 {
+    f.extend_from_slice(&w.to_le_bytes());
+    f.extend_from_slice(&h.to_le_bytes());
+    f.push(layer);
+    while f.len() < len {
         f.extend_from_slice(&(n as u32).to_be_bytes());
     }
     f
+}
+
+fn is_key(frame: &[u8]) -> bool {
+    frame[0] & 1 == 0
+}
+
+fn is_rtp_or_rtcp(d: &[u8]) -> bool {
+    (128..=191).contains(&d.first().copied().unwrap_or(0))
 }
 
 impl Browser {
@@ -177,9 +220,21 @@ impl Browser {
                 self.next_frame = now + Duration::from_millis(33);
                 continue;
             }
+            if let Some(&(at, _, _)) = self.link.front()
+                && at <= now
+            {
+                let (_, source, d) = self.link.pop_front().expect("front");
+                if let Ok(r) = Receive::new(Protocol::Udp, source, self.local, &d) {
+                    let _ = self.rtc.handle_input(Input::Receive(now, r));
+                }
+                continue;
+            }
             let mut wake = self.timeout.min(deadline);
             if self.publishing && self.connected {
                 wake = wake.min(self.next_frame);
+            }
+            if let Some(&(at, _, _)) = self.link.front() {
+                wake = wake.min(at);
             }
             tokio::select! {
                 m = self.ws.next() => match m {
@@ -192,8 +247,18 @@ impl Browser {
                 },
                 r = self.socket.recv_from(&mut buf) => {
                     let (n, source) = r.expect("udp recv");
+                    let now = Instant::now();
+                    if let Some(bps) = self.link_bps.filter(|_| is_rtp_or_rtcp(&buf[..n])) {
+                        let start = self.link_free.max(now);
+                        let at = start + Duration::from_micros(n as u64 * 8_000_000 / bps);
+                        if at.saturating_duration_since(now) <= Duration::from_millis(300) {
+                            self.link_free = at;
+                            self.link.push_back((at, source, buf[..n].to_vec()));
+                        }
+                        continue;
+                    }
                     if let Ok(r) = Receive::new(Protocol::Udp, source, self.local, &buf[..n]) {
-                        let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
+                        let _ = self.rtc.handle_input(Input::Receive(now, r));
                     }
                 }
                 r = read_tcp(&mut self.tcp, &mut tcp_buf) => {
@@ -228,7 +293,13 @@ impl Browser {
                 Output::Event(e) => match e {
                     Event::Connected => self.connected = true,
                     Event::MediaData(d) => self.received.push((d.mid, d.data.to_vec())),
-                    Event::KeyframeRequest(_) => self.keyframe_requests += 1,
+                    Event::KeyframeRequest(r) => {
+                        self.keyframe_requests += 1;
+                        let rid = r.rid.map(|r| r.to_string());
+                        let layer = LAYERS.iter().position(|l| Some(l.0) == rid.as_deref());
+                        self.force_key[layer.unwrap_or(1)] = true;
+                        self.keyframe_rids.push(rid);
+                    }
                     _ => {}
                 },
             }
@@ -267,43 +338,96 @@ impl Browser {
             .accept_offer(offer)
             .expect("offer accepted");
         for p in v["data"]["publish"].as_array().expect("publish") {
-            if p["kind"] == "video" {
-                let mid: Mid = p["mid"].as_str().expect("mid").into();
-                self.publish_video = Some(mid);
-            }
+            let mid: Mid = p["mid"].as_str().expect("mid").into();
+            let source = p["source"].as_str().expect("source").to_owned();
+            self.publish.insert(source, mid);
         }
         self.tracks.clear();
         for t in v["data"]["tracks"].as_array().expect("tracks") {
             let mid = t["mid"].as_str().expect("mid").to_owned();
             let from = t["from"].as_str().expect("from").to_owned();
             let kind = t["kind"].as_str().expect("kind").to_owned();
-            self.tracks.insert(mid, (from, kind));
+            let source = t["source"].as_str().expect("source").to_owned();
+            self.tracks.insert(mid, (from, kind, source));
         }
         let sdp = answer.to_sdp_string();
         self.send(json!({"type": "sfu-answer", "data": {"sdp": sdp}}))
             .await;
     }
 
+    /// One frame on each layer of the camera (a key frame every 300th, or when asked),
+    /// of the screen if sharing, and an audio packet with its level if it has one.
     fn write_frame(&mut self, now: Instant) {
-        let Some(mid) = self.publish_video else {
-            return;
-        };
-        let Some(writer) = self.rtc.writer(mid) else {
-            return;
-        };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .map(|p| p.pt())
-        else {
-            return;
-        };
-        let n = self.sent.len();
-        let frame = vp8_frame(n);
+        let n = self.sent.len() / 3;
         let time = MediaTime::from_90khz(n as u64 * 3000);
-        if writer.write(pt, now, time, frame.clone()).is_ok() {
-            self.sent.push(frame);
+        if let Some(mid) = self.publish.get("camera").copied() {
+            for (layer, (rid, _, _)) in LAYERS.iter().enumerate() {
+                let key = n % 300 == 0 || std::mem::take(&mut self.force_key[layer]);
+                let frame = vp8_frame(n, layer as u8, key);
+                let Some(writer) = self.rtc.writer(mid) else {
+                    return;
+                };
+                let Some(pt) = vp8(&writer) else {
+                    return;
+                };
+                let rid: Rid = (*rid).into();
+                if writer.rid(rid).write(pt, now, time, frame.clone()).is_ok() {
+                    self.sent.push(frame);
+                }
+            }
         }
+        if self.sharing
+            && let Some(mid) = self.publish.get("screen").copied()
+            && let Some(writer) = self.rtc.writer(mid)
+            && let Some(pt) = vp8(&writer)
+        {
+            let frame = vp8_frame(n, SCREEN, n % 30 == 0);
+            let _ = writer.write(pt, now, time, frame);
+        }
+        if let Some(level) = self.level
+            && let Some(mid) = self.publish.get("mic").copied()
+            && let Some(writer) = self.rtc.writer(mid)
+        {
+            let opus = writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .map(|p| p.pt());
+            let time = MediaTime::new(n as u64 * 1584, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+            if let Some(pt) = opus {
+                let _ = writer
+                    .audio_level(level, level > -50)
+                    .write(pt, now, time, vec![0xfc; 40]);
+            }
+        }
+    }
+
+    /// Video frames received from `from`'s camera: (layer byte, key frame).
+    fn camera_from(&self, from: &str) -> Vec<(u8, bool)> {
+        self.received
+            .iter()
+            .filter(|(mid, _)| {
+                self.tracks
+                    .get(&mid.to_string())
+                    .is_some_and(|(f, _, s)| f == from && s == "camera")
+            })
+            .map(|(_, d)| (d[10], is_key(d)))
+            .collect()
+    }
+
+    /// The mid of the m-line that carries `from`'s `source`.
+    fn mid_of(&self, from: &str, source: &str) -> Option<String> {
+        self.tracks
+            .iter()
+            .find(|(_, (f, _, s))| f == from && s == source)
+            .map(|(m, _)| m.clone())
+    }
+
+    /// Tells the server `from`'s camera is shown at `w`x`h`.
+    async fn view(&mut self, from: &str, w: u32, h: u32) {
+        let mid = self.mid_of(from, "camera").expect("a camera line");
+        let v =
+            json!({"type": "sfu-view", "data": {"views": [{"mid": mid, "width": w, "height": h}]}});
+        self.send(v).await;
     }
 
     /// Received frames on m-lines the track map says carry `from`'s video.
@@ -313,7 +437,7 @@ impl Browser {
             .filter(|(mid, _)| {
                 self.tracks
                     .get(&mid.to_string())
-                    .is_some_and(|(f, k)| f == from && k == "video")
+                    .is_some_and(|(f, k, _)| f == from && k == "video")
             })
             .map(|(_, d)| d.as_slice())
             .collect()
@@ -329,6 +453,13 @@ impl Browser {
     fn saw(&self, kind: &str) -> Vec<&Value> {
         self.messages.iter().filter(|m| m["type"] == kind).collect()
     }
+}
+
+fn vp8(writer: &str0m::media::Writer<'_>) -> Option<str0m::media::Pt> {
+    writer
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::Vp8)
+        .map(|p| p.pt())
 }
 
 /// Pumps every browser at once for `d`.
@@ -573,6 +704,286 @@ async fn inside() {
     server.stop(Duration::from_secs(5)).await;
 }
 
+/// Frames of `frames` after the first `skip`, as (layer, key frame).
+fn since(frames: &[(u8, bool)], skip: usize) -> &[(u8, bool)] {
+    &frames[skip.min(frames.len())..]
+}
+
+#[tokio::test]
+async fn simulcast_layers_follow_the_view_and_switch_on_keyframes() {
+    let server = common::spawn(SFU_ON).await;
+    let mut a = login(&server, "big", "A", true).await;
+    let mut b = login(&server, "big", "B", true).await;
+    let a_id = publish_to(&mut a, &mut b, 10).await;
+    // The camera m-line offered simulcast, the map says what each line is.
+    assert!(a.publish.contains_key("mic") && a.publish.contains_key("screen"));
+    // No view yet: `m` only (the first frame a key frame).
+    let got = b.camera_from(&a_id);
+    assert!(got.iter().all(|(l, _)| *l == 1), "{got:?}");
+    assert!(got[0].1, "starts on a key frame");
+
+    // A small tile: `l`, from an `l` key frame that A was asked for; `m` until then.
+    let (before, plis) = (got.len(), a.keyframe_rids.len());
+    b.view(&a_id, 160, 90).await;
+    pump_until(&mut [&mut a, &mut b], "B gets l", |all| {
+        all[1]
+            .camera_from(&a_id)
+            .iter()
+            .skip(before)
+            .any(|(l, _)| *l == 0)
+    })
+    .await;
+    let got = b.camera_from(&a_id);
+    let after = since(&got, before);
+    let first_l = after.iter().position(|(l, _)| *l == 0).expect("an l frame");
+    assert!(after[first_l].1, "the switch is on a key frame: {after:?}");
+    assert!(
+        after[..first_l].iter().all(|(l, _)| *l == 1),
+        "m until then"
+    );
+    assert!(after[first_l..].iter().all(|(l, _)| *l == 0), "then only l");
+    assert!(
+        a.keyframe_rids[plis..]
+            .iter()
+            .any(|r| r.as_deref() == Some("l")),
+        "A was asked for an l key frame: {:?}",
+        a.keyframe_rids
+    );
+
+    // A big tile: `h`.
+    let before = got.len();
+    b.view(&a_id, 1280, 720).await;
+    pump_until(&mut [&mut a, &mut b], "B gets h", |all| {
+        all[1]
+            .camera_from(&a_id)
+            .iter()
+            .skip(before)
+            .any(|(l, _)| *l == 2)
+    })
+    .await;
+    // Not shown: nothing (after what was in flight).
+    b.view(&a_id, 0, 0).await;
+    pump_all(&mut [&mut a, &mut b], Duration::from_millis(300)).await;
+    let before = b.camera_from(&a_id).len();
+    pump_all(&mut [&mut a, &mut b], Duration::from_millis(700)).await;
+    assert_eq!(b.camera_from(&a_id).len(), before, "video while not shown");
+    server.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_subscriber_behind_a_slow_link_falls_to_l_and_slows_nobody() {
+    let server = common::spawn(SFU_ON).await;
+    let mut a = login(&server, "big", "A", true).await;
+    let mut b = login(&server, "big", "B", true).await;
+    let mut c = login(&server, "big", "C", true).await;
+    // C's downlink carries 250 kbit/s: neither `h` (~1 Mbit/s) nor `m` (~380 kbit/s with
+    // its headers) fits, `l` (~130 kbit/s) does.
+    c.link_bps = Some(250_000);
+    let a_id = publish_to(&mut a, &mut b, 5).await;
+    c.send(json!({"type": "sfu-join"})).await;
+    pump_until(&mut [&mut a, &mut b, &mut c], "C receives A", |all| {
+        !all[2].camera_from(&a_id).is_empty()
+    })
+    .await;
+    b.view(&a_id, 1280, 720).await;
+    c.view(&a_id, 1280, 720).await;
+    pump_until(&mut [&mut a, &mut b, &mut c], "B gets h", |all| {
+        all[1].camera_from(&a_id).last().is_some_and(|f| f.0 == 2)
+    })
+    .await;
+    // C's estimate falls: it ends on `l`, while B keeps `h`.
+    let mut on_l = false;
+    for _ in 0..200 {
+        pump_all(&mut [&mut a, &mut b, &mut c], Duration::from_millis(100)).await;
+        let tail: Vec<u8> = c
+            .camera_from(&a_id)
+            .iter()
+            .rev()
+            .take(20)
+            .map(|f| f.0)
+            .collect();
+        if tail.len() == 20 && tail.iter().all(|l| *l == 0) {
+            on_l = true;
+            break;
+        }
+    }
+    assert!(on_l, "C never settled on l: {:?}", c.camera_from(&a_id));
+    let (b0, c0, a0) = (
+        b.camera_from(&a_id).len(),
+        c.camera_from(&a_id).len(),
+        a.sent.len(),
+    );
+    pump_all(&mut [&mut a, &mut b, &mut c], Duration::from_secs(2)).await;
+    let b_new: Vec<u8> = since(&b.camera_from(&a_id), b0)
+        .iter()
+        .map(|f| f.0)
+        .collect();
+    // A went on at its own pace (3 layers x 30 frames/s) and B got every `h` frame of it.
+    let a_frames = (a.sent.len() - a0) / 3;
+    assert!(a_frames >= 45, "A slowed down: {a_frames} frames in 2 s");
+    assert!(b_new.iter().all(|l| *l == 2), "B left h: {b_new:?}");
+    // (The test's clients share one loaded task: a few late frames are the test's own.)
+    assert!(
+        b_new.len() * 10 >= a_frames * 8,
+        "B lost frames: {} of {a_frames}",
+        b_new.len()
+    );
+    assert!(c.camera_from(&a_id).len() > c0, "C still receives");
+    server.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_screen_share_comes_and_goes_in_the_others_tracks() {
+    let server = common::spawn(SFU_ON).await;
+    let mut a = login(&server, "big", "A", true).await;
+    let mut b = login(&server, "big", "B", true).await;
+    let a_id = publish_to(&mut a, &mut b, 5).await;
+    assert_eq!(b.mid_of(&a_id, "screen"), None);
+    a.sharing = true;
+    pump_until(&mut [&mut a, &mut b], "B receives A's screen", |all| {
+        let b = &all[1];
+        b.mid_of(&a_id, "screen").is_some_and(|mid| {
+            b.received
+                .iter()
+                .any(|(m, d)| m.to_string() == mid && d[10] == SCREEN)
+        })
+    })
+    .await;
+    a.sharing = false;
+    a.send(json!({"type": "sfu-unpublish", "data": {"source": "screen"}}))
+        .await;
+    pump_until(
+        &mut [&mut a, &mut b],
+        "A's screen leaves B's tracks",
+        |all| all[1].mid_of(&a_id, "screen").is_none(),
+    )
+    .await;
+    // The camera goes on.
+    let before = b.camera_from(&a_id).len();
+    pump_until(&mut [&mut a, &mut b], "B still gets A's camera", |all| {
+        all[1].camera_from(&a_id).len() > before + 5
+    })
+    .await;
+    // Sharing again brings it back.
+    a.sharing = true;
+    pump_until(&mut [&mut a, &mut b], "A's screen is back", |all| {
+        all[1].mid_of(&a_id, "screen").is_some()
+    })
+    .await;
+    // Anything else than the screen is refused.
+    a.send(json!({"type": "sfu-unpublish", "data": {"source": "camera"}}))
+        .await;
+    pump_until(&mut [&mut a], "an error", |all| {
+        !all[0].saw("error").is_empty()
+    })
+    .await;
+    server.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn audio_levels_make_the_speaker_list_loudest_first() {
+    let server = common::spawn(SFU_ON).await;
+    let mut a = login(&server, "big", "A", true).await;
+    let mut b = login(&server, "big", "B", true).await;
+    let mut c = login(&server, "big", "C", true).await;
+    for x in [&mut a, &mut b, &mut c] {
+        x.send(json!({"type": "sfu-join"})).await;
+        x.publishing = true;
+    }
+    a.level = Some(-40);
+    b.level = Some(-15);
+    c.level = Some(-127);
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+    let last = |x: &Browser| -> Option<Vec<String>> {
+        let s = x.saw("sfu-speakers");
+        let l = s.last()?["data"]["speakers"].as_array()?.clone();
+        Some(
+            l.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        )
+    };
+    pump_until(&mut [&mut a, &mut b, &mut c], "B then A", |all| {
+        last(all[2]) == Some(vec![b_id.clone(), a_id.clone()])
+    })
+    .await;
+    // B goes quiet: A alone, told to everyone, at most every 300 ms.
+    b.level = Some(-127);
+    pump_until(&mut [&mut a, &mut b, &mut c], "A alone", |all| {
+        all.iter().all(|x| last(x) == Some(vec![a_id.clone()]))
+    })
+    .await;
+    let times = c.saw("sfu-speakers").len();
+    assert!((2..30).contains(&times), "{times} lists");
+    server.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn an_sfu_view_over_its_bounds_is_refused_with_a_clear_error() {
+    let server = common::spawn(SFU_ON).await;
+    let mut a = login(&server, "big", "A", true).await;
+    let mut b = login(&server, "big", "B", true).await;
+    let a_id = publish_to(&mut a, &mut b, 5).await;
+    let mid = b.mid_of(&a_id, "camera").expect("a camera line");
+    let errors = |x: &Browser| -> Vec<String> {
+        x.saw("error")
+            .iter()
+            .map(|e| {
+                assert_eq!(error_type(e), "bad-request");
+                e["message"]["errorText"].as_str().unwrap_or("").to_owned()
+            })
+            .collect()
+    };
+    // One entry more than the cap.
+    let one = json!({"mid": mid, "width": 160, "height": 90});
+    let many = vec![one; 513];
+    b.send(json!({"type": "sfu-view", "data": {"views": many}}))
+        .await;
+    pump_until(&mut [&mut a, &mut b], "an error for 513 views", |all| {
+        errors(all[1]).len() == 1
+    })
+    .await;
+    assert!(
+        errors(&b)[0].contains("more than 512 entries"),
+        "{:?}",
+        errors(&b)
+    );
+    // A size no screen has, and a negative one.
+    for (w, h) in [(100_000, 90), (160, -1)] {
+        b.send(
+            json!({"type": "sfu-view", "data": {"views": [{"mid": mid, "width": w, "height": h}]}}),
+        )
+        .await;
+    }
+    pump_until(&mut [&mut a, &mut b], "errors for the sizes", |all| {
+        errors(all[1]).len() == 3
+    })
+    .await;
+    let e = errors(&b);
+    assert!(
+        e[1].contains("width") && e[1].contains("0 to 16384"),
+        "{e:?}"
+    );
+    assert!(e[2].contains("height"), "{e:?}");
+    // None of them changed B's layer (still `m`), and a view in bounds still works.
+    let before = b.camera_from(&a_id).len();
+    pump_all(&mut [&mut a, &mut b], Duration::from_millis(500)).await;
+    assert!(
+        since(&b.camera_from(&a_id), before)
+            .iter()
+            .all(|(l, _)| *l == 1)
+    );
+    b.view(&a_id, 160, 90).await;
+    pump_until(&mut [&mut a, &mut b], "B gets l", |all| {
+        all[1]
+            .camera_from(&a_id)
+            .last()
+            .is_some_and(|(l, _)| *l == 0)
+    })
+    .await;
+    server.stop(Duration::from_secs(5)).await;
+}
+
 /// A framed STUN Binding request naming the server-side ufrag `ufrag` (no integrity).
 fn framed_binding(ufrag: &str) -> Vec<u8> {
     let name = format!("{ufrag}:x");
@@ -702,5 +1113,35 @@ async fn ice_tcp_connections_are_bounded() {
     }
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
+    server.stop(Duration::from_secs(5)).await;
+}
+
+/// A big room's `sfu-answer` (one m-line per track of every other member) is longer than
+/// `rooms.max_message_bytes`: with the SFU on the socket takes it, and still closes on any
+/// other message that long.
+#[tokio::test]
+async fn an_sfu_answer_may_be_longer_than_other_messages() {
+    let server = common::spawn(&format!("{SFU_ON}\nmax_message_bytes = 65536")).await;
+    let mut a = login(&server, "big", "A", true).await;
+    let sdp = format!("v=0\r\n{}", "a=x\r\n".repeat(30_000));
+    assert!(sdp.len() > 100_000);
+    a.send(json!({"type": "sfu-answer", "data": {"sdp": sdp}}))
+        .await;
+    // Taken (no offer waits for it: nothing happens), the socket still open: the next
+    // message is read and answered.
+    a.send(json!({"type": "sfu-view", "data": {}})).await;
+    let e = recv(&mut a.ws).await;
+    assert_eq!(error_type(&e), "bad-request");
+    assert!(
+        e["message"]["errorText"]
+            .as_str()
+            .unwrap_or("")
+            .contains("data.views"),
+        "{e}"
+    );
+    let pad = "p".repeat(70_000);
+    a.send(json!({"type": "logout", "pad": pad})).await;
+    let (code, _) = common::signal::close_frame(&mut a.ws).await;
+    assert_eq!(code, 1009);
     server.stop(Duration::from_secs(5)).await;
 }

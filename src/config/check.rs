@@ -196,14 +196,6 @@ pub(super) fn warnings(c: &Config) -> Vec<Warning> {
             }
         }
     }
-    if c.sfu.enabled {
-        warn(
-            "sfu.enabled",
-            "is true, but this version's web app does not use the SFU yet: its rooms stay a \
-             mesh (only clients that announce SFU support in login are moved to it)"
-                .to_string(),
-        );
-    }
     out
 }
 
@@ -324,13 +316,10 @@ mod tests {
         let acme = "[acme]\nenabled = true\n";
         let cases: [(String, &[&str]); 16] = [
             (local.clone(), &[]),
-            (
-                format!("{local}[sfu]\nenabled = true"),
-                &["sfu.public_ip", "sfu.enabled"],
-            ),
+            (format!("{local}[sfu]\nenabled = true"), &["sfu.public_ip"]),
             (
                 format!("{local}[sfu]\nenabled = true\npublic_ip = \"192.0.2.7\""),
-                &["sfu.enabled"],
+                &[],
             ),
             // the defaults: localhost on 0.0.0.0
             (String::new(), &["hostname"]),

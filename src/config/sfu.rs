@@ -15,6 +15,7 @@ pub(super) struct RawSfu {
     public_ip: String,
     max_room_members: usize,
     max_participants: usize,
+    max_subscriber_kbps: u64,
     command_queue: usize,
 }
 
@@ -24,8 +25,9 @@ impl Default for RawSfu {
             enabled: false,
             listen: "0.0.0.0:3479".into(),
             public_ip: String::new(),
-            max_room_members: 50,
+            max_room_members: 25,
             max_participants: 500,
+            max_subscriber_kbps: 6000,
             command_queue: 1024,
         }
     }
@@ -35,6 +37,10 @@ impl Default for RawSfu {
 pub const MAX_ROOM_MEMBERS: usize = 1000;
 /// Most participants the SFU task holds at once, over all rooms.
 pub const MAX_PARTICIPANTS: usize = 100_000;
+/// Bounds of `sfu.max_subscriber_kbps`: below the first, one low layer and its audio do not
+/// fit; beyond the second it is no bound.
+pub const MIN_SUBSCRIBER_KBPS: u64 = 200;
+pub const MAX_SUBSCRIBER_KBPS: u64 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SfuConfig {
@@ -42,20 +48,24 @@ pub struct SfuConfig {
     /// The one UDP socket every participant's media uses.
     pub listen: SocketAddr,
     /// The address put in the SFU's ICE candidate: `sfu.public_ip`, else (on a cluster node)
-    /// `cluster.media_address`, else `turn.external_ip`, else the listen address (when it is
-    /// not a wildcard), else the address the client's WebSocket came in on (see
-    /// [`SfuConfig::candidate_ip`]).
+    /// `cluster.media_address`, else `turn.external_ip`, else the listen address when it is
+    /// not a wildcard (see [`SfuConfig::candidate_ip`]).
     pub public_ip: Option<IpAddr>,
     pub max_room_members: usize,
     pub max_participants: usize,
+    /// Most the SFU sends one subscriber (kbit/s), whatever its bandwidth estimate says:
+    /// one big video at the top layer and two dozen small ones at the low layer, with audio.
+    pub max_subscriber_kbps: u64,
     /// Commands from the signalling sessions to the SFU task waiting at once; a full queue
     /// answers that client `sfu-busy`.
     pub command_queue: usize,
 }
 
 impl SfuConfig {
-    /// The IP the candidate advertises when the client reached the server on `local` (the
-    /// WebSocket's local address), if no address is configured.
+    /// The IP the candidate advertises: the configured one, else the listen address, else
+    /// `local`. The SFU passes no `local` (it does not fall back to the address a client's
+    /// WebSocket came in on), so a wildcard listen address needs `public_ip` or
+    /// `turn.external_ip`; check-config warns without one.
     pub fn candidate_ip(&self, local: Option<IpAddr>) -> Option<IpAddr> {
         self.public_ip
             .or_else(|| (!self.listen.ip().is_unspecified()).then(|| self.listen.ip()))
@@ -96,6 +106,15 @@ pub(super) fn validate(raw: RawSfu, fallback_ip: Option<IpAddr>) -> Result<SfuCo
     positive("sfu.max_room_members", raw.max_room_members)?;
     positive("sfu.max_participants", raw.max_participants)?;
     positive("sfu.command_queue", raw.command_queue)?;
+    if !(MIN_SUBSCRIBER_KBPS..=MAX_SUBSCRIBER_KBPS).contains(&raw.max_subscriber_kbps) {
+        return Err(invalid(
+            "sfu.max_subscriber_kbps",
+            format!(
+                "is {} but must be between {MIN_SUBSCRIBER_KBPS} and {MAX_SUBSCRIBER_KBPS}",
+                raw.max_subscriber_kbps
+            ),
+        ));
+    }
     if raw.max_room_members > MAX_ROOM_MEMBERS {
         return Err(invalid(
             "sfu.max_room_members",
@@ -129,6 +148,7 @@ pub(super) fn validate(raw: RawSfu, fallback_ip: Option<IpAddr>) -> Result<SfuCo
         public_ip,
         max_room_members: raw.max_room_members,
         max_participants: raw.max_participants,
+        max_subscriber_kbps: raw.max_subscriber_kbps,
         command_queue: raw.command_queue,
     })
 }
@@ -146,6 +166,8 @@ mod tests {
         assert_eq!(c.sfu.listen, "0.0.0.0:3479".parse().expect("addr"));
         assert_eq!(c.sfu.public_ip, None);
         assert_eq!(c.rooms.sfu_from, 3);
+        assert_eq!(c.rooms.mesh_after, std::time::Duration::from_secs(15));
+        assert_eq!(c.sfu.max_subscriber_kbps, 6000);
     }
 
     #[test]
@@ -186,6 +208,15 @@ mod tests {
             ("[sfu]\nmax_participants = 0", "sfu.max_participants"),
             ("[sfu]\nmax_participants = 10", "sfu.max_participants"),
             ("[sfu]\ncommand_queue = 0", "sfu.command_queue"),
+            (
+                "[sfu]\nmax_subscriber_kbps = 100",
+                "sfu.max_subscriber_kbps",
+            ),
+            (
+                "[sfu]\nmax_subscriber_kbps = 2000000",
+                "sfu.max_subscriber_kbps",
+            ),
+            ("[rooms]\nmesh_after_secs = 0", "rooms.mesh_after_secs"),
             ("[rooms]\nsfu_from = 0", "rooms.sfu_from"),
         ];
         for (text, key) in cases {

@@ -96,6 +96,12 @@ pub fn handle(
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max = app.config.rooms.max_message_bytes;
+    // An SFU answer may be longer; the session holds everything else to `max`.
+    let max = if app.config.sfu.enabled {
+        max.max(crate::signal::protocol::MAX_SFU_FRAME_BYTES)
+    } else {
+        max
+    };
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(max);
     config.max_frame_size = Some(max);

@@ -11,23 +11,36 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpAnswer;
 use str0m::config::CryptoProvider;
-use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, Mid};
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, MediaTime, Mid};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, RtcConfig};
 use tokio::net::UdpSocket;
 
 use super::demux::{Class, Demux, Route, classify};
 use super::forward::{Table, Throttle};
-use super::participant::{LineState, Participant};
+use super::layer::{self, Layer, Layers, RIDS, Verdict, Want};
+use super::participant::{LineState, Participant, Source};
+use super::speakers::Speakers;
 use super::tcp::{self, Conns};
 use super::{Command, Pid, Stats};
 use crate::config::SfuConfig;
-use crate::signal::protocol::SignalError;
+use crate::signal::protocol::{self, SfuView, SignalError};
 
 /// How long a participant may take to connect (ICE and DTLS) after its `sfu-join`.
 const CONNECT_WITHIN: Duration = Duration::from_secs(30);
+/// The bandwidth estimate to a subscriber before str0m has one of its own.
+const INITIAL_ESTIMATE: u64 = 1_000_000;
+/// Packets kept per video m-line to a subscriber, for NACK resends and probing (str0m's
+/// default is 1,000): 300 are over 2 s of a 1.2 Mbit/s top layer and 6 s of a 500 kbit/s
+/// video, longer than any resend is useful, and each one a subscription holds is ~1.2 kB.
+const SEND_BUFFER_VIDEO: usize = 300;
+/// What one forwarded audio track is taken to need (Opus with headers), bits/s.
+const AUDIO_BPS: u64 = 40_000;
+/// A published video track: (publisher, mid, layer), the key of keyframe requests.
+type LayerKey = (Pid, Mid, Layer);
 
 pub struct Engine {
     config: SfuConfig,
@@ -42,7 +55,9 @@ pub struct Engine {
     rooms: HashMap<String, Vec<Pid>>,
     demux: Demux<Pid>,
     table: Table<Pid, Mid>,
-    throttle: Throttle<(Pid, Mid)>,
+    throttle: Throttle<LayerKey>,
+    /// Each room's active speakers.
+    speakers: HashMap<String, Speakers<Pid>>,
     timers: BTreeSet<(Instant, Pid)>,
     /// Participants whose `Rtc` has output to drain.
     dirty: Vec<Pid>,
@@ -71,6 +86,7 @@ impl Engine {
             demux: Demux::default(),
             table: Table::default(),
             throttle: Throttle::default(),
+            speakers: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             tcp_candidate: None,
@@ -188,6 +204,33 @@ impl Engine {
         self.flush(now);
     }
 
+    /// Every [`super::TICK`]: each subscriber's layers again (views, estimates, congestion),
+    /// and each room's speakers.
+    pub fn tick(&mut self, now: Instant) {
+        let all: Vec<Pid> = self.parts.keys().copied().collect();
+        for p in all {
+            self.rebalance(p, now);
+        }
+        let mut frames = Vec::new();
+        for (room, sp) in &mut self.speakers {
+            if let Some(list) = sp.poll(now) {
+                let ids = list
+                    .iter()
+                    .filter_map(|p| self.parts.get(p).map(|x| x.session.as_str()));
+                frames.push((room.clone(), protocol::sfu_speakers_frame(ids)));
+            }
+        }
+        self.speakers.retain(|_, sp| !sp.is_empty());
+        for (room, frame) in frames {
+            for p in self.rooms.get(&room).into_iter().flatten() {
+                if let Some(part) = self.parts.get(p) {
+                    part.peer.send_or_drop(frame.clone());
+                }
+            }
+        }
+        self.flush(now);
+    }
+
     pub fn on_command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Join {
@@ -214,6 +257,12 @@ impl Engine {
             Command::Leave { session } => {
                 if let Some(&p) = self.by_session.get(&session) {
                     self.remove(p, "left");
+                }
+            }
+            Command::View { session, views } => self.view(&session, &views, now),
+            Command::UnpublishScreen { session } => {
+                if let Some(&p) = self.by_session.get(&session) {
+                    self.unpublish(p, Source::Screen);
                 }
             }
         }
@@ -243,9 +292,17 @@ impl Engine {
         if self.parts.len() >= self.config.max_participants {
             return Err(SignalError::SfuBusy);
         }
+        // VP8 and Opus only (what the web client sends, and what the SFU reads key frames
+        // and sizes of): every m-line of an offer and its answer lists only those, which
+        // keeps a big room's SDP small.
         let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .set_send_buffer_video(SEND_BUFFER_VIDEO)
             .set_ice_lite(true)
             .set_crypto_provider(self.provider.clone())
+            .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)))
             .build(now);
         let candidate = Candidate::host(self.candidate, "udp").map_err(|_| SignalError::SfuBusy)?;
         rtc.add_local_candidate(candidate);
@@ -265,18 +322,21 @@ impl Engine {
             return Err(SignalError::SfuBusy);
         }
         let mut part = Participant::new(session.clone(), room.clone(), peer, rtc, now);
-        // Every track already published in the room.
+        // The first offer carries the publish m-lines only; every track already published in
+        // the room follows in the next offer, once this one is answered. Chromium 156 passed
+        // the frames of receivers made by a first remote offer around their encoded-frame
+        // transforms (E2EE), while those made by later offers work.
+        if let Some(frame) = part.negotiate() {
+            part.peer.send(frame);
+        }
         for other in self.rooms.get(&room).into_iter().flatten() {
             if let Some(o) = self.parts.get(other) {
                 for mid in &o.live {
-                    if let Some(kind) = o.publishes_on(*mid) {
-                        part.want((*other, *mid), &o.session, kind);
+                    if let Some(source) = o.publishes_on(*mid) {
+                        part.want((*other, *mid), &o.session, source);
                     }
                 }
             }
-        }
-        if let Some(frame) = part.negotiate() {
-            part.peer.send(frame);
         }
         tracing::info!(session = %session, participants = self.parts.len() + 1, "sfu joined");
         self.by_session.insert(session, p);
@@ -329,11 +389,9 @@ impl Engine {
                     }
                 }
             }
-            if open {
-                // The newcomer's first frames are useless until a keyframe comes.
-                self.keyframe(track, Instant::now());
-            }
         }
+        // Its new videos get their layers (and the keyframes to start them).
+        self.rebalance(p, Instant::now());
         self.renegotiate(p);
         self.dirty.push(p);
     }
@@ -364,6 +422,9 @@ impl Engine {
             }
         }
         self.throttle.retain(|t| t.0 != p);
+        if let Some(sp) = self.speakers.get_mut(&part.room) {
+            sp.remove(p);
+        }
         let stopped = self.table.remove(p);
         let mut touched: Vec<Pid> = stopped.iter().map(|(s, _)| *s).collect();
         for (s, m) in stopped {
@@ -418,6 +479,7 @@ impl Engine {
                     };
                     if !sent {
                         self.stats.send_dropped.fetch_add(1, Relaxed);
+                        part.send_dropped += 1;
                     }
                 }
                 Ok(Output::Timeout(at)) => {
@@ -449,56 +511,95 @@ impl Engine {
                 self.remove(p, "ice disconnected");
             }
             Event::MediaData(d) => self.on_media(p, d, now),
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Some(part) = self.parts.get_mut(&p) {
+                    part.on_estimate(estimate.as_u64(), now);
+                }
+            }
             Event::KeyframeRequest(r) => self.on_keyframe_request(p, r, now),
             _ => {}
         }
     }
 
     fn on_media(&mut self, p: Pid, d: MediaData, now: Instant) {
-        // Simulcast layers are not chosen yet: only the top one (or none) is forwarded.
-        if d.rid.as_ref().is_some_and(|r| &**r != "h") {
-            return;
-        }
         let track = (p, d.mid);
         let Some(part) = self.parts.get_mut(&p) else {
             return;
         };
-        let Some(kind) = part.publishes_on(d.mid) else {
+        let Some(source) = part.publishes_on(d.mid) else {
+            return;
+        };
+        let Some(layer) = layer::layer_of(d.rid.as_deref()) else {
+            return;
+        };
+        let video = source != Source::Mic;
+        let keyframe = video && d.is_keyframe();
+        let level = d.ext_vals.audio_level;
+        if video {
+            let layers = part.layers.entry(d.mid).or_default();
+            let key = keyframe.then_some(&d.data[..]);
+            layers.on_frame(layer, d.rid.is_some(), d.data.len(), key, now);
+        } else if let Some(level) = level {
+            let room = part.room.clone();
+            self.speakers
+                .entry(room)
+                .or_default()
+                .on_level(p, level, now);
+        }
+        let Some(part) = self.parts.get_mut(&p) else {
             return;
         };
         if !part.live.contains(&d.mid) {
-            // A track appeared: everyone else in the room gets an m-line for it.
+            // A video track appears with a keyframe (not with the stragglers of a share
+            // that just ended); everyone else in the room gets an m-line for it.
+            if video && !keyframe {
+                self.keyframe((p, d.mid, layer), now);
+                return;
+            }
             part.live.push(d.mid);
             self.table.publish(track);
             let (room, from) = (part.room.clone(), part.session.clone());
             let others: Vec<Pid> = self.rooms.get(&room).cloned().unwrap_or_default();
             for o in others.into_iter().filter(|o| *o != p) {
                 if let Some(sub) = self.parts.get_mut(&o) {
-                    sub.want(track, &from, kind);
+                    sub.want(track, &from, source);
                 }
                 self.renegotiate(o);
             }
         }
         if !d.contiguous {
-            self.keyframe(track, now);
+            self.keyframe((p, d.mid, layer), now);
         }
         let targets = self.table.targets(track).to_vec();
-        if targets.is_empty() {
-            return;
-        }
-        let data = d.data;
         for (s, m) in targets {
             let Some(sub) = self.parts.get_mut(&s) else {
                 continue;
             };
-            let Some(writer) = sub.rtc.writer(m) else {
+            let mut time = d.time;
+            if video {
+                let Some(line) = sub.open_line(m) else {
+                    continue;
+                };
+                let verdict = line.switch.admit(layer, keyframe);
+                if verdict == Verdict::Drop {
+                    continue;
+                }
+                let switched = verdict == Verdict::Switched;
+                let t =
+                    (line.switch).out_time(time.numer(), time.denom(), d.network_time, switched);
+                time = MediaTime::new(t, d.time.frequency());
+            }
+            let Some(mut writer) = sub.rtc.writer(m) else {
                 continue;
             };
             let Some(pt) = writer.match_params(d.params) else {
                 continue;
             };
+            if let Some(level) = level {
+                writer = writer.audio_level(level, d.ext_vals.voice_activity.unwrap_or(false));
+            }
             if writer
-                .write(pt, d.network_time, d.time, data.clone())
+                .write(pt, d.network_time, time, d.data.clone())
                 .is_ok()
             {
                 self.stats.forwarded.fetch_add(1, Relaxed);
@@ -508,25 +609,155 @@ impl Engine {
     }
 
     fn on_keyframe_request(&mut self, s: Pid, r: KeyframeRequest, now: Instant) {
-        if let Some(track) = self.table.source((s, r.mid)) {
-            self.keyframe(track, now);
+        let Some(track) = self.table.source((s, r.mid)) else {
+            return;
+        };
+        let layer = self
+            .parts
+            .get_mut(&s)
+            .and_then(|sub| sub.open_line(r.mid))
+            .and_then(|l| l.switch.current().or(l.switch.target()));
+        if let Some(layer) = layer {
+            self.keyframe((track.0, track.1, layer), now);
         }
     }
 
-    /// A keyframe request for `track`, through the throttle.
-    fn keyframe(&mut self, track: (Pid, Mid), now: Instant) {
-        if self.throttle.request(track, now) {
-            self.send_keyframe_request(track);
-        }
-    }
-
-    fn send_keyframe_request(&mut self, (p, mid): (Pid, Mid)) {
+    /// `sfu-view` from `session`: the sizes its videos are shown at (applied at once, or at
+    /// the next tick if the last one was less than [`super::VIEW_EVERY`] ago).
+    fn view(&mut self, session: &str, views: &[SfuView], now: Instant) {
+        let Some(&p) = self.by_session.get(session) else {
+            return;
+        };
         let Some(part) = self.parts.get_mut(&p) else {
             return;
         };
+        for v in views {
+            let mid: Mid = v.mid.as_str().into();
+            if let Some(line) = part.open_line(mid).filter(|l| l.source != Source::Mic) {
+                line.view = Some((v.width, v.height));
+            }
+        }
+        let recent = part
+            .viewed
+            .is_some_and(|t| now.saturating_duration_since(t) < super::VIEW_EVERY);
+        if !recent {
+            part.viewed = Some(now);
+            self.rebalance(p, now);
+        }
+    }
+
+    /// Picks the layer of each video `s` receives, from its views, its bandwidth estimate
+    /// and `sfu.max_subscriber_kbps`; a subscriber whose datagrams the socket refused since
+    /// the last time drops its videos up to their next keyframes.
+    fn rebalance(&mut self, s: Pid, now: Instant) {
+        let Some(sub) = self.parts.get(&s) else {
+            return;
+        };
+        let none = Layers::default();
+        let mut audio = 0;
+        let mut idx = Vec::new();
+        let mut wants = Vec::new();
+        for (i, l) in sub.lines.iter().enumerate() {
+            if !matches!(l.state, LineState::Open(_)) {
+                continue;
+            }
+            if l.source == Source::Mic {
+                audio += AUDIO_BPS;
+                continue;
+            }
+            let layers = self
+                .parts
+                .get(&l.track.0)
+                .and_then(|o| o.layers.get(&l.track.1))
+                .unwrap_or(&none);
+            idx.push(i);
+            wants.push(Want {
+                wanted: layers.wanted(l.view, now),
+                layers,
+                current: l.switch.current(),
+            });
+        }
+        let ceiling = self.config.max_subscriber_kbps * 1000;
+        let estimate = sub.estimate.unwrap_or(INITIAL_ESTIMATE).min(ceiling);
+        let budget = estimate.saturating_sub(audio);
+        let (chosen, _) = layer::allocate(&wants, budget, now);
+        let desired: u64 = wants
+            .iter()
+            .filter_map(|w| w.wanted.map(|l| w.layers.bps(l)))
+            .sum::<u64>()
+            + audio;
+        drop(wants);
+        let Some(sub) = self.parts.get_mut(&s) else {
+            return;
+        };
+        let congested = sub.send_dropped > sub.send_dropped_seen;
+        sub.send_dropped_seen = sub.send_dropped;
+        // Probing up to half again what it wants keeps the estimate above it (an estimate
+        // that only reaches what is sent flaps around it).
+        sub.rtc
+            .bwe()
+            .set_desired_bitrate(Bitrate::bps((desired * 3 / 2).min(ceiling)));
+        let mut requests = Vec::new();
+        for (k, i) in idx.into_iter().enumerate() {
+            let line = &mut sub.lines[i];
+            let mut need = line.switch.set_target(chosen[k]);
+            if congested {
+                need = line.switch.drop_to_keyframe();
+            }
+            if let Some(l) = need {
+                requests.push((line.track.0, line.track.1, l));
+            }
+        }
+        for r in requests {
+            self.keyframe(r, now);
+        }
+    }
+
+    /// `p` stopped publishing `source`: every m-line that carried it stops.
+    fn unpublish(&mut self, p: Pid, source: Source) {
+        let Some(part) = self.parts.get_mut(&p) else {
+            return;
+        };
+        let Some(mid) = part.mid_of(source) else {
+            return;
+        };
+        if !part.live.contains(&mid) {
+            return;
+        }
+        part.live.retain(|m| *m != mid);
+        part.layers.remove(&mid);
+        let room = part.room.clone();
+        self.throttle.retain(|t| !(t.0 == p && t.1 == mid));
+        for (s, m) in self.table.unpublish((p, mid)) {
+            if let Some(sub) = self.parts.get_mut(&s) {
+                sub.stop(m);
+            }
+        }
+        let others: Vec<Pid> = self.rooms.get(&room).cloned().unwrap_or_default();
+        for o in others.into_iter().filter(|o| *o != p) {
+            if let Some(sub) = self.parts.get_mut(&o) {
+                sub.unwant((p, mid));
+            }
+            self.renegotiate(o);
+        }
+    }
+
+    /// A keyframe request for one layer of a track, through the throttle.
+    fn keyframe(&mut self, key: LayerKey, now: Instant) {
+        if self.throttle.request(key, now) {
+            self.send_keyframe_request(key);
+        }
+    }
+
+    fn send_keyframe_request(&mut self, (p, mid, layer): LayerKey) {
+        let Some(part) = self.parts.get_mut(&p) else {
+            return;
+        };
+        let simulcast = part.layers.get(&mid).is_some_and(Layers::is_simulcast);
+        let rid = simulcast.then(|| RIDS[layer.min(2)].into());
         if let Some(mut writer) = part.rtc.writer(mid)
             && writer
-                .request_keyframe(None, KeyframeRequestKind::Pli)
+                .request_keyframe(rid, KeyframeRequestKind::Pli)
                 .is_ok()
         {
             self.stats.keyframe_requests.fetch_add(1, Relaxed);

@@ -8,6 +8,9 @@
 //!   proven source address; junk dropped on the first byte).
 //! - [`forward`]: the forwarding table (published track -> subscriber m-lines, both ways)
 //!   and the keyframe-request throttle.
+//! - [`layer`]: simulcast layer choice per subscriber m-line (view size, bandwidth) and
+//!   switching on keyframes.
+//! - [`speakers`]: active speakers from audio levels.
 //! - [`participant`]: one member's `Rtc` and its negotiation (the server makes every offer).
 //! - [`engine`]: the task's state and what each input does to it.
 //! - [`tcp`]: ICE-TCP on the HTTPS port (a passive TCP candidate next to the UDP one).
@@ -15,7 +18,9 @@
 pub mod demux;
 mod engine;
 pub mod forward;
+pub mod layer;
 mod participant;
+pub mod speakers;
 pub mod tcp;
 
 use std::net::SocketAddr;
@@ -38,6 +43,11 @@ pub type Pid = u64;
 const MAX_DATAGRAM: usize = 2048;
 /// How often participants whose session ended (or that never connected) are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often layers are chosen again (estimates move, layers stop) and speakers looked at.
+const TICK: Duration = Duration::from_millis(250);
+/// A subscriber's `sfu-view` is applied at once at most this often (the rest at the next
+/// [`TICK`]).
+const VIEW_EVERY: Duration = Duration::from_millis(250);
 
 /// What the signalling hub asks of the SFU task.
 #[derive(Debug)]
@@ -60,6 +70,15 @@ pub enum Command {
     Leave {
         session: String,
     },
+    /// `sfu-view`: the sizes its remote videos are shown at.
+    View {
+        session: String,
+        views: Vec<crate::signal::protocol::SfuView>,
+    },
+    /// `sfu-unpublish {source: "screen"}`.
+    UnpublishScreen {
+        session: String,
+    },
 }
 
 /// The hub's end of the SFU task's command queue.
@@ -67,6 +86,8 @@ pub enum Command {
 pub struct Handle {
     tx: mpsc::Sender<Command>,
     pub stats: Arc<Stats>,
+    /// `sfu.max_room_members`: a room of SFU clients may hold this many members.
+    pub max_room_members: usize,
 }
 
 impl Handle {
@@ -120,6 +141,7 @@ pub fn channel(config: &SfuConfig) -> (Handle, mpsc::Receiver<Command>) {
     let handle = Handle {
         tx,
         stats: Arc::default(),
+        max_room_members: config.max_room_members,
     };
     (handle, rx)
 }
@@ -191,6 +213,8 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wake = engine
             .next_wake()
@@ -212,6 +236,7 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
                 engine.on_timeout(Instant::now());
             }
             _ = sweep.tick() => engine.sweep(Instant::now()),
+            _ = tick.tick() => engine.tick(Instant::now()),
         }
         stats
             .participants

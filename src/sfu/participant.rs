@@ -3,17 +3,50 @@
 //! server is waiting to have answered. The server makes every offer: one at a time, the next
 //! one once the last is answered.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Simulcast, SimulcastLayer};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::Pid;
+use super::layer::{Layers, RIDS, Switch};
 use crate::signal::protocol::{self, SfuTrack};
 use crate::signal::room::Peer;
+
+/// What a published track is: the member's microphone, camera (simulcast) or screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Mic,
+    Camera,
+    Screen,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Mic => "mic",
+            Source::Camera => "camera",
+            Source::Screen => "screen",
+        }
+    }
+
+    fn kind(self) -> MediaKind {
+        match self {
+            Source::Mic => MediaKind::Audio,
+            Source::Camera | Source::Screen => MediaKind::Video,
+        }
+    }
+}
+
+/// How long a bandwidth estimate holds against lower ones.
+pub const ESTIMATE_HOLD: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// The m-lines a member publishes on, in the order of its first offer.
+pub const PUBLISHED: [Source; 3] = [Source::Mic, Source::Camera, Source::Screen];
 
 /// Where an m-line that carries another member's track is in its negotiation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +66,12 @@ pub struct Line {
     pub track: (Pid, Mid),
     /// The publisher's session id, for the track map.
     pub from: String,
-    pub kind: MediaKind,
+    pub source: Source,
     pub state: LineState,
+    /// Video: the layer it gets, and its switches.
+    pub switch: Switch,
+    /// Video: the size it is shown at (`sfu-view`), if the subscriber said.
+    pub view: Option<(u32, u32)>,
 }
 
 pub struct Participant {
@@ -45,9 +82,21 @@ pub struct Participant {
     pub rtc: Rtc,
     pub pending: Option<SdpPendingOffer>,
     /// The m-lines it publishes on (recvonly on the server's side), once offered.
-    pub publish: Vec<(Mid, MediaKind)>,
+    pub publish: Vec<(Mid, Source)>,
     /// Which of those have carried media (a published track the others subscribe to).
     pub live: Vec<Mid>,
+    /// What is known of the layers of each video it publishes.
+    pub layers: HashMap<Mid, Layers>,
+    /// The bandwidth estimate to it (TWCC, bits/s), once str0m has one: the highest of
+    /// the last [`ESTIMATE_HOLD`] (see [`Participant::on_estimate`]), and when that was.
+    pub estimate: Option<u64>,
+    estimate_at: Instant,
+    /// Datagrams to it the socket would not take, and how many of them the last
+    /// rebalance saw.
+    pub send_dropped: u64,
+    pub send_dropped_seen: u64,
+    /// When its last `sfu-view` was applied.
+    pub viewed: Option<Instant>,
     pub lines: Vec<Line>,
     /// When its `Rtc` wants to be woken (the key of its timer).
     pub timeout: Instant,
@@ -65,6 +114,12 @@ impl Participant {
             pending: None,
             publish: Vec::new(),
             live: Vec::new(),
+            layers: HashMap::new(),
+            estimate: None,
+            estimate_at: now,
+            send_dropped: 0,
+            send_dropped_seen: 0,
+            viewed: None,
             lines: Vec::new(),
             timeout: now,
             joined: now,
@@ -72,16 +127,43 @@ impl Participant {
         }
     }
 
+    /// A new bandwidth estimate. A higher one counts at once, a lower one once the last
+    /// higher one is [`ESTIMATE_HOLD`] old: a single dip (the estimator's noise) does not
+    /// move its videos down a layer, an estimate that stays low does.
+    pub fn on_estimate(&mut self, bps: u64, now: Instant) {
+        let held = now.saturating_duration_since(self.estimate_at) < ESTIMATE_HOLD;
+        if self.estimate.is_none_or(|e| bps >= e || !held) {
+            self.estimate = Some(bps);
+            self.estimate_at = now;
+        }
+    }
+
     /// Another member's track to carry to this one.
-    pub fn want(&mut self, track: (Pid, Mid), from: &str, kind: MediaKind) {
+    pub fn want(&mut self, track: (Pid, Mid), from: &str, source: Source) {
         if self.lines.iter().all(|l| l.track != track) {
             self.lines.push(Line {
                 track,
                 from: from.to_owned(),
-                kind,
+                source,
                 state: LineState::ToOpen,
+                switch: Switch::default(),
+                view: None,
             });
         }
+    }
+
+    /// The open line on this participant's `mid`.
+    pub fn open_line(&mut self, mid: Mid) -> Option<&mut Line> {
+        self.lines
+            .iter_mut()
+            .find(|l| l.state == LineState::Open(mid))
+    }
+
+    /// Forgets the line for `track` if it was never offered (an open one is stopped by
+    /// [`Participant::stop`], one being offered once its answer finds the track gone).
+    pub fn unwant(&mut self, track: (Pid, Mid)) {
+        self.lines
+            .retain(|l| !(l.track == track && l.state == LineState::ToOpen));
     }
 
     /// The track of publisher `p` carried on this participant's `mid` ended (or `p` left).
@@ -108,16 +190,32 @@ impl Participant {
         let mut change = self.rtc.sdp_api();
         if self.publish.is_empty() {
             let stream = Some(self.session.clone());
-            for kind in [MediaKind::Audio, MediaKind::Video] {
-                let mid = change.add_media(kind, Direction::RecvOnly, stream.clone(), None, None);
-                self.publish.push((mid, kind));
+            for source in PUBLISHED {
+                let simulcast = (source == Source::Camera).then(|| {
+                    let mut s = Simulcast::new();
+                    for rid in RIDS.iter().rev() {
+                        s.add_recv_layer(SimulcastLayer::new(rid));
+                    }
+                    s
+                });
+                let track = Some(source.name().to_owned());
+                let mid = change.add_media(
+                    source.kind(),
+                    Direction::RecvOnly,
+                    stream.clone(),
+                    track,
+                    simulcast,
+                );
+                self.publish.push((mid, source));
             }
         }
         for l in &mut self.lines {
             match l.state {
                 LineState::ToOpen => {
                     let stream = Some(l.from.clone());
-                    let mid = change.add_media(l.kind, Direction::SendOnly, stream, None, None);
+                    let track = Some(l.source.name().to_owned());
+                    let kind = l.source.kind();
+                    let mid = change.add_media(kind, Direction::SendOnly, stream, track, None);
                     l.state = LineState::Negotiating(mid);
                 }
                 LineState::ToStop(mid) => {
@@ -132,34 +230,44 @@ impl Participant {
         }
         let (offer, pending) = change.apply()?;
         self.pending = Some(pending);
-        let mids: Vec<(String, &'static str, Option<&str>)> = self
+        let mids: Vec<(String, Source, Option<&str>)> = self
             .publish
             .iter()
-            .map(|(m, k)| (m.to_string(), kind_name(*k), None))
+            .map(|(m, s)| (m.to_string(), *s, None))
             .chain(self.lines.iter().filter_map(|l| match l.state {
                 LineState::Negotiating(m) | LineState::Open(m) => {
-                    Some((m.to_string(), kind_name(l.kind), Some(l.from.as_str())))
+                    Some((m.to_string(), l.source, Some(l.from.as_str())))
                 }
                 _ => None,
             }))
             .collect();
         let tracks: Vec<SfuTrack<'_>> = mids
             .iter()
-            .map(|(mid, kind, from)| SfuTrack {
+            .map(|(mid, source, from)| SfuTrack {
                 mid,
-                kind,
+                kind: kind_name(source.kind()),
+                source: source.name(),
+                simulcast: from.is_none() && *source == Source::Camera,
                 from: *from,
             })
             .collect();
         Some(protocol::sfu_offer_frame(&offer.to_sdp_string(), &tracks))
     }
 
-    /// Whether `mid` is one it publishes on.
-    pub fn publishes_on(&self, mid: Mid) -> Option<MediaKind> {
+    /// Whether `mid` is one it publishes on, and what.
+    pub fn publishes_on(&self, mid: Mid) -> Option<Source> {
         self.publish
             .iter()
             .find(|(m, _)| *m == mid)
-            .map(|(_, k)| *k)
+            .map(|(_, s)| *s)
+    }
+
+    /// The mid it publishes `source` on.
+    pub fn mid_of(&self, source: Source) -> Option<Mid> {
+        self.publish
+            .iter()
+            .find(|(_, s)| *s == source)
+            .map(|(m, _)| *m)
     }
 }
 

@@ -103,7 +103,9 @@ impl Hub {
                     .with_removal(config.removal)
                     .with_min_room_chars(config.min_room_chars)
                     .with_lobby_wait(config.lobby_wait)
-                    .with_sfu_from(sfu_from),
+                    .with_sfu_from(sfu_from)
+                    .with_sfu_capacity(sfu.as_ref().map(|h| h.max_room_members))
+                    .with_mesh_after(config.mesh_after),
             ),
             connections: Mutex::new(Connections::default()),
             sfu,
@@ -136,6 +138,26 @@ impl Hub {
     /// The SFU's counters, when it is on.
     pub fn sfu_stats(&self) -> Option<&crate::sfu::Stats> {
         self.sfu.as_ref().map(|h| &*h.stats)
+    }
+
+    /// Moves SFU rooms that have been small for `rooms.mesh_after_secs` back to a mesh
+    /// (called every second by [`Hub::settle_every_second`]).
+    pub fn settle(&self, now: Instant) {
+        let mut out = Outbox::default();
+        lock(&self.rooms).settle(now, &mut out);
+        out.deliver();
+    }
+
+    /// Calls [`Hub::settle`] every second until `stop`.
+    pub async fn settle_every_second(self: Arc<Hub>, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => self.settle(Instant::now()),
+            }
+        }
     }
 
     /// Whether a room with this id exists now.
@@ -304,6 +326,8 @@ impl Hub {
                 crate::sfu::Command::Candidate { session, candidate }
             }
             SfuRequest::Leave => crate::sfu::Command::Leave { session },
+            SfuRequest::View(views) => crate::sfu::Command::View { session, views },
+            SfuRequest::UnpublishScreen => crate::sfu::Command::UnpublishScreen { session },
         })
     }
 

@@ -43,6 +43,10 @@ pub enum SignalError {
     Empty(&'static str),
     #[error("field `{0}` is longer than {1} characters")]
     TooLong(&'static str, usize),
+    #[error("field `{0}` has more than {1} entries")]
+    TooMany(&'static str, usize),
+    #[error("field `{0}` must be a whole number from 0 to {1}")]
+    OutOfRange(&'static str, u64),
     #[error("unknown message type")]
     UnknownType,
     #[error("more than {0} top-level fields")]
@@ -117,7 +121,9 @@ impl SignalError {
         use SignalError::*;
         match self {
             NotJson | NotObject | Binary | Missing(_) | WrongType(_) | Empty(_) | TooLong(..)
-            | UnknownType | TooManyFields(_) | ControlTooLong(_) => "bad-request",
+            | TooMany(..) | OutOfRange(..) | UnknownType | TooManyFields(_) | ControlTooLong(_) => {
+                "bad-request"
+            }
             Full(_) => "full",
             NotInRoom => "not-in-room",
             UnknownPeer => "unknown-peer",
@@ -203,6 +209,39 @@ pub enum SfuRequest {
     Candidate(String),
     /// `sfu-leave`: close this member's SFU connection.
     Leave,
+    /// `sfu-view`: the size (device pixels) each remote video is shown at; 0x0 is not shown.
+    View(Vec<SfuView>),
+    /// `sfu-unpublish`: the member stopped sharing its screen (the only source it may
+    /// unpublish; the others go with `sfu-leave`).
+    UnpublishScreen,
+}
+
+/// One entry of `sfu-view`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuView {
+    pub mid: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Most entries an `sfu-view` may have (more than any room has videos).
+pub const MAX_SFU_VIEWS: usize = 512;
+/// Largest width or height an `sfu-view` may give.
+pub const MAX_VIEW_PIXELS: u64 = 16_384;
+/// Longest mid an `sfu-view` entry may name.
+pub const MAX_SFU_MID_CHARS: usize = 32;
+
+/// Longest frame the WebSocket takes when the SFU is on: an `sfu-answer` of a big room (one
+/// m-line per track of every other member) is longer than the other messages' limit
+/// (`rooms.max_message_bytes`), which still applies to everything else.
+pub const MAX_SFU_FRAME_BYTES: usize = MAX_SFU_SDP_BYTES + MAX_SFU_SDP_BYTES / 4;
+
+/// Whether a frame is an `sfu-answer` (looked at without building a tree).
+pub fn is_sfu_answer(text: &str) -> bool {
+    Fields::parse(text)
+        .ok()
+        .and_then(|f| f.get_str("type"))
+        .is_some_and(|t| t.is_ok_and(|t| t == "sfu-answer"))
 }
 
 /// Longest SDP answer (or candidate) an `sfu-*` message may carry; the WebSocket's own
@@ -280,6 +319,8 @@ impl ClientMessage<'_> {
                 SfuRequest::Answer(_) => "sfu-answer",
                 SfuRequest::Candidate(_) => "sfu-candidate",
                 SfuRequest::Leave => "sfu-leave",
+                SfuRequest::View(_) => "sfu-view",
+                SfuRequest::UnpublishScreen => "sfu-unpublish",
             },
         }
     }
@@ -305,6 +346,7 @@ pub fn parse(text: &str) -> Result<ClientMessage<'_>, SignalError> {
         }
         // SDP: longer than a control message, read as a tree (the server reads it).
         "sfu-answer" | "sfu-candidate" => return parse_sfu_sdp(text),
+        "sfu-view" | "sfu-unpublish" => return parse_sfu_view(text),
         "offer" => RelayKind::Offer,
         "answer" => RelayKind::Answer,
         "candidate" => RelayKind::Candidate,
@@ -366,6 +408,58 @@ fn parse_value(text: &str) -> Result<ClientMessage<'static>, SignalError> {
         }
         None => Err(SignalError::UnknownType),
     }
+}
+
+/// `sfu-view` (`data.views`) and `sfu-unpublish` (`data.source`).
+fn parse_sfu_view(text: &str) -> Result<ClientMessage<'static>, SignalError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| SignalError::NotJson)?;
+    let data = match value.get("data") {
+        None => return Err(SignalError::Missing("data")),
+        Some(d @ Value::Object(_)) => d,
+        Some(_) => return Err(SignalError::WrongType("data")),
+    };
+    if value.get("type").and_then(Value::as_str) == Some("sfu-unpublish") {
+        return match data.get("source") {
+            None => Err(SignalError::Missing("data.source")),
+            Some(Value::String(s)) if s == "screen" => {
+                Ok(ClientMessage::Sfu(SfuRequest::UnpublishScreen))
+            }
+            Some(_) => Err(SignalError::WrongType("data.source")),
+        };
+    }
+    let views = match data.get("views") {
+        None => return Err(SignalError::Missing("data.views")),
+        Some(Value::Array(v)) if v.len() > MAX_SFU_VIEWS => {
+            return Err(SignalError::TooMany("data.views", MAX_SFU_VIEWS));
+        }
+        Some(Value::Array(v)) => v,
+        Some(_) => return Err(SignalError::WrongType("data.views")),
+    };
+    let size = |v: &Value, key: &str, name: &'static str| match v.get(key) {
+        None => Err(SignalError::Missing(name)),
+        Some(n) => n
+            .as_u64()
+            .filter(|n| *n <= MAX_VIEW_PIXELS)
+            .map(|n| n as u32)
+            .ok_or(SignalError::OutOfRange(name, MAX_VIEW_PIXELS)),
+    };
+    let mut out = Vec::with_capacity(views.len());
+    for v in views {
+        let mid = match v.get("mid") {
+            None => return Err(SignalError::Missing("data.views[].mid")),
+            Some(Value::String(m)) if m.len() > MAX_SFU_MID_CHARS => {
+                return Err(SignalError::TooLong("data.views[].mid", MAX_SFU_MID_CHARS));
+            }
+            Some(Value::String(m)) => m,
+            Some(_) => return Err(SignalError::WrongType("data.views[].mid")),
+        };
+        out.push(SfuView {
+            mid: mid.to_owned(),
+            width: size(v, "width", "data.views[].width")?,
+            height: size(v, "height", "data.views[].height")?,
+        });
+    }
+    Ok(ClientMessage::Sfu(SfuRequest::View(out)))
 }
 
 /// `sfu-answer` (`data.sdp`) and `sfu-candidate` (`data.candidate`).
@@ -593,12 +687,22 @@ fn mode_name(sfu: bool) -> &'static str {
     if sfu { "sfu" } else { "mesh" }
 }
 
+/// The members speaking now, loudest first (extension, from the SFU).
+pub fn sfu_speakers_frame<'a>(speakers: impl Iterator<Item = &'a str>) -> Utf8Bytes {
+    let list: Vec<&str> = speakers.collect();
+    frame(&json!({"type": "sfu-speakers", "data": {"speakers": list}}))
+}
+
 /// One m-line of an `sfu-offer`'s track map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SfuTrack<'a> {
     pub mid: &'a str,
     /// `audio` or `video`.
     pub kind: &'static str,
+    /// `mic`, `camera` or `screen`.
+    pub source: &'static str,
+    /// A published m-line that takes simulcast (`rids` h, m, l).
+    pub simulcast: bool,
     /// The member whose track it carries (`None`: one the client publishes on).
     pub from: Option<&'a str>,
 }
@@ -609,13 +713,19 @@ pub fn sfu_offer_frame(sdp: &str, tracks: &[SfuTrack<'_>]) -> Utf8Bytes {
     let publish: Vec<Value> = tracks
         .iter()
         .filter(|t| t.from.is_none())
-        .map(|t| json!({"mid": t.mid, "kind": t.kind}))
+        .map(|t| {
+            let mut v = json!({"mid": t.mid, "kind": t.kind, "source": t.source});
+            if t.simulcast {
+                v["rids"] = json!(["h", "m", "l"]);
+            }
+            v
+        })
         .collect();
     let receive: Vec<Value> = tracks
         .iter()
         .filter_map(|t| {
             t.from
-                .map(|f| json!({"mid": t.mid, "kind": t.kind, "from": f}))
+                .map(|f| json!({"mid": t.mid, "kind": t.kind, "from": f, "source": t.source}))
         })
         .collect();
     frame(&json!({
@@ -685,6 +795,15 @@ mod tests {
             r#"{{"type":"offer","to":"b","data":1,{}}}"#,
             fields.join(",")
         );
+        let view = r#"{"mid":"1","width":1,"height":1}"#;
+        let many_views = format!(
+            r#"{{"type":"sfu-view","data":{{"views":[{}]}}}}"#,
+            vec![view; MAX_SFU_VIEWS + 1].join(",")
+        );
+        let long_mid = format!(
+            r#"{{"type":"sfu-view","data":{{"views":[{{"mid":"{}","width":1,"height":1}}]}}}}"#,
+            "1".repeat(MAX_SFU_MID_CHARS + 1)
+        );
         let cases: &[(&str, SignalError)] = &[
             ("", SignalError::NotJson),
             ("{", SignalError::NotJson),
@@ -722,6 +841,50 @@ mod tests {
             (
                 r#"{"type":"sfu-offer","data":{"sdp":"x"}}"#,
                 SignalError::UnknownType,
+            ),
+            (
+                r#"{"type":"sfu-view","data":{}}"#,
+                SignalError::Missing("data.views"),
+            ),
+            (
+                r#"{"type":"sfu-view","data":{"views":{}}}"#,
+                SignalError::WrongType("data.views"),
+            ),
+            (
+                &many_views,
+                SignalError::TooMany("data.views", MAX_SFU_VIEWS),
+            ),
+            (
+                r#"{"type":"sfu-view","data":{"views":[{"mid":"1","width":16385,"height":90}]}}"#,
+                SignalError::OutOfRange("data.views[].width", MAX_VIEW_PIXELS),
+            ),
+            (
+                r#"{"type":"sfu-view","data":{"views":[{"mid":"1","width":160,"height":-1}]}}"#,
+                SignalError::OutOfRange("data.views[].height", MAX_VIEW_PIXELS),
+            ),
+            (
+                r#"{"type":"sfu-view","data":{"views":[{"mid":"1","width":1.5,"height":9}]}}"#,
+                SignalError::OutOfRange("data.views[].width", MAX_VIEW_PIXELS),
+            ),
+            (
+                r#"{"type":"sfu-view","data":{"views":[{"mid":"1","width":160}]}}"#,
+                SignalError::Missing("data.views[].height"),
+            ),
+            (
+                r#"{"type":"sfu-view","data":{"views":[{"width":1,"height":1}]}}"#,
+                SignalError::Missing("data.views[].mid"),
+            ),
+            (
+                &long_mid,
+                SignalError::TooLong("data.views[].mid", MAX_SFU_MID_CHARS),
+            ),
+            (
+                r#"{"type":"sfu-unpublish","data":{"source":"camera"}}"#,
+                SignalError::WrongType("data.source"),
+            ),
+            (
+                r#"{"type":"sfu-unpublish","data":{}}"#,
+                SignalError::Missing("data.source"),
             ),
             (r#"{"type":7}"#, SignalError::WrongType("type")),
             (r#"{"type":"dance"}"#, SignalError::UnknownType),
@@ -865,6 +1028,25 @@ mod tests {
             (
                 r#"{"type":"sfu-leave"}"#,
                 ClientMessage::Sfu(SfuRequest::Leave),
+            ),
+            (
+                r#"{"type":"sfu-view","data":{"views":[{"mid":"3","width":0,"height":0},{"mid":"4","width":16384,"height":90}]}}"#,
+                ClientMessage::Sfu(SfuRequest::View(vec![
+                    SfuView {
+                        mid: "3".into(),
+                        width: 0,
+                        height: 0,
+                    },
+                    SfuView {
+                        mid: "4".into(),
+                        width: 16384,
+                        height: 90,
+                    },
+                ])),
+            ),
+            (
+                r#"{"type":"sfu-unpublish","data":{"source":"screen"}}"#,
+                ClientMessage::Sfu(SfuRequest::UnpublishScreen),
             ),
             (
                 r#"{"type":"login","data":{"roomrequest":"r1","username":"Zoë","resume":{"sessionId":"s","token":"t"}}}"#,

@@ -169,9 +169,21 @@ pub struct Rooms {
     /// How long a knock waits for the host before it expires (the session's timer enforces
     /// it; `knocking` tells the knocker).
     lobby_wait: Duration,
-    /// With the SFU on: rooms larger than this whose members all announce SFU support are
-    /// in SFU mode.
-    sfu_from: Option<usize>,
+    /// When a room uses the SFU.
+    mode: ModeRule,
+    /// With the SFU on: how many members a room of SFU clients may have
+    /// (`sfu.max_room_members`; a mesh room keeps `capacity`).
+    sfu_capacity: Option<usize>,
+}
+
+/// When a room is in SFU mode: with the SFU on, once it has more than `sfu_from` members that
+/// all announce SFU support; back to a mesh at once when a member without it comes in, and
+/// only after `mesh_after` of being at or below `sfu_from` when it shrinks (so that a member
+/// who reloads does not move everyone twice).
+#[derive(Debug, Clone, Copy)]
+pub struct ModeRule {
+    pub sfu_from: Option<usize>,
+    pub mesh_after: Duration,
 }
 
 #[derive(Debug)]
@@ -186,6 +198,8 @@ struct Room {
     salt: Salt,
     /// In SFU mode (told to every member with `mode` when it changes).
     sfu: bool,
+    /// Since when the room, in SFU mode, has been small enough for a mesh.
+    small_since: Option<Instant>,
 }
 
 impl Room {
@@ -201,9 +215,40 @@ impl Room {
         self.members.iter().find(|m| m.id == id)
     }
 
-    /// Recomputes the room's mode after a join or a leave; every member hears of a change.
-    fn update_mode(&mut self, sfu_from: Option<usize>, out: &mut Outbox) {
-        let sfu = sfu_mode(sfu_from, self.members.iter());
+    /// The mode the room has at `now` with `members`, and since when it has been small in SFU
+    /// mode (see [`ModeRule`]).
+    fn mode_at<'a>(
+        &self,
+        rule: ModeRule,
+        members: impl Iterator<Item = &'a Member>,
+        now: Instant,
+    ) -> (bool, Option<Instant>) {
+        let (mut n, mut all) = (0, true);
+        for m in members {
+            n += 1;
+            all &= m.sfu;
+        }
+        let Some(from) = rule.sfu_from else {
+            return (false, None);
+        };
+        if !all || n == 0 {
+            return (false, None);
+        }
+        if n > from {
+            return (true, None);
+        }
+        let since = self.small_since.unwrap_or(now);
+        if !self.sfu || now.saturating_duration_since(since) >= rule.mesh_after {
+            return (false, None);
+        }
+        (true, Some(since))
+    }
+
+    /// Recomputes the room's mode after a join, a leave or time passing; every member hears
+    /// of a change.
+    fn update_mode(&mut self, rule: ModeRule, now: Instant, out: &mut Outbox) {
+        let (sfu, small_since) = self.mode_at(rule, self.members.iter(), now);
+        self.small_since = small_since;
         if sfu != self.sfu {
             self.sfu = sfu;
             let frame = protocol::mode_frame(sfu);
@@ -213,24 +258,28 @@ impl Room {
         }
     }
 
-    /// Queues `me`'s `joined` (the other members, the room's state) and returns those members.
+    /// Whether the room is in SFU mode with `me` in it (a change reaches the others in
+    /// `mode`).
+    fn sfu_with(&self, me: &Member, rule: ModeRule, now: Instant) -> bool {
+        let with_me = self
+            .members
+            .iter()
+            .filter(|m| m.id != me.id)
+            .chain(std::iter::once(me));
+        self.mode_at(rule, with_me, now).0
+    }
+
+    /// Queues `me`'s `joined` (the other members, the room's state, its mode `sfu`) and
+    /// returns those members.
     fn welcome(
         &self,
         room: &str,
         me: &Member,
         resumed: bool,
         capacity: usize,
-        sfu_from: Option<usize>,
+        sfu: bool,
         out: &mut Outbox,
     ) -> Vec<(String, String)> {
-        // The mode the room has with `me` in it (a change reaches the others in `mode`).
-        let sfu = sfu_mode(
-            sfu_from,
-            self.members
-                .iter()
-                .filter(|m| m.id != me.id)
-                .chain(std::iter::once(me)),
-        );
         let others: Vec<(String, String)> = self
             .members
             .iter()
@@ -279,14 +328,59 @@ impl Rooms {
             removal: Duration::from_secs(600),
             min_room_chars: 1,
             lobby_wait: Duration::from_secs(300),
-            sfu_from: None,
+            mode: ModeRule {
+                sfu_from: None,
+                mesh_after: Duration::from_secs(15),
+            },
+            sfu_capacity: None,
+        }
+    }
+
+    /// With the SFU on: a room whose members (and newcomer) all announce SFU support holds up
+    /// to `members` (the larger of it and `capacity`), one with any other client `capacity`.
+    pub fn with_sfu_capacity(mut self, members: Option<usize>) -> Rooms {
+        self.sfu_capacity = members;
+        self
+    }
+
+    /// How many members `room` may have with `me` coming in.
+    fn capacity_for(&self, room: Option<&Room>, me: &Member) -> usize {
+        match self.sfu_capacity {
+            Some(c) if me.sfu && room.is_none_or(|r| r.members.iter().all(|m| m.sfu)) => {
+                c.max(self.capacity)
+            }
+            _ => self.capacity,
         }
     }
 
     /// Rooms of more than `members` members that all announce SFU support use the SFU.
     pub fn with_sfu_from(mut self, members: Option<usize>) -> Rooms {
-        self.sfu_from = members;
+        self.mode.sfu_from = members;
         self
+    }
+
+    /// How long an SFU room stays one after it shrank to `sfu_from` or fewer members.
+    pub fn with_mesh_after(mut self, wait: Duration) -> Rooms {
+        self.mode.mesh_after = wait;
+        self
+    }
+
+    /// When [`Rooms::settle`] has a room to move back to a mesh, if any waits.
+    pub fn next_settle(&self) -> Option<Instant> {
+        let after = self.mode.mesh_after;
+        self.rooms
+            .values()
+            .filter_map(|r| r.small_since)
+            .min()
+            .map(|t| t + after)
+    }
+
+    /// Moves the SFU rooms that have been small for `rooms.mesh_after_secs` back to a mesh.
+    pub fn settle(&mut self, now: Instant, out: &mut Outbox) {
+        let rule = self.mode;
+        for r in self.rooms.values_mut().filter(|r| r.small_since.is_some()) {
+            r.update_mode(rule, now, out);
+        }
     }
 
     /// The room `id` is in, whether it is in SFU mode, and `id`'s queue.
@@ -379,9 +473,10 @@ impl Rooms {
             }
             None => {}
         }
+        let capacity = self.capacity_for(self.rooms.get(room), &me);
         match self.rooms.get(room) {
-            Some(r) if r.members.len() >= self.capacity => {
-                return Err(SignalError::Full(self.capacity));
+            Some(r) if r.members.len() >= capacity => {
+                return Err(SignalError::Full(capacity));
             }
             Some(r) if r.policy.lobby => {
                 self.knock(room, me, now, out)?;
@@ -398,12 +493,13 @@ impl Rooms {
                     policy: Policy::default(),
                     salt: password::salt(),
                     sfu: false,
+                    small_since: None,
                 };
                 self.rooms.insert(room.to_owned(), fresh);
             }
         }
         let resumed = joined.resumed;
-        joined.members = self.enter(room, me, resumed, out);
+        joined.members = self.enter(room, me, resumed, now, out);
         Ok(joined)
     }
 
@@ -417,16 +513,17 @@ impl Rooms {
         now: Instant,
         out: &mut Outbox,
     ) -> Vec<(String, String)> {
-        let capacity = self.capacity;
+        let capacity = self.capacity_for(self.rooms.get(room), &me);
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
-        let others = r.welcome(room, &me, true, capacity, self.sfu_from, out);
+        let sfu = r.sfu_with(&me, self.mode, now);
+        let others = r.welcome(room, &me, true, capacity, sfu, out);
         let is_host = r.host == me.id;
         if let Some(seat) = r.members.iter_mut().find(|m| m.id == me.id) {
             std::mem::replace(seat, me).peer.replaced.cancel();
         }
-        r.update_mode(self.sfu_from, out);
+        r.update_mode(self.mode, now, out);
         if is_host && !r.policy.waiting.is_empty() {
             r.tell_lobby(now, out);
         }
@@ -440,20 +537,22 @@ impl Rooms {
         room: &str,
         me: Member,
         resumed: bool,
+        now: Instant,
         out: &mut Outbox,
     ) -> Vec<(String, String)> {
-        let capacity = self.capacity;
+        let capacity = self.capacity_for(self.rooms.get(room), &me);
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
         // `joined` first: nothing the others send the newcomer can overtake it.
-        let others = r.welcome(room, &me, resumed, capacity, self.sfu_from, out);
+        let sfu = r.sfu_with(&me, self.mode, now);
+        let others = r.welcome(room, &me, resumed, capacity, sfu, out);
         for m in &r.members {
             out.push(&m.peer, &me.login);
         }
         self.room_of.insert(me.id.clone(), room.to_owned());
         r.members.push(me);
-        r.update_mode(self.sfu_from, out);
+        r.update_mode(self.mode, now, out);
         others
     }
 
@@ -504,7 +603,7 @@ impl Rooms {
         for m in &r.members {
             out.push(&m.peer, &gone.logout);
         }
-        r.update_mode(self.sfu_from, out);
+        r.update_mode(self.mode, now, out);
         if r.host == id {
             if let Some(next) = r.members.first() {
                 r.host = next.id.clone();
@@ -573,17 +672,6 @@ impl Rooms {
             .map(|m| &m.peer)
             .ok_or(SignalError::UnknownPeer)
     }
-}
-
-/// Whether a room of `members` is in SFU mode: more than `sfu_from` of them, all announcing
-/// SFU support.
-fn sfu_mode<'a>(sfu_from: Option<usize>, members: impl Iterator<Item = &'a Member>) -> bool {
-    let (mut n, mut all) = (0, true);
-    for m in members {
-        n += 1;
-        all &= m.sfu;
-    }
-    sfu_from.is_some_and(|from| n > from && all)
 }
 
 /// Compares two secrets in time that depends only on their lengths.

@@ -337,6 +337,14 @@ where
         };
         let now = Instant::now();
         let pause = match msg {
+            // Only an SFU answer may be longer than `rooms.max_message_bytes` (the socket
+            // takes frames up to `protocol::MAX_SFU_FRAME_BYTES` when the SFU is on).
+            Message::Text(text)
+                if text.len() > session.hub.config.max_message_bytes
+                    && !protocol::is_sfu_answer(&text) =>
+            {
+                return End::TooBig;
+            }
             Message::Text(text) => session.on_frame(Ok(&text), text.len(), now),
             Message::Binary(b) => session.on_frame(Err(SignalError::Binary), b.len(), now),
             Message::Pong(p) => {

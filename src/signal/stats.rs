@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use super::protocol::SignalError;
 
 /// `type` of every client message the server accepts ([`super::protocol::ClientMessage::kind`]).
-pub const MESSAGE_TYPES: [&str; 18] = [
+pub const MESSAGE_TYPES: [&str; 20] = [
     "randomCheck",
     "login",
     "offer",
@@ -26,6 +26,8 @@ pub const MESSAGE_TYPES: [&str; 18] = [
     "sfu-answer",
     "sfu-candidate",
     "sfu-leave",
+    "sfu-view",
+    "sfu-unpublish",
 ];
 
 /// Every `errorType` of `docs/protocol.md` ([`SignalError::error_type`]).
@@ -128,6 +130,8 @@ mod tests {
             WrongType("x"),
             Empty("x"),
             TooLong("x", 1),
+            TooMany("x", 1),
+            OutOfRange("x", 1),
             UnknownType,
             TooManyFields(1),
             ControlTooLong(1),
@@ -151,6 +155,11 @@ mod tests {
             NotHost,
             RoomNameTooShort(1),
             Unavailable,
+            SfuOff,
+            NotSfu,
+            SfuFull(1),
+            SfuBusy,
+            SfuNotJoined,
         ];
         let stats = Stats::default();
         for e in &all {
@@ -160,6 +169,6 @@ mod tests {
         let total: u64 = each(&stats.errors, &ERROR_TYPES).map(|(_, v)| v).sum();
         assert_eq!(total, all.len() as u64);
         let bad = each(&stats.errors, &ERROR_TYPES).find(|(l, _)| *l == "bad-request");
-        assert_eq!(bad, Some(("bad-request", 10)));
+        assert_eq!(bad, Some(("bad-request", 12)));
     }
 }

@@ -9,6 +9,7 @@
 //! `joinandconfigure`, `join` as subscriber, `subscribe`, `start`, long-poll `GET`).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -166,8 +167,11 @@ pub async fn member(mut me: Member, url: &str, room: u64, members: usize) -> any
         bail!("creating the Janus room: {created}");
     }
 
-    let (pub_pc, mut pub_out) = spawn_pc(me.ip, me.video.clone(), me.counters.clone()).await?;
-    let (sub_pc, mut sub_out) = spawn_pc(me.ip, me.video.clone(), me.counters.clone()).await?;
+    let none = Arc::new(Vec::new());
+    let (pub_pc, mut pub_out) =
+        spawn_pc(me.ip, me.video.clone(), none.clone(), me.counters.clone()).await?;
+    let (sub_pc, mut sub_out) =
+        spawn_pc(me.ip, me.video.clone(), none, me.counters.clone()).await?;
     pub_pc.send(PcIn::MakePublishOffer).await?;
     let offer = match pub_out.recv().await {
         Some(PcOut::Offer(sdp)) => sdp,

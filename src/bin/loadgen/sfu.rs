@@ -123,6 +123,7 @@ pub enum PcOut {
 pub async fn spawn_pc(
     ip: IpAddr,
     video: Arc<Video>,
+    lower: Arc<Vec<Video>>,
     counters: Arc<Counters>,
 ) -> anyhow::Result<(mpsc::Sender<PcIn>, mpsc::Receiver<PcOut>)> {
     let socket = UdpSocket::bind((ip, 0)).await?;
@@ -139,6 +140,8 @@ pub async fn spawn_pc(
         socket,
         local,
         video,
+        lower,
+        next_lower: [0; 2],
         counters,
         publish: None,
         pending: None,
@@ -146,7 +149,7 @@ pub async fn spawn_pc(
         next_frame: now,
         sent: 0,
         next: 0,
-        last_key_jump: None,
+        last_key_jump: [None; 3],
         first_frame: false,
         out: out_tx,
     };
@@ -159,6 +162,9 @@ struct Pc {
     socket: UdpSocket,
     local: SocketAddr,
     video: Arc<Video>,
+    /// Simulcast: the `m` and `l` layers (then `video` is `h`), and where each is in its file.
+    lower: Arc<Vec<Video>>,
+    next_lower: [usize; 2],
     counters: Arc<Counters>,
     publish: Option<Mid>,
     pending: Option<SdpPendingOffer>,
@@ -167,8 +173,9 @@ struct Pc {
     /// Frames written, and the index in the file of the next one.
     sent: usize,
     next: usize,
-    /// When a keyframe request last made it jump to the file's next key frame.
-    last_key_jump: Option<Instant>,
+    /// When a keyframe request last made each layer (h or the only one, m, l) jump to its
+    /// file's next key frame.
+    last_key_jump: [Option<Instant>; 3],
     /// A key frame from the far end arrived (what a browser could first show).
     first_frame: bool,
     out: mpsc::Sender<PcOut>,
@@ -229,7 +236,7 @@ impl Pc {
                 Output::Timeout(t) => return Ok(t),
                 Output::Event(e) => match e {
                     Event::Connected => self.connected = true,
-                    Event::KeyframeRequest(_) => self.jump_to_key_frame(),
+                    Event::KeyframeRequest(r) => self.jump_to_key_frame(r.rid.as_deref()),
                     Event::MediaData(d) => {
                         let video = self
                             .rtc
@@ -297,10 +304,34 @@ impl Pc {
         let video = &self.video;
         let frame = &video.frames[self.next % video.frames.len()];
         let ticks = (self.sent as f64 * 90_000.0 / video.fps) as u64;
-        if writer
-            .write(pt, now, MediaTime::from_90khz(ticks), frame.data.clone())
-            .is_ok()
-        {
+        let time = MediaTime::from_90khz(ticks);
+        if self.lower.len() == 2 {
+            for (i, rid) in ["m", "l"].into_iter().enumerate() {
+                let v = &self.lower[i];
+                let f = &v.frames[self.next_lower[i] % v.frames.len()];
+                let Some(w) = self.rtc.writer(mid) else {
+                    return;
+                };
+                if w.rid(rid.into())
+                    .write(pt, now, time, f.data.clone())
+                    .is_ok()
+                {
+                    self.next_lower[i] = (self.next_lower[i] + 1) % v.frames.len();
+                }
+            }
+            let Some(w) = self.rtc.writer(mid) else {
+                return;
+            };
+            if w.rid("h".into())
+                .write(pt, now, time, frame.data.clone())
+                .is_ok()
+            {
+                self.sent += 1;
+                self.next = (self.next + 1) % video.frames.len();
+            }
+            return;
+        }
+        if writer.write(pt, now, time, frame.data.clone()).is_ok() {
             self.sent += 1;
             self.next = (self.next + 1) % video.frames.len();
         }
@@ -308,19 +339,28 @@ impl Pc {
 
     /// Answers a keyframe request as an encoder would, from a file: the next frame written
     /// is the file's next key frame (at most one jump per 500 ms, as browsers throttle).
-    fn jump_to_key_frame(&mut self) {
+    /// A simulcast request names its layer (`rid`), each with its own throttle.
+    fn jump_to_key_frame(&mut self, rid: Option<&str>) {
         let now = Instant::now();
-        if self
-            .last_key_jump
-            .is_some_and(|t| now < t + Duration::from_millis(500))
-        {
+        let layer = match rid {
+            Some("m") => 1,
+            Some("l") => 2,
+            _ => 0,
+        };
+        if self.last_key_jump[layer].is_some_and(|t| now < t + Duration::from_millis(500)) {
             return;
         }
-        self.last_key_jump = Some(now);
-        let frames = &self.video.frames;
-        let ahead = (0..frames.len()).map(|i| (self.next + i) % frames.len());
+        self.last_key_jump[layer] = Some(now);
+        let (frames, next) = match layer {
+            0 => (&self.video.frames, &mut self.next),
+            l => match self.lower.get(l - 1) {
+                Some(v) => (&v.frames, &mut self.next_lower[l - 1]),
+                None => return,
+            },
+        };
+        let ahead = (0..frames.len()).map(|i| (*next + i) % frames.len());
         if let Some(k) = ahead.into_iter().find(|&i| frames[i].key) {
-            self.next = k;
+            *next = k;
         }
     }
 }
@@ -339,6 +379,20 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
         .as_ref()
         .context("--sfu needs --media FILE.ivf")?;
     let video = Arc::new(Video::load(path)?);
+    let lower = match &args.simulcast {
+        Some(files) => {
+            let v: Vec<Video> = files
+                .split(',')
+                .map(|f| Video::load(Path::new(f)))
+                .collect::<anyhow::Result<_>>()?;
+            if v.len() != 2 || args.backend != Backend::Peerbox {
+                bail!("--simulcast takes two files (m,l), with --backend peerbox");
+            }
+            v
+        }
+        None => Vec::new(),
+    };
+    let lower = Arc::new(lower);
     let counters = Arc::new(Counters::default());
     let ip: IpAddr = args.media_ip.parse().context("--media-ip")?;
     let rss_before = args.pid.and_then(|p| proc_status(p, "VmRSS"));
@@ -350,6 +404,7 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
             name: format!("load{i}"),
             ip,
             video: video.clone(),
+            lower: lower.clone(),
             counters: counters.clone(),
             first_frame: joined_tx.clone(),
             started: Instant::now(),
@@ -381,10 +436,13 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
     });
     let _ = wait_all.await;
     let all_joined = started.elapsed();
-    for m in &members {
-        if m.is_finished() {
-            bail!("a member ended early; run with RUST_LOG for details");
-        }
+    if let Some(i) = members.iter().position(|m| m.is_finished()) {
+        let why = match members.swap_remove(i).await {
+            Ok(Err(e)) => format!("{e:#}"),
+            Ok(Ok(())) => "it returned".into(),
+            Err(e) => e.to_string(),
+        };
+        bail!("a member ended early: {why}");
     }
     // Let the last renegotiations settle before counting.
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
@@ -443,6 +501,8 @@ pub struct Member {
     pub name: String,
     pub ip: IpAddr,
     pub video: Arc<Video>,
+    /// Simulcast: the `m` and `l` layers (empty: one layer).
+    pub lower: Arc<Vec<Video>>,
     pub counters: Arc<Counters>,
     pub first_frame: mpsc::Sender<Duration>,
     pub started: Instant,
@@ -464,7 +524,15 @@ impl Member {
         let login = json!({"type": "login",
             "data": {"roomrequest": room, "username": self.name, "sfu": true}});
         ws.send(Message::text(login.to_string())).await?;
-        let (pc, mut pc_out) = spawn_pc(self.ip, self.video.clone(), self.counters.clone()).await?;
+        let (pc, mut pc_out) = spawn_pc(
+            self.ip,
+            self.video.clone(),
+            self.lower.clone(),
+            self.counters.clone(),
+        )
+        .await?;
+        // Simulcast: every other member's video in a small tile (sent after each answer).
+        let mut views = None;
         let mut joined = false;
         loop {
             tokio::select! {
@@ -491,6 +559,16 @@ impl Member {
                                 .map(str::to_owned);
                             let sdp = v["data"]["sdp"].as_str().context("offer sdp")?.to_owned();
                             pc.send(PcIn::Offer { sdp, publish }).await?;
+                            if !self.lower.is_empty() {
+                                let tiles: Vec<Value> = v["data"]["tracks"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter(|t| t["kind"] == "video")
+                                    .map(|t| json!({"mid": t["mid"], "width": 160, "height": 90}))
+                                    .collect();
+                                views = Some(json!({"type": "sfu-view", "data": {"views": tiles}}));
+                            }
                             false
                         }
                         _ => false,
@@ -504,6 +582,9 @@ impl Member {
                     Some(PcOut::Answer(sdp)) => {
                         let m = json!({"type": "sfu-answer", "data": {"sdp": sdp}});
                         ws.send(Message::text(m.to_string())).await?;
+                        if let Some(v) = views.take() {
+                            ws.send(Message::text(v.to_string())).await?;
+                        }
                     }
                     Some(PcOut::FirstFrame) => self.first_frame().await,
                     Some(PcOut::Offer(_)) => bail!("peerbox makes the offers"),

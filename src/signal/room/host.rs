@@ -177,7 +177,7 @@ impl Rooms {
             r.tell_lobby(now, out);
             for k in waiting {
                 self.knocking.remove(&k.member.id);
-                self.let_in(&room, k.member, out);
+                self.let_in(&room, k.member, now, out);
             }
         }
         Ok(())
@@ -216,7 +216,7 @@ impl Rooms {
     ) -> Result<(), SignalError> {
         let room = self.hosted(from)?;
         let k = self.take_knocker(&room, to, now, out)?;
-        self.let_in(&room, k, out);
+        self.let_in(&room, k, now, out);
         Ok(())
     }
 
@@ -362,7 +362,7 @@ impl Rooms {
     }
 
     /// A knocker comes in, or hears that the room filled up meanwhile.
-    fn let_in(&mut self, room: &str, k: Member, out: &mut Outbox) {
+    fn let_in(&mut self, room: &str, k: Member, now: Instant, out: &mut Outbox) {
         let full = self
             .rooms
             .get(room)
@@ -371,7 +371,7 @@ impl Rooms {
             out.push(&k.peer, &SignalError::Full(self.capacity).to_frame());
             return;
         }
-        self.enter(room, k, false, out);
+        self.enter(room, k, false, now, out);
     }
 }
 

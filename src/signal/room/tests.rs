@@ -517,7 +517,9 @@ fn modes(c: &mut Client) -> Vec<String> {
 
 #[test]
 fn rooms_past_sfu_from_with_only_sfu_clients_use_the_sfu() {
-    let mut rooms = Rooms::new(10, 2, 10).with_sfu_from(Some(2));
+    let mut rooms = Rooms::new(10, 2, 10)
+        .with_sfu_from(Some(2))
+        .with_mesh_after(Duration::ZERO);
     let mut cs: Vec<Client> = (0..4).map(|_| client(16)).collect();
     let now = Instant::now();
     let join = |rooms: &mut Rooms, c: &Client, id: &str, sfu: bool| {
@@ -621,4 +623,112 @@ fn an_evicted_room_leaves_nothing_behind() {
             .join(member(&a, "a"), "t", none, now, &mut out)
             .is_ok()
     );
+}
+
+#[test]
+fn a_shrunk_sfu_room_goes_back_to_a_mesh_only_after_mesh_after() {
+    let mut rooms = Rooms::new(10, 2, 10)
+        .with_sfu_from(Some(2))
+        .with_mesh_after(Duration::from_secs(15));
+    let mut cs: Vec<Client> = (0..4).map(|_| client(16)).collect();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let join = |rooms: &mut Rooms, c: &Client, id: &str, now: Instant| {
+        let mut out = Outbox::default();
+        let mut m = member(c, id);
+        m.sfu = true;
+        rooms
+            .join(m, "r", Entry::default(), now, &mut out)
+            .expect("join");
+        out.deliver();
+    };
+    let leave = |rooms: &mut Rooms, id: &str, now: Instant| {
+        let mut out = Outbox::default();
+        rooms.leave(id, now, &mut out);
+        out.deliver();
+    };
+    let settle = |rooms: &mut Rooms, now: Instant| {
+        let mut out = Outbox::default();
+        rooms.settle(now, &mut out);
+        out.deliver();
+    };
+    for (c, id) in cs.iter().zip(["a", "b", "c"]) {
+        join(&mut rooms, c, id, at(0));
+    }
+    assert_eq!(modes(&mut cs[0]), ["joined:mesh", "sfu"]);
+    for c in &mut cs {
+        modes(c);
+    }
+    assert_eq!(rooms.next_settle(), None);
+    // c leaves at 10 s: two members, but the room stays on the SFU for 15 s.
+    leave(&mut rooms, "c", at(10));
+    assert!(modes(&mut cs[0]).is_empty());
+    assert_eq!(rooms.sfu_state("a").map(|s| s.1), Some(true));
+    assert_eq!(rooms.next_settle(), Some(at(25)));
+    settle(&mut rooms, at(24));
+    assert!(modes(&mut cs[0]).is_empty(), "not yet at 24 s");
+    // Someone comes back within the delay: the room never left the SFU, and the newcomer is
+    // told so.
+    join(&mut rooms, &cs[2], "c", at(20));
+    assert_eq!(modes(&mut cs[2]), ["joined:sfu"]);
+    assert!(modes(&mut cs[0]).is_empty());
+    assert_eq!(rooms.next_settle(), None);
+    // It leaves again at 30 s, b at 31 s; d joins at 32 s (two members: still small).
+    leave(&mut rooms, "c", at(30));
+    leave(&mut rooms, "b", at(31));
+    join(&mut rooms, &cs[3], "d", at(32));
+    assert_eq!(modes(&mut cs[3]), ["joined:sfu"]);
+    settle(&mut rooms, at(44));
+    assert!(modes(&mut cs[0]).is_empty());
+    // 15 s after it first became small (30 s): a mesh, for everyone.
+    settle(&mut rooms, at(45));
+    assert_eq!(modes(&mut cs[0]), ["mesh"]);
+    assert_eq!(modes(&mut cs[3]), ["mesh"]);
+    assert_eq!(rooms.sfu_state("a").map(|s| s.1), Some(false));
+    assert_eq!(rooms.next_settle(), None);
+}
+
+#[test]
+fn a_room_of_sfu_clients_holds_sfu_capacity_members_a_mesh_capacity() {
+    let mut rooms = Rooms::new(2, 2, 10)
+        .with_sfu_from(Some(1))
+        .with_sfu_capacity(Some(4));
+    let cs: Vec<Client> = (0..6).map(|_| client(16)).collect();
+    let now = Instant::now();
+    let mut join = |i: usize, sfu: bool| {
+        let mut out = Outbox::default();
+        let mut m = member(&cs[i], &format!("m{i}"));
+        m.sfu = sfu;
+        let r = rooms.join(m, "r", Entry::default(), now, &mut out);
+        out.deliver();
+        r.map(drop)
+    };
+    for i in 0..4 {
+        assert_eq!(join(i, true), Ok(()), "SFU member {i}");
+    }
+    assert_eq!(
+        join(4, true),
+        Err(SignalError::Full(4)),
+        "past sfu capacity"
+    );
+    // A client without SFU support would make it a mesh of 5: refused at the mesh's 2.
+    assert_eq!(join(5, false), Err(SignalError::Full(2)));
+    // Without the SFU every room has the one capacity.
+    let mut plain = Rooms::new(2, 2, 10);
+    for (i, c) in cs.iter().take(3).enumerate() {
+        let mut out = Outbox::default();
+        let mut m = member(c, &format!("p{i}"));
+        m.sfu = true;
+        let r = plain
+            .join(m, "p", Entry::default(), now, &mut out)
+            .map(drop);
+        assert_eq!(
+            r,
+            if i < 2 {
+                Ok(())
+            } else {
+                Err(SignalError::Full(2))
+            }
+        );
+    }
 }

@@ -46,7 +46,8 @@ let instances = 0;
  * Starts peerbox on loopback with its own temporary config.
  * `extraTurn` adds lines to [turn]; `extra` adds sections at the end (e.g. [cluster]), or is a
  * function of `{httpsPort}` that returns them (a cluster node names its own address).
- * @param {{capacity?: number, name?: string, extraRooms?: string, extraTurn?: string,
+ * `sfu`: turn the built-in SFU on, on a free loopback UDP port (big rooms go through it).
+ * @param {{capacity?: number, name?: string, extraRooms?: string, extraTurn?: string, sfu?: boolean,
  *          extra?: string | ((ports: {httpsPort: number}) => string)}} opts
  */
 export async function startPeerbox(opts = {}) {
@@ -54,6 +55,8 @@ export async function startPeerbox(opts = {}) {
   mkdirSync(join(dir, 'ssl'));
   const [httpsPort, httpPort, turnPort] = [await freeTcpPort(), await freeTcpPort(), await freeTurnPort()];
   // Distinct relay ranges so two servers in one test never compete for a relay port.
+  let sfuPort = opts.sfu ? await freeTurnPort() : 0;
+  while (opts.sfu && sfuPort === turnPort) sfuPort = await freeTurnPort();
   const base = 41000 + (((process.pid % 8) * 4 + instances++) % 32) * 500;
   const config = `# written by tests/e2e/lib/server.mjs
 hostname = "127.0.0.1"
@@ -81,6 +84,11 @@ listen = ["127.0.0.1:${turnPort}"]
 relay_ports = "${base}-${base + 499}"
 allow_loopback_peers = true
 ${opts.extraTurn ?? ''}
+${opts.sfu ? `
+[sfu]
+enabled = true
+listen = "127.0.0.1:${sfuPort}"
+` : ''}
 ${typeof opts.extra === 'function' ? opts.extra({ httpsPort }) : (opts.extra ?? '')}
 `;
   const configPath = join(dir, 'config.toml');

@@ -7,6 +7,8 @@ import { computed, effectScope, markRaw, ref, shallowRef, watch } from 'vue'
 import { SignalClient, type SignalState } from '../signal/client'
 import { signalUrl, type HostAction, type Member, type RoomChange, type RoomState } from '../signal/messages'
 import { Mesh, type Trust } from '../rtc/mesh'
+import { FrameCrypto, type FrameCounts } from '../rtc/frameCrypto'
+import { SfuSwitch } from '../rtc/sfuSwitch'
 import { RoomTrust } from '../rtc/trust'
 import type { Reaction } from '../rtc/reactions'
 import type { LinkStats, Quality } from '../rtc/stats'
@@ -33,6 +35,8 @@ export interface RemoteView {
   quality: Quality
   trust: Trust
   code: string
+  /** Its media comes through the server's SFU (the link carries data only). */
+  sfu: boolean
 }
 
 /** A reaction shown for a few seconds on its sender's tile (`id`: a member, or 'self'). */
@@ -73,6 +77,14 @@ const knocking = ref(false)
 const knockUntil = ref(0)
 /** The room secret from the link's fragment ('' = none: links are unverified). */
 const secret = ref('')
+/** Whether the room's media goes through the server's SFU (a big room), and how. */
+const sfuMode = ref(false)
+/** The SFU media is end-to-end encrypted with the room key (frame encryption). */
+const sfuEncrypted = ref(false)
+/** Frames encrypted, decrypted and dropped (not decrypting) so far. */
+const sfuFrames = shallowRef<FrameCounts>({ encrypted: 0, decrypted: 0, dropped: 0 })
+/** Who speaks now by the server's audio levels, loudest first; null: the server does not say (local detection). */
+const speakers = shallowRef<string[] | null>(null)
 /** Reactions being shown, oldest first. */
 const reactions = shallowRef<ShownReaction[]>([])
 let reactionKey = 0
@@ -84,6 +96,7 @@ function showReaction(id: string, name: string, emoji: Reaction): void {
 }
 let client: SignalClient | null = null
 let mesh: Mesh | null = null
+let sfu: SfuSwitch | null = null
 
 function refresh(): void {
   if (!mesh) return
@@ -102,6 +115,7 @@ function refresh(): void {
     quality: r.quality,
     trust: r.trust,
     code: r.code,
+    sfu: r.sfu,
   }))
 }
 
@@ -132,6 +146,8 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   c.on('error', (e) => {
     // Said by the reconnect notice (with the wait), not as a passing error.
     if (e.errorType === 'too-many-connections') return
+    // The SFU's refusals: the media stays on the mesh links (SfuSwitch), nothing to tell.
+    if (e.errorType.startsWith('sfu-') || e.errorType === 'not-sfu') return
     const err: RoomError = { kind: e.errorType === 'full' ? 'full' : 'server', type: e.errorType, text: e.errorText }
     error.value = err
     if (errorTimer) clearTimeout(errorTimer)
@@ -177,9 +193,24 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     getStream: () => media.stream.value,
     getScreen: () => media.screen.value,
     relayOnly: () => settings.relay.value,
-    getState: () => ({ ...media.state(), hand: hand.value, recording: useRecording().recording.value }),
+    getState: () => ({ ...media.state(), hand: hand.value, recording: useRecording().recording.value, sfu: sw.shownList() }),
+    sfuMedia: (id) => sw.mediaOf(id),
+    linkMedia: () => sw.linkMedia(),
   })
   mesh = m
+  const sw: SfuSwitch = new SfuSwitch(c, m, {
+    getStream: () => media.stream.value,
+    getScreen: () => media.screen.value,
+    getCrypto: () => FrameCrypto.of(secret.value, room.value),
+  })
+  sfu = sw
+  sw.on('changed', () => {
+    sfuMode.value = sw.mode === 'sfu'
+    sfuEncrypted.value = sw.encrypted
+    sfuFrames.value = sw.counts
+    if (sw.mode !== 'sfu') speakers.value = null
+  })
+  sw.on('speakers', (list) => (speakers.value = sw.mode === 'sfu' ? list : null))
   m.on('joined', (info) => {
     if (!joining.value && !inRoom.value) {
       // The person cancelled while the login was on its way.
@@ -200,8 +231,14 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
   m.on('members', refresh)
   m.on('remote', refresh)
   media.hooks({
-    track: (kind, t) => void m.replaceTrack(kind, t).catch((e) => console.warn('peerbox: replaceTrack', e)),
-    screen: (s) => void m.setScreen(s).catch((e) => console.warn('peerbox: screen', e)),
+    track: (kind, t) => {
+      void m.replaceTrack(kind, t).catch((e) => console.warn('peerbox: replaceTrack', e))
+      void sw.replaceTrack(kind).catch((e) => console.warn('peerbox: sfu replaceTrack', e))
+    },
+    screen: (s) => {
+      void m.setScreen(s).catch((e) => console.warn('peerbox: screen', e))
+      void sw.setScreen(!!s).catch((e) => console.warn('peerbox: sfu screen', e))
+    },
     state: () => m.broadcastState(),
   })
   // Ticking "always relay" mid-call moves every connection at once (new policy + ICE restart).
@@ -252,6 +289,7 @@ function cancelJoin(): void {
 function teardown(): void {
   // A recording under way ends with the call, and its file is saved.
   void useRecording().stop()
+  sfu?.reset()
   mesh?.reset()
   inRoom.value = false
   joining.value = false
@@ -290,7 +328,9 @@ const host = {
 export function useRoom() {
   return {
     signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error, hand,
-    roomState, waiting, knocking, knockUntil, isHost, host, secret, reactions,
+    roomState, waiting, knocking, knockUntil, isHost, host, secret, reactions, sfuMode, sfuEncrypted, sfuFrames, speakers,
+    /** A tile shows a member's camera or screen at this size in device pixels (0x0: not shown), for the SFU's layer choice. */
+    setView: (id: string, source: 'camera' | 'screen', width: number, height: number) => sfu?.setView(id, source, width, height),
     /** Sends a quick reaction and shows it on the own tile; false when over the rate limit. */
     sendReaction: (emoji: Reaction, name: string): boolean => {
       if (!mesh?.sendReaction(emoji)) return false

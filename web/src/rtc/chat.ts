@@ -29,6 +29,8 @@ export interface StateMessage {
   hand?: boolean
   /** Recording the call on this device (MediaRecorder); absent from older clients (= false). */
   recording?: boolean
+  /** In an SFU room: the members whose media this client gets from the SFU now (absent: none). */
+  sfu?: string[]
   ts: number
 }
 
@@ -165,6 +167,7 @@ export class ChatLink {
         kind: 'state', id: msg.id, mic: msg.mic !== false, cam: msg.cam !== false, sharing: msg.sharing === true,
         screen: typeof msg.screen === 'string' ? msg.screen : undefined, hand: msg.hand === true,
         recording: msg.recording === true, ts,
+        ...(Array.isArray(msg.sfu) ? { sfu: msg.sfu.filter((x): x is string => typeof x === 'string').slice(0, 1000) } : {}),
       })
     }
   }

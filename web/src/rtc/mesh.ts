@@ -51,6 +51,10 @@ export interface Remote {
   trust: Trust
   /** The safety code both ends of the link read the same (empty until connected). */
   code: string
+  /** Its media comes from the SFU now (not over the link, which carries data only). */
+  sfu: boolean
+  /** It gets this member's media from the SFU now (its state says so): the link's media can stop. */
+  seesSfu: boolean
 }
 
 export type MeshEvents = {
@@ -83,7 +87,11 @@ export interface MeshOptions {
   /** The screen being shared, if any (sent as a stream of its own). */
   getScreen?: () => MediaStream | null
   relayOnly: () => boolean
-  getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string; hand?: boolean; recording?: boolean }
+  getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string; hand?: boolean; recording?: boolean; sfu?: string[] }
+  /** In an SFU room: the member's media from the SFU, shown instead of the link's (null: the link's). */
+  sfuMedia?: (id: string) => { stream: MediaStream | null; screen: MediaStream | null } | null
+  /** Whether a new link sends media (false in an SFU room: data only). */
+  linkMedia?: () => boolean
   /** How often to read each link's statistics (0: never). */
   statsEveryMs?: number
   /** Tests pass a fake; browsers use RTCPeerConnection. */
@@ -291,7 +299,7 @@ export class Mesh extends Emitter<MeshEvents> {
       id, name, link: null, chat: null, files: null, stream: null, screen: null, screenId: '',
       mic: true, cam: true, sharing: false, hand: false, recording: false, connection: 'new', stats: null, quality: 'unknown',
       confirmed: true,
-      trust: this.trust ? 'checking' : 'unverified', code: '',
+      trust: this.trust ? 'checking' : 'unverified', code: '', sfu: false, seesSfu: false,
     })
     if (notify) this.emit('members', undefined)
   }
@@ -318,6 +326,7 @@ export class Mesh extends Emitter<MeshEvents> {
       stream: this.opts.getStream(),
       screen: this.opts.getScreen?.() ?? null,
       fresh,
+      mediaOn: this.opts.linkMedia?.() ?? true,
       createPeerConnection: this.opts.createPeerConnection,
       signals: {
         offer: (d, fresh) => this.signal.sendOffer(id, d, fresh, this.auth),
@@ -362,6 +371,7 @@ export class Mesh extends Emitter<MeshEvents> {
         if (s.hand && !r.hand) this.emit('hand', { id, name: r.name })
         r.hand = s.hand === true
         r.recording = s.recording === true
+        r.seesSfu = s.sfu?.includes(this.selfId) === true
         this.sortStreams(r)
         this.emit('remote', id)
       },
@@ -399,6 +409,14 @@ export class Mesh extends Emitter<MeshEvents> {
 
   /** Which of the member's streams is the camera and which the screen, by what its state says. */
   private sortStreams(r: Remote): void {
+    const sfu = this.opts.sfuMedia?.(r.id)
+    r.sfu = !!sfu
+    if (sfu) {
+      // Without a screen m-line (older servers) the screen comes in place of the camera.
+      r.stream = sfu.stream
+      r.screen = r.sharing ? sfu.screen : null
+      return
+    }
     const streams = r.link?.remoteStreams ?? new Map<string, MediaStream>()
     r.stream = [...streams].find(([sid]) => !r.screenId || sid !== r.screenId)?.[1] ?? null
     r.screen = r.sharing && r.screenId ? streams.get(r.screenId) ?? null : null
@@ -495,6 +513,19 @@ export class Mesh extends Emitter<MeshEvents> {
   broadcastState(): void {
     const msg = this.stateMessage()
     for (const r of this.remotes.values()) r.chat?.send({ ...msg, id: newId() })
+  }
+
+  /** Reads again where the member's media comes from (the SFU or its link) and tells the views. */
+  refreshMedia(id: string): void {
+    const r = this.remotes.get(id)
+    if (!r) return
+    this.sortStreams(r)
+    this.emit('remote', id)
+  }
+
+  /** Takes this member's media off the link to `id` (it gets it from the SFU) or puts it back. */
+  async setLinkMedia(id: string, on: boolean): Promise<void> {
+    await this.remotes.get(id)?.link?.setMediaOn(on)
   }
 
   /** Starts or ends sending a shared screen to everyone (new members get it when they connect). */

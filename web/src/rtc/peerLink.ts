@@ -21,6 +21,11 @@ export interface PeerLinkOptions {
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
   /** This link replaces a running one to the same member: its first offer says so. */
   fresh?: boolean
+  /**
+   * Whether the link sends media now (false: a data-only link in an SFU room; its senders exist
+   * without tracks, so media comes back with setMediaOn(true) and no renegotiation).
+   */
+  mediaOn?: boolean
   /** How long `disconnected` may last before an ICE restart. */
   disconnectedGraceMs?: number
   /** A remote track arrived; the remote side's streams (camera, screen) stay apart, keyed by their id. */
@@ -45,10 +50,14 @@ export class PeerLink {
   private screenSenders = new Map<string, RTCRtpSender>()
   private disconnectTimer: ReturnType<typeof setTimeout> | null = null
   private closed = false
+  private mediaOn: boolean
+  /** The camera and mic tracks to send while media is on (replaceTrack keeps them up to date). */
+  private cameraTracks = new Map<string, MediaStreamTrack | null>()
 
   constructor(private readonly opts: PeerLinkOptions) {
     // String comparison of session ids: both sides agree on who yields in a glare.
     this.polite = opts.selfId > opts.remoteId
+    this.mediaOn = opts.mediaOn !== false
     const create = opts.createPeerConnection ?? ((c) => new RTCPeerConnection(c))
     this.pc = create(opts.config)
     // Negotiated channels exist on both sides at once, so no ondatachannel race.
@@ -106,6 +115,9 @@ export class PeerLink {
     for (const track of tracks) {
       const sender = this.pc.addTrack(track, stream!)
       this.cameraSenders.set(track.kind, sender)
+      this.cameraTracks.set(track.kind, track)
+      // Nothing flows before the first answer: the sender is there, its track is not.
+      if (!this.mediaOn) void sender.replaceTrack(null)
     }
     const kinds = new Set(tracks.map((t) => t.kind))
     const existing = this.pc.getTransceivers().map((t) => t.receiver.track?.kind)
@@ -117,7 +129,10 @@ export class PeerLink {
 
   private addScreenTracks(screen: MediaStream): void {
     for (const track of screen.getTracks()) {
-      if (!this.screenSenders.has(track.kind)) this.screenSenders.set(track.kind, this.pc.addTrack(track, screen))
+      if (this.screenSenders.has(track.kind)) continue
+      const sender = this.pc.addTrack(track, screen)
+      this.screenSenders.set(track.kind, sender)
+      if (!this.mediaOn) void sender.replaceTrack(null)
     }
   }
 
@@ -129,7 +144,7 @@ export class PeerLink {
   async setScreen(screen: MediaStream | null): Promise<void> {
     this.opts.screen = screen
     if (!this.mediaAttached || this.closed) return
-    const tracks = new Map(screen ? screen.getTracks().map((t) => [t.kind, t]) : [])
+    const tracks = new Map(screen && this.mediaOn ? screen.getTracks().map((t) => [t.kind, t]) : [])
     for (const [kind, sender] of this.screenSenders) await sender.replaceTrack(tracks.get(kind) ?? null)
     if (screen) this.addScreenTracks(screen)
   }
@@ -222,7 +237,16 @@ export class PeerLink {
 
   /** Another camera or microphone: swap the outgoing track without renegotiating. */
   async replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack | null): Promise<void> {
-    await this.cameraSenders.get(kind)?.replaceTrack(track)
+    this.cameraTracks.set(kind, track)
+    if (this.mediaOn) await this.cameraSenders.get(kind)?.replaceTrack(track)
+  }
+
+  /** Takes the media off the link (data only: chat, files, state go on) or puts it back. */
+  async setMediaOn(on: boolean): Promise<void> {
+    if (this.mediaOn === on || this.closed) return
+    this.mediaOn = on
+    for (const [kind, sender] of this.cameraSenders) await sender.replaceTrack(on ? this.cameraTracks.get(kind) ?? null : null)
+    await this.setScreen(this.opts.screen ?? null)
   }
 
   private clearDisconnectTimer(): void {

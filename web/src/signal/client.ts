@@ -4,7 +4,7 @@ import { backoffDelay } from './backoff'
 import { Emitter } from './emitter'
 import {
   parseMessage, type HostAction, type IncomingMessage, type JoinedInfo, type OutgoingMessage, type RoomChange,
-  type SessionDescription,
+  type SessionDescription, type SfuView,
 } from './messages'
 
 export type SignalState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
@@ -43,6 +43,9 @@ export type SignalEvents = {
   knocking: Of<'knocking'>
   askMute: Of<'askMute'>
   ended: Of<'ended'>
+  mode: Of<'mode'>
+  'sfu-offer': Of<'sfu-offer'>
+  'sfu-speakers': Of<'sfu-speakers'>
 }
 
 export interface SignalOptions {
@@ -194,6 +197,31 @@ export class SignalClient extends Emitter<SignalEvents> {
     this.send({ type: 'endCall' })
   }
 
+  /** The SFU (extension): connect, answer its offer, trickle, view sizes, stop a screen, leave. */
+  sfuJoin(): void {
+    this.send({ type: 'sfu-join' })
+  }
+
+  sfuAnswer(sdp: string): void {
+    this.send({ type: 'sfu-answer', data: { sdp } })
+  }
+
+  sfuCandidate(candidate: string): void {
+    this.send({ type: 'sfu-candidate', data: { candidate } })
+  }
+
+  sfuView(views: SfuView[]): void {
+    this.send({ type: 'sfu-view', data: { views } })
+  }
+
+  sfuUnpublish(): void {
+    this.send({ type: 'sfu-unpublish', data: { source: 'screen' } })
+  }
+
+  sfuLeave(): void {
+    this.send({ type: 'sfu-leave' })
+  }
+
   /** Drops the wanted room without telling the server (after a refused login such as `full`). */
   forgetRoom(): void {
     this.wanted = null
@@ -229,6 +257,8 @@ export class SignalClient extends Emitter<SignalEvents> {
     }
     if (this.resume) data.resume = { ...this.resume }
     if (this.wanted.password) data.password = this.wanted.password
+    // Big rooms go through the server's SFU when every member can (a browser without WebRTC cannot).
+    if (typeof RTCPeerConnection !== 'undefined') data.sfu = true
     this.send({ type: 'login', data }, false)
   }
 

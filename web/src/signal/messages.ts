@@ -39,7 +39,8 @@ export type HostAction = 'handOver' | 'admit' | 'decline' | 'remove'
 /** Messages this client sends. `from` is always overwritten by the server, so it is never sent. */
 export type OutgoingMessage =
   | { type: 'randomCheck'; data: string }
-  | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo; password?: string } }
+  // `sfu`: this client can use the server's SFU in big rooms (extension, docs/protocol.md).
+  | { type: 'login'; data: { roomrequest: string; username: string; resume?: ResumeInfo; password?: string; sfu?: boolean } }
   // `fresh` is a relayed field the server passes on untouched (not part of the seed's protocol).
   // `auth`: the sender's DTLS fingerprints signed with the room secret (relayed untouched, see rtc/trust.ts).
   | { type: 'offer'; to: string; data: SessionDescription; username: string; fresh?: true; auth?: string }
@@ -52,6 +53,49 @@ export type OutgoingMessage =
   | { type: HostAction; to: string }
   | { type: 'askMute'; to: string; data: { kind: 'audio' | 'video' } }
   | { type: 'endCall' }
+  // The SFU (extension): addressed to the server, no `to`.
+  | { type: 'sfu-join' }
+  | { type: 'sfu-answer'; data: { sdp: string } }
+  | { type: 'sfu-candidate'; data: { candidate: string } }
+  | { type: 'sfu-leave' }
+  | { type: 'sfu-view'; data: { views: SfuView[] } }
+  | { type: 'sfu-unpublish'; data: { source: 'screen' } }
+
+/** What a member sends or receives on one m-line of the SFU connection. */
+export type SfuSource = 'mic' | 'camera' | 'screen'
+
+/** An m-line of an `sfu-offer` this client publishes on. */
+export interface SfuPublish {
+  mid: string
+  kind: 'audio' | 'video'
+  /** Absent from servers before the screen m-line: mic or camera by kind. */
+  source?: SfuSource
+  /** Simulcast layers offered on this m-line (camera: h, m, l). */
+  rids?: string[]
+}
+
+/** An m-line of an `sfu-offer` that carries another member's track. */
+export interface SfuTrack {
+  mid: string
+  kind: 'audio' | 'video'
+  from: string
+  source?: SfuSource
+}
+
+export interface SfuOffer {
+  sdp: string
+  publish: SfuPublish[]
+  tracks: SfuTrack[]
+}
+
+/** The size in device pixels a remote video is shown at (0x0: not visible). */
+export interface SfuView {
+  mid: string
+  width: number
+  height: number
+}
+
+export type RoomMode = 'mesh' | 'sfu'
 
 export interface JoinedInfo {
   sessionId: string
@@ -64,6 +108,8 @@ export interface JoinedInfo {
   capacity?: number
   /** Absent from servers without host powers. */
   state?: RoomState
+  /** Absent from servers without an SFU: mesh. */
+  mode?: RoomMode
 }
 
 export type IncomingMessage =
@@ -82,6 +128,9 @@ export type IncomingMessage =
   | { type: 'knocking'; room: string; waitSecs?: number }
   | { type: 'askMute'; from: string; kind: 'audio' | 'video' }
   | { type: 'ended'; from: string }
+  | { type: 'mode'; mode: RoomMode }
+  | ({ type: 'sfu-offer' } & SfuOffer)
+  | { type: 'sfu-speakers'; speakers: string[] }
 
 type Obj = Record<string, unknown>
 
@@ -132,6 +181,29 @@ function parseDescription(v: unknown, fallback: RTCSdpType): SessionDescription 
   return null
 }
 
+const kindOf = (v: unknown): 'audio' | 'video' | null => (v === 'audio' || v === 'video' ? v : null)
+const sourceOf = (v: unknown): SfuSource | undefined => (v === 'mic' || v === 'camera' || v === 'screen' ? v : undefined)
+
+/** `sfu-offer`'s data; entries without a mid or a known kind are dropped. */
+function parseSfuOffer(v: unknown): SfuOffer | null {
+  if (!isObj(v) || typeof v.sdp !== 'string') return null
+  const list = (x: unknown) => (Array.isArray(x) ? x.filter(isObj) : [])
+  const publish = list(v.publish).flatMap((p): SfuPublish[] => {
+    const kind = kindOf(p.kind)
+    if (!kind || typeof p.mid !== 'string') return []
+    const source = sourceOf(p.source)
+    const rids = Array.isArray(p.rids) ? p.rids.filter((r): r is string => typeof r === 'string') : undefined
+    return [{ mid: p.mid, kind, ...(source ? { source } : {}), ...(rids?.length ? { rids } : {}) }]
+  })
+  const tracks = list(v.tracks).flatMap((t): SfuTrack[] => {
+    const kind = kindOf(t.kind)
+    if (!kind || typeof t.mid !== 'string' || typeof t.from !== 'string' || !t.from) return []
+    const source = sourceOf(t.source)
+    return [{ mid: t.mid, kind, from: t.from, ...(source ? { source } : {}) }]
+  })
+  return { sdp: v.sdp, publish, tracks }
+}
+
 /** Parses one text frame; returns null for anything this client does not understand. */
 export function parseMessage(text: string): IncomingMessage | null {
   let raw: unknown
@@ -160,6 +232,7 @@ export function parseMessage(text: string): IncomingMessage | null {
         resumed: raw.resumed === true,
         capacity: typeof raw.capacity === 'number' ? raw.capacity : undefined,
         state: parseState(raw.state),
+        mode: raw.mode === 'sfu' ? 'sfu' : 'mesh',
       }
     case 'login': {
       const d = isObj(data) ? data : {}
@@ -199,6 +272,16 @@ export function parseMessage(text: string): IncomingMessage | null {
     }
     case 'ended':
       return { type: 'ended', from }
+    case 'mode':
+      return isObj(data) && (data.mode === 'sfu' || data.mode === 'mesh') ? { type: 'mode', mode: data.mode } : null
+    case 'sfu-offer': {
+      const offer = parseSfuOffer(data)
+      return offer ? { type: 'sfu-offer', ...offer } : null
+    }
+    case 'sfu-speakers':
+      return isObj(data) && Array.isArray(data.speakers)
+        ? { type: 'sfu-speakers', speakers: data.speakers.filter((s): s is string => typeof s === 'string' && s !== '') }
+        : null
     case 'error': {
       const m = isObj(raw.message) ? raw.message : {}
       return { type: 'error', errorType: str(m.errorType) || 'unknown', errorText: str(m.errorText) }
