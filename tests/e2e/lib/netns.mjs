@@ -1,7 +1,9 @@
 // Owns the simulated internet of the network tests: Linux network namespaces linked by veth
 // pairs, with addresses from the documentation ranges, routers with iptables (NAT, symmetric
 // NAT, blocked UDP, only TCP 443) and a hosts file naming the server. Nothing is linked to the
-// host's interfaces. Everything made here is deleted by down().
+// host's interfaces. Everything made here is deleted by down(). The names below start with
+// `pbxm`, or with $PEERBOX_NETNS_PREFIX when set (a run beside a leftover one, or beside another
+// checkout's). shapeDownlink() limits what reaches one client (tc tbf on its router's LAN port).
 //
 //   pbxm-srv (peerbox, 203.0.113.10, 2001:db8::10)
 //       |
@@ -19,7 +21,9 @@ import { join } from 'node:path';
 export const SERVER_V4 = '203.0.113.10';
 export const SERVER_V6 = '2001:db8::10';
 export const HOST = 'peerbox.test';
-const P = 'pbxm';
+const P = process.env.PEERBOX_NETNS_PREFIX || 'pbxm';
+// The prefix goes into namespace names, shell scripts and file names: keep it plain.
+if (!/^[a-z][a-z0-9]{0,7}$/.test(P)) throw new Error(`PEERBOX_NETNS_PREFIX must be 1-8 lowercase letters or digits, got "${P}"`);
 export const NS = { srv: `${P}-srv`, inet: `${P}-inet`, ra: `${P}-ra`, rb: `${P}-rb`, ca: `${P}-ca`, ca2: `${P}-ca2`, cb: `${P}-cb` };
 
 function run(cmd, args, { quiet = false } = {}) {
@@ -124,6 +128,25 @@ export function clients(spec) {
   // before it ends sees the network change under it (ERR_NETWORK_CHANGED on its first load).
   for (const ns of [...clientsMade, NS.ra, NS.rb]) settle(ns);
   return clientsMade;
+}
+
+/** The router and its LAN-side port (veth) each client namespace hangs off, as clients() links them. */
+const PORT = { [NS.ca]: [NS.ra, 'c0'], [NS.ca2]: [NS.ra, 'c1'], [NS.cb]: [NS.rb, 'c0'] };
+
+/**
+ * Limits what reaches client namespace `ns` to `kbit` kbit/s: a token bucket on its router's
+ * LAN port, where packets leave towards it (a thin downlink; its uplink is untouched). The
+ * queue holds `latencyMs` of packets; what does not fit is dropped, as a congested DSL line does.
+ */
+export function shapeDownlink(ns, kbit, latencyMs = 200) {
+  const [router, port] = PORT[ns];
+  sh(router, `tc qdisc replace dev ${port} root tbf rate ${kbit}kbit burst 4kb latency ${latencyMs}ms`);
+}
+
+/** Removes shapeDownlink()'s limit. */
+export function unshapeDownlink(ns) {
+  const [router, port] = PORT[ns];
+  run('ip', ['netns', 'exec', router, 'tc', 'qdisc', 'del', 'dev', port, 'root'], { quiet: true });
 }
 
 function settle(ns) {

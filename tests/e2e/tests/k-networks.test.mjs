@@ -5,79 +5,26 @@
 // candidate pair: host, server-reflexive, or relayed over UDP, TCP or TLS), and records the
 // time from the second person's Join click to the first remote frame on both screens.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, createWriteStream, rmSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import * as net from '../lib/netns.mjs';
 import { FLAGS, newPerson } from '../lib/browser.mjs';
-import { binaryPath } from '../lib/server.mjs';
+import { useNetServer } from '../lib/netserver.mjs';
 import { OUT_DIR } from '../lib/paths.mjs';
 import { pickRandomRoom, join as joinRoom, waitFor, waitForPlayingVideos, tid } from '../lib/app.mjs';
 
 const BASE = `https://${net.HOST}`;
 // Inside the namespaces nothing is loopback; the flag would only add noise candidates.
 const NET_FLAGS = FLAGS.filter((f) => f !== '--allow-loopback-in-peer-connection');
-const skip = !net.available() && 'needs root with iproute2 and iptables (network namespaces)';
-
-let dir;
-let server;
 const results = [];
-
-before(async () => {
-  if (skip) return;
-  dir = mkdtempSync(join(tmpdir(), 'peerbox-net-'));
-  mkdirSync(join(dir, 'ssl'));
-  net.up();
-  // What an admin writes: the name and the public address. Everything else is the shipped
-  // default (TURN on 3478 and on 443, the default peer policy, quotas sized from the room
-  // capacity), with IPv6 listeners beside; rooms of 4 so that a full one fits this machine.
-  writeFileSync(join(dir, 'config.toml'), `hostname = "${net.HOST}"
-shutdown_timeout_secs = 2
-[rooms]
-capacity = 4
-[https]
-listen = ["0.0.0.0:443", "[::]:443"]
-[http]
-listen = ["0.0.0.0:80", "[::]:80"]
-[turn]
-listen = ["0.0.0.0:3478", "[::]:3478"]
-external_ip = "${net.SERVER_V4}"
-`);
-  mkdirSync(OUT_DIR, { recursive: true });
-  const logPath = join(OUT_DIR, 'peerbox-networks.log');
-  const log = createWriteStream(logPath);
-  const child = spawn('ip', ['netns', 'exec', net.NS.srv, binaryPath(), '--config', join(dir, 'config.toml')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1', PEERBOX_LOG: process.env.PEERBOX_LOG ?? 'info' },
-  });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  server = { child, exited: false };
-  child.once('exit', () => { server.exited = true; });
-  await waitFor(() => {
-    if (server.exited) throw new Error(`peerbox exited at start; see ${logPath}`);
-    try {
-      return readFileSync(logPath, 'utf8').includes('peerbox is serving');
-    } catch {
-      return false;
-    }
-  }, { timeout: 30_000, what: 'peerbox to serve in its namespace' });
-}, { timeout: 60_000 });
-
-after(async () => {
-  if (skip) return;
-  if (server && !server.exited) {
-    server.child.kill('SIGTERM');
-    await new Promise((r) => { server.child.once('exit', r); setTimeout(r, 5_000); });
-  }
-  net.down();
-  rmSync(dir, { recursive: true, force: true });
+// What an admin writes (lib/netserver.mjs): the name, the public address, the shipped defaults.
+const env = useNetServer('networks', { onEnd: () => {
   if (results.length) writeFileSync(join(OUT_DIR, 'networks.json'), JSON.stringify(results, null, 2));
-}, { timeout: 30_000 });
+} });
+const { skip } = env;
 
 /** The selected candidate pair of each of the page's connected peer connections. */
 function connectedPaths(page) {
@@ -216,7 +163,7 @@ for (const c of CASES) {
     try {
       for (const ns of namespaces) {
         browsers.push(await chromium.launch({
-          executablePath: net.chromiumIn(ns, dir), headless: true, args: NET_FLAGS, timeout: 60_000,
+          executablePath: net.chromiumIn(ns, env.dir), headless: true, args: NET_FLAGS, timeout: 60_000,
         }));
       }
       const slug = c.name.replace(/\W+/g, '-');
@@ -272,7 +219,7 @@ test('network: a full room, always relay', { skip, timeout: 150_000 }, async () 
   try {
     for (const ns of namespaces) {
       browsers.push(await chromium.launch({
-        executablePath: net.chromiumIn(ns, dir), headless: true, args: NET_FLAGS, timeout: 60_000,
+        executablePath: net.chromiumIn(ns, env.dir), headless: true, args: NET_FLAGS, timeout: 60_000,
       }));
     }
     const people = [];

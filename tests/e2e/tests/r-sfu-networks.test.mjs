@@ -8,79 +8,26 @@
 // through peerbox's own TURN, and both (TURN/TLS on 443 to the SFU's UDP port). Each asserts frames decoded from the three other members and the
 // selected candidate pair.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, createWriteStream, rmSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
 import * as net from '../lib/netns.mjs';
 import { FLAGS, newPerson } from '../lib/browser.mjs';
-import { binaryPath } from '../lib/server.mjs';
+import { useNetServer } from '../lib/netserver.mjs';
 import { OUT_DIR } from '../lib/paths.mjs';
 import { waitFor } from '../lib/app.mjs';
 
 const BASE = `https://${net.HOST}`;
 const NET_FLAGS = FLAGS.filter((f) => f !== '--allow-loopback-in-peer-connection');
-const skip = !net.available() && 'needs root with iproute2 and iptables (network namespaces)';
-
-let dir;
-let server;
 const results = [];
-const LOG = join(OUT_DIR, 'peerbox-sfu-networks.log');
-
-before(async () => {
-  if (skip) return;
-  dir = mkdtempSync(join(tmpdir(), 'peerbox-sfunet-'));
-  mkdirSync(join(dir, 'ssl'));
-  net.up();
-  // k-networks' config (what an admin writes) plus the SFU.
-  writeFileSync(join(dir, 'config.toml'), `hostname = "${net.HOST}"
-shutdown_timeout_secs = 2
-[rooms]
-capacity = 4
-[https]
-listen = ["0.0.0.0:443", "[::]:443"]
-[http]
-listen = ["0.0.0.0:80", "[::]:80"]
-[turn]
-listen = ["0.0.0.0:3478", "[::]:3478"]
-external_ip = "${net.SERVER_V4}"
-[sfu]
-enabled = true
-`);
-  mkdirSync(OUT_DIR, { recursive: true });
-  const log = createWriteStream(LOG);
-  const child = spawn('ip', ['netns', 'exec', net.NS.srv, binaryPath(), '--config', join(dir, 'config.toml')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1', PEERBOX_LOG: process.env.PEERBOX_LOG ?? 'info' },
-  });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  server = { child, exited: false };
-  child.once('exit', () => { server.exited = true; });
-  await waitFor(() => {
-    if (server.exited) throw new Error(`peerbox exited at start; see ${LOG}`);
-    try {
-      return readFileSync(LOG, 'utf8').includes('peerbox is serving');
-    } catch {
-      return false;
-    }
-  }, { timeout: 30_000, what: 'peerbox to serve in its namespace' });
-}, { timeout: 60_000 });
-
-after(async () => {
-  if (skip) return;
-  if (server && !server.exited) {
-    server.child.kill('SIGTERM');
-    await new Promise((r) => { server.child.once('exit', r); setTimeout(r, 5_000); });
-  }
-  net.down();
-  rmSync(dir, { recursive: true, force: true });
+// k-networks' config (what an admin writes) plus the SFU.
+const env = useNetServer('sfu-networks', { sfu: true, onEnd: () => {
   if (results.length) writeFileSync(join(OUT_DIR, 'sfu-networks.json'), JSON.stringify(results, null, 2));
-}, { timeout: 30_000 });
+} });
+const { skip } = env;
 
 /**
  * In the page: logs in to `room` over WSS with SFU support, waits for the room to be an SFU
@@ -211,7 +158,7 @@ for (const c of CASES) {
     try {
       for (const ns of namespaces) {
         browsers.push(await chromium.launch({
-          executablePath: net.chromiumIn(ns, dir), headless: true, args: NET_FLAGS, timeout: 60_000,
+          executablePath: net.chromiumIn(ns, env.dir), headless: true, args: NET_FLAGS, timeout: 60_000,
         }));
       }
       const slug = c.name.replace(/\W+/g, '-');
