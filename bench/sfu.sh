@@ -29,6 +29,8 @@ SERVERS=${SERVERS:-peerbox janus}
 SIMULCAST=${SIMULCAST:-0}
 SIM_M_KBPS=${SIM_M_KBPS:-150}
 SIM_L_KBPS=${SIM_L_KBPS:-60}
+# sfu.max_room_members for the run (the shipped default is 25: raise it for bigger SIZES).
+MAX_ROOM_MEMBERS=${MAX_ROOM_MEMBERS:-25}
 PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
 
 if [ -z "${PEERBOX_SFU_BENCH_NS:-}" ]; then
@@ -80,6 +82,7 @@ listen = []
 [sfu]
 enabled = true
 listen = "$IP:19500"
+max_room_members = $MAX_ROOM_MEMBERS
 [rooms]
 capacity = 50
 sfu_from = 1

@@ -182,9 +182,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if config.sfu.enabled {
         let addr = config.sfu.listen;
-        let socket = tokio::net::UdpSocket::bind(addr)
-            .await
-            .map_err(|e| bind_error(e, addr, "sfu.listen", "udp"))?;
+        let socket =
+            peerbox::sfu::bind_udp(addr).map_err(|e| bind_error(e, addr, "sfu.listen", "udp"))?;
         listeners.sfu_udp = Some(socket);
     }
     for l in listeners.https.iter() {

@@ -13,6 +13,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::sfu_client::{self, Browser, pump_within};
 use common::signal::{error_type, id, login};
 use common::{TestServer, Ws, recv_json, send_json, spawn_node};
 use futures_util::StreamExt as _;
@@ -1141,251 +1142,25 @@ async fn inside() {
     exchange(&mut c, &c_id, &mut a, &a_id, "ns-ca").await;
 }
 
-/// A str0m peer acting as a browser in an SFU room: it answers the server's `sfu-offer`,
-/// publishes VP8 frames (synthetic payloads) once connected and keeps what it receives.
-struct SfuPeer {
-    ws: Ws,
-    id: String,
-    rtc: str0m::Rtc,
-    socket: tokio::net::UdpSocket,
-    local: std::net::SocketAddr,
-    /// The video m-line the server offered for publishing.
-    publish: Option<str0m::media::Mid>,
-    /// mid -> the member whose video it carries, from the offer's track map.
-    video_of: std::collections::HashMap<String, String>,
-    /// The `ip:port` of every UDP candidate in the server's offers.
-    offered: Vec<std::net::SocketAddr>,
-    received: Vec<(str0m::media::Mid, Vec<u8>)>,
-    sent: Vec<Vec<u8>>,
-    publishing: bool,
-    connected: bool,
-    /// Every other signalling message, in order.
-    messages: Vec<Value>,
-    next_frame: Instant,
-    timeout: Instant,
-}
-
-/// Logs in to `room` on `node` announcing SFU support, with a loopback media socket.
-async fn sfu_peer(node: &TestServer, room: &str, name: &str) -> SfuPeer {
-    let mut ws = node.ws().await;
-    send_json(
-        &mut ws,
-        json!({"type": "login", "data": {"roomrequest": room, "username": name, "sfu": true}}),
-    )
-    .await;
-    let joined = next_of(&mut ws, "joined").await;
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let local = socket.local_addr().unwrap();
-    let now = Instant::now();
-    SfuPeer {
-        ws,
-        id: id(&joined),
-        rtc: new_rtc(local),
-        socket,
-        local,
-        publish: None,
-        video_of: Default::default(),
-        offered: Vec::new(),
-        received: Vec::new(),
-        sent: Vec::new(),
-        publishing: false,
-        connected: false,
-        messages: vec![joined],
-        next_frame: now,
-        timeout: now,
-    }
-}
-
-/// A peer connection with one host candidate, at `local`.
-fn new_rtc(local: std::net::SocketAddr) -> str0m::Rtc {
-    let mut rtc = str0m::RtcConfig::new()
-        .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
-        .build(Instant::now());
-    rtc.add_local_candidate(str0m::Candidate::host(local, "udp").unwrap());
-    rtc
-}
-
-/// A synthetic VP8 frame: a key frame every 30th, 2,500 bytes.
-fn vp8_frame(n: usize) -> Vec<u8> {
-    let key = n % 30 == 0;
-    let mut f = vec![if key { 0x50 } else { 0x51 }, 0x01, 0x00, 0x9d, 0x01, 0x2a];
-    f.extend_from_slice(&[0x40, 0x01, 0xf0, 0x00]);
-    while f.len() < 2500 {
-        f.extend_from_slice(&(n as u32).to_be_bytes());
-    }
-    f
-}
-
-impl SfuPeer {
-    /// Drives signalling and media for `d`.
-    async fn pump(&mut self, d: Duration) {
-        use str0m::net::{Protocol, Receive};
-        use str0m::{Event, Input, Output};
-        use tokio_tungstenite::tungstenite::Message;
-        let deadline = Instant::now() + d;
-        let mut buf = vec![0u8; 2048];
-        loop {
-            loop {
-                match self.rtc.poll_output().unwrap() {
-                    Output::Transmit(t) => {
-                        let _ = self.socket.send_to(&t.contents, t.destination).await;
-                    }
-                    Output::Timeout(t) => {
-                        self.timeout = t;
-                        break;
-                    }
-                    Output::Event(Event::Connected) => self.connected = true,
-                    Output::Event(Event::MediaData(m)) => {
-                        self.received.push((m.mid, m.data.to_vec()))
-                    }
-                    Output::Event(_) => {}
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            let sending = self.publishing && self.connected;
-            if sending && now >= self.next_frame {
-                self.write_frame(now);
-                self.next_frame = now + Duration::from_millis(33);
-                continue;
-            }
-            let mut wake = self.timeout.min(deadline);
-            if sending {
-                wake = wake.min(self.next_frame);
-            }
-            tokio::select! {
-                m = self.ws.next() => match m {
-                    Some(Ok(Message::Text(t))) => self.on_signal(serde_json::from_str(&t).unwrap()).await,
-                    Some(Ok(_)) => {}
-                    other => panic!("websocket ended: {other:?}"),
-                },
-                r = self.socket.recv_from(&mut buf) => {
-                    let (n, source) = r.unwrap();
-                    if let Ok(r) = Receive::new(Protocol::Udp, source, self.local, &buf[..n]) {
-                        let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
-                    }
-                }
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
-                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
-                }
-            }
-        }
-    }
-
-    async fn on_signal(&mut self, v: Value) {
-        if v["type"] != "sfu-offer" {
-            assert_ne!(v["type"], "error", "{v}");
-            self.messages.push(v);
-            return;
-        }
-        let sdp = v["data"]["sdp"].as_str().unwrap();
-        for line in sdp.lines().filter(|l| l.starts_with("a=candidate:")) {
-            let f: Vec<&str> = line.split(' ').collect();
-            if f[2].eq_ignore_ascii_case("udp") {
-                self.offered
-                    .push(format!("{}:{}", f[4], f[5]).parse().unwrap());
-            }
-        }
-        let offer = str0m::change::SdpOffer::from_sdp_string(sdp).unwrap();
-        let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
-        for p in v["data"]["publish"].as_array().unwrap() {
-            if p["kind"] == "video" {
-                self.publish = Some(p["mid"].as_str().unwrap().into());
-            }
-        }
-        self.video_of.clear();
-        for t in v["data"]["tracks"].as_array().unwrap() {
-            if t["kind"] == "video" {
-                let mid = t["mid"].as_str().unwrap().to_owned();
-                self.video_of
-                    .insert(mid, t["from"].as_str().unwrap().to_owned());
-            }
-        }
-        let sdp = answer.to_sdp_string();
-        send_json(
-            &mut self.ws,
-            json!({"type": "sfu-answer", "data": {"sdp": sdp}}),
-        )
-        .await;
-    }
-
-    fn write_frame(&mut self, now: Instant) {
-        let Some(writer) = self.publish.and_then(|mid| self.rtc.writer(mid)) else {
-            return;
-        };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == str0m::format::Codec::Vp8)
-            .map(|p| p.pt())
-        else {
-            return;
-        };
-        let n = self.sent.len();
-        let frame = vp8_frame(n);
-        let time = str0m::media::MediaTime::from_90khz(n as u64 * 3000);
-        if writer.write(pt, now, time, frame.clone()).is_ok() {
-            self.sent.push(frame);
-        }
-    }
-
-    /// Joins the SFU again with a new peer connection (after its old one ended).
-    async fn rejoin(&mut self) {
-        self.rtc = new_rtc(self.local);
-        self.connected = false;
-        self.received.clear();
-        self.offered.clear();
-        send_json(&mut self.ws, json!({"type": "sfu-join"})).await;
-    }
-
-    /// Received frames on m-lines the track map says carry `from`'s video.
-    fn video_from(&self, from: &str) -> Vec<&[u8]> {
-        self.received
-            .iter()
-            .filter(|(mid, _)| {
-                self.video_of
-                    .get(&mid.to_string())
-                    .is_some_and(|f| f == from)
-            })
-            .map(|(_, d)| d.as_slice())
-            .collect()
-    }
-}
-
-/// Pumps both until `done` holds (checked every 100 ms), at most 15 s.
-async fn pump_until(
-    a: &mut SfuPeer,
-    b: &mut SfuPeer,
-    what: &str,
-    done: impl Fn(&SfuPeer, &SfuPeer) -> bool,
-) {
-    for _ in 0..150 {
-        if done(a, b) {
-            return;
-        }
-        let d = Duration::from_millis(100);
-        futures_util::join!(a.pump(d), b.pump(d));
-    }
-    panic!("not within 15 s: {what}");
-}
-
 /// Pumps both until each received 10 frames of the other's video.
-async fn both_receive(a: &mut SfuPeer, b: &mut SfuPeer, what: &str) {
+async fn both_receive(a: &mut Browser, b: &mut Browser, what: &str) {
     let (a_id, b_id) = (a.id.clone(), b.id.clone());
-    pump_until(a, b, what, |a, b| {
-        a.video_from(&b_id).len() >= 10 && b.video_from(&a_id).len() >= 10
+    pump_within(&mut [&mut *a, &mut *b], 15, what, |all| {
+        all[0].video_from(&b_id).len() >= 10 && all[1].video_from(&a_id).len() >= 10
     })
     .await;
+    for p in [a, b] {
+        assert!(p.saw("error").is_empty(), "{:?}", p.saw("error"));
+    }
 }
 
 /// Ann on `home` and Bob on `edge` in the SFU room `room`: both join the SFU and publish,
 /// until each received the other's video.
-async fn sfu_call(home: &TestServer, edge: &TestServer, room: &str) -> (SfuPeer, SfuPeer) {
-    let mut a = sfu_peer(home, room, "ann").await;
-    let mut b = sfu_peer(edge, room, "bob").await;
+async fn sfu_call(home: &TestServer, edge: &TestServer, room: &str) -> (Browser, Browser) {
+    let mut a = sfu_client::login(home, room, "ann", true).await;
+    let mut b = sfu_client::login(edge, room, "bob", true).await;
     for p in [&mut a, &mut b] {
-        send_json(&mut p.ws, json!({"type": "sfu-join"})).await;
+        p.send(json!({"type": "sfu-join"})).await;
         p.publishing = true;
     }
     both_receive(&mut a, &mut b, "each receives the other's video").await;
@@ -1434,8 +1209,9 @@ async fn an_sfu_room_serves_members_of_every_node_from_its_home() {
     // again, and media flows both ways as before.
     cutter.cut();
     wait_sample(&home, "peerbox_sfu_participants", 1.0).await;
-    pump_until(&mut a, &mut b, "Bob resumed", |_, b| {
-        b.messages
+    pump_within(&mut [&mut a, &mut b], 15, "Bob resumed", |all| {
+        all[1]
+            .messages
             .iter()
             .any(|m| m["type"] == "joined" && m["resumed"] == true)
     })

@@ -31,6 +31,12 @@ use crate::signal::protocol::{self, SfuView, SignalError};
 
 /// How long a participant may take to connect (ICE and DTLS) after its `sfu-join`.
 const CONNECT_WITHIN: Duration = Duration::from_secs(30);
+/// How long a participant may stay ICE Disconnected before it is removed. str0m's ICE-lite
+/// agent says Disconnected once no consent check came for 15 s; with this grace a member
+/// silent for 30 s in all (RFC 7675's consent lifetime, after which a browser calls the
+/// connection failed and joins again) is let go, one whose checks come back sooner keeps
+/// its tracks and subscriptions and its media resumes without a new `sfu-join`.
+const DISCONNECTED_GRACE: Duration = Duration::from_secs(15);
 /// The bandwidth estimate to a subscriber before str0m has one of its own.
 const INITIAL_ESTIMATE: u64 = 1_000_000;
 /// Packets kept per video m-line to a subscriber, for NACK resends and probing (str0m's
@@ -185,20 +191,31 @@ impl Engine {
         self.flush(now);
     }
 
-    /// Ends participants whose session is gone, whose `Rtc` died, or that never connected.
+    /// Ends participants whose session is gone, whose `Rtc` died, that never connected, or
+    /// that stayed ICE Disconnected past the grace.
     pub fn sweep(&mut self, now: Instant) {
-        let gone: Vec<Pid> = self
+        let since = |t: Instant| now.saturating_duration_since(t);
+        let gone: Vec<(Pid, &'static str)> = self
             .parts
             .iter()
-            .filter(|(_, p)| {
-                p.peer.is_closed()
-                    || !p.rtc.is_alive()
-                    || (!p.connected && now.saturating_duration_since(p.joined) > CONNECT_WITHIN)
+            .filter_map(|(id, p)| {
+                let why = if p.peer.is_closed() || !p.rtc.is_alive() {
+                    "gone"
+                } else if !p.connected && since(p.joined) > CONNECT_WITHIN {
+                    "never connected"
+                } else if p
+                    .disconnected
+                    .is_some_and(|t| since(t) > DISCONNECTED_GRACE)
+                {
+                    "ice disconnected"
+                } else {
+                    return None;
+                };
+                Some((*id, why))
             })
-            .map(|(id, _)| *id)
             .collect();
-        for p in gone {
-            self.remove(p, "gone");
+        for (p, why) in gone {
+            self.remove(p, why);
         }
         self.tcp.sweep(now);
         self.flush(now);
@@ -507,8 +524,20 @@ impl Engine {
                     tracing::debug!(session = %part.session, "sfu connected");
                 }
             }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.remove(p, "ice disconnected");
+            // Not a leave: a few seconds of loss or a starved machine end in Disconnected,
+            // and the member's checks coming back end it. `sweep` removes it past the grace.
+            Event::IceConnectionStateChange(state) => {
+                if let Some(part) = self.parts.get_mut(&p) {
+                    let was = part.disconnected;
+                    part.disconnected = match state {
+                        IceConnectionState::Disconnected => was.or(Some(now)),
+                        IceConnectionState::Connected | IceConnectionState::Completed => None,
+                        _ => was,
+                    };
+                    if was.is_some() != part.disconnected.is_some() {
+                        tracing::info!(session = %part.session, ?state, "sfu ice");
+                    }
+                }
             }
             Event::MediaData(d) => self.on_media(p, d, now),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {

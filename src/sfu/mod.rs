@@ -41,6 +41,11 @@ pub type Pid = u64;
 
 /// Largest datagram read from the media socket.
 const MAX_DATAGRAM: usize = 2048;
+/// Send and receive buffers of the media socket (capped by the kernel's `net.core.rmem_max` /
+/// `wmem_max`). The default 208 KiB hold ~70 ms of a 40-member room's inbound media: a burst
+/// of work in the task (a round of offers while a room fills) overflowed it, and the drops
+/// took members' connectivity checks with the media.
+const SOCKET_BUFFER: usize = 4 << 20;
 /// How often participants whose session ended (or that never connected) are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often layers are chosen again (estimates move, layers stop) and speakers looked at.
@@ -179,6 +184,11 @@ pub fn candidate_addr(config: &SfuConfig, local: SocketAddr) -> SocketAddr {
     }
 }
 
+/// The media socket on `addr`, with [`SOCKET_BUFFER`]s.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    UdpSocket::from_std(crate::turn::socket::bind_one(addr, false, SOCKET_BUFFER)?)
+}
+
 /// Serves the media socket until `shutdown`.
 pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
     let Deps {
@@ -219,8 +229,9 @@ pub async fn run(socket: UdpSocket, deps: Deps, shutdown: CancellationToken) {
         let wake = engine
             .next_wake()
             .unwrap_or_else(|| Instant::now() + SWEEP_EVERY);
+        // Not `biased`: a socket that always has a datagram would starve the `Rtc` timeouts
+        // (str0m's pacer sends on them), the commands (answers) and the sweep.
         tokio::select! {
-            biased;
             _ = shutdown.cancelled() => break,
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, source)) => engine.on_datagram(&buf[..n], source, Instant::now()),

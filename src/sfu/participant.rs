@@ -102,6 +102,9 @@ pub struct Participant {
     pub timeout: Instant,
     pub joined: Instant,
     pub connected: bool,
+    /// Since when its ICE is Disconnected (no consent checks for 15 s): it waits there,
+    /// tracks and subscriptions kept, until checks come back or the grace ends.
+    pub disconnected: Option<Instant>,
 }
 
 impl Participant {
@@ -124,6 +127,7 @@ impl Participant {
             timeout: now,
             joined: now,
             connected: false,
+            disconnected: None,
         }
     }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod metrics;
+pub mod sfu_client;
 pub mod signal;
 
 use std::net::SocketAddr;
@@ -172,7 +173,7 @@ async fn spawn_inner(
     // Served only when the test's config says `[sfu] enabled = true`; on the HTTPS listener's
     // address (a namespace's own address in the tests that make one), as an admin would.
     let sfu_ip = https.local_addr().expect("https addr").ip();
-    let sfu = UdpSocket::bind((sfu_ip, 0)).await.expect("bind sfu");
+    let sfu = peerbox::sfu::bind_udp((sfu_ip, 0).into()).expect("bind sfu");
     let sa = sfu.local_addr().unwrap();
     let (ha, pa, ta) = (
         https.local_addr().unwrap(),

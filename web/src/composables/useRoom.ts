@@ -37,6 +37,8 @@ export interface RemoteView {
   code: string
   /** Its media comes through the server's SFU (the link carries data only). */
   sfu: boolean
+  /** Shown from the SFU while our SFU connection is made again (the tile says so). */
+  sfuReconnecting: boolean
 }
 
 /** A reaction shown for a few seconds on its sender's tile (`id`: a member, or 'self'). */
@@ -116,6 +118,7 @@ function refresh(): void {
     trust: r.trust,
     code: r.code,
     sfu: r.sfu,
+    sfuReconnecting: r.sfuReconnecting,
   }))
 }
 

@@ -55,6 +55,8 @@ export interface Remote {
   sfu: boolean
   /** It gets this member's media from the SFU now (its state says so): the link's media can stop. */
   seesSfu: boolean
+  /** Its media is shown from the SFU, and our SFU connection is being made again. */
+  sfuReconnecting: boolean
 }
 
 export type MeshEvents = {
@@ -89,7 +91,7 @@ export interface MeshOptions {
   relayOnly: () => boolean
   getState: () => { mic: boolean; cam: boolean; sharing?: boolean; screen?: string; hand?: boolean; recording?: boolean; sfu?: string[] }
   /** In an SFU room: the member's media from the SFU, shown instead of the link's (null: the link's). */
-  sfuMedia?: (id: string) => { stream: MediaStream | null; screen: MediaStream | null } | null
+  sfuMedia?: (id: string) => { stream: MediaStream | null; screen: MediaStream | null; reconnecting?: boolean } | null
   /** Whether a new link sends media (false in an SFU room: data only). */
   linkMedia?: () => boolean
   /** How often to read each link's statistics (0: never). */
@@ -299,7 +301,7 @@ export class Mesh extends Emitter<MeshEvents> {
       id, name, link: null, chat: null, files: null, stream: null, screen: null, screenId: '',
       mic: true, cam: true, sharing: false, hand: false, recording: false, connection: 'new', stats: null, quality: 'unknown',
       confirmed: true,
-      trust: this.trust ? 'checking' : 'unverified', code: '', sfu: false, seesSfu: false,
+      trust: this.trust ? 'checking' : 'unverified', code: '', sfu: false, seesSfu: false, sfuReconnecting: false,
     })
     if (notify) this.emit('members', undefined)
   }
@@ -411,6 +413,7 @@ export class Mesh extends Emitter<MeshEvents> {
   private sortStreams(r: Remote): void {
     const sfu = this.opts.sfuMedia?.(r.id)
     r.sfu = !!sfu
+    r.sfuReconnecting = !!sfu?.reconnecting
     if (sfu) {
       // Without a screen m-line (older servers) the screen comes in place of the camera.
       r.stream = sfu.stream

@@ -146,6 +146,8 @@ export class SfuLink {
   private publish: SfuPublish[] = []
   private queue: Promise<void> = Promise.resolve()
   private closed = false
+  /** Whether an offer of this connection came (the first has no tracks). */
+  private offered = false
   private readonly views: ViewThrottle
   private decoding = new Set<string>()
   private pollTimer: ReturnType<typeof setInterval> | null = null
@@ -182,6 +184,11 @@ export class SfuLink {
 
   /** Applies a server offer and answers it (after any offer before it). */
   handleOffer(offer: SfuOffer): Promise<void> {
+    // The first offer after `sfu-join` has the publish m-lines only (docs/protocol.md). One with
+    // tracks before it was made for this member's previous SFU connection (in flight when the
+    // connection was made again): its answer would be taken for the new one's and refused.
+    if (!this.offered && offer.tracks.length > 0) return this.queue
+    this.offered = true
     this.queue = this.queue.then(() => this.apply(offer)).catch((e) => console.warn('peerbox: sfu offer', e))
     return this.queue
   }

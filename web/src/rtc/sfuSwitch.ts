@@ -9,12 +9,18 @@
 // machine). New links in an SFU room carry no media. Back to the mesh: media goes back on every
 // link, each tile shows the link's media again once new frames decode there, and the SFU
 // connection ends when every tile has moved (or after 5 s).
+//
+// A lost SFU connection (failed, or disconnected for more than a few seconds) is made again with a
+// fresh `sfu-join` (SfuRecovery: backoff, a bound); meanwhile the tiles of the members shown from
+// the SFU say they are reconnecting, and once the attempts are spent the media goes back to the
+// mesh links.
 import { Emitter } from '../signal/emitter'
 import type { SignalClient } from '../signal/client'
 import type { RoomMode } from '../signal/messages'
 import type { FrameCounts, FrameCrypto } from './frameCrypto'
 import type { Mesh } from './mesh'
 import { SfuLink } from './sfuLink'
+import { SfuRecovery, type SfuRecoveryOptions } from './sfuRecovery'
 
 export type SfuSwitchEvents = {
   /** The mode, the SFU connection or its encryption changed. */
@@ -31,6 +37,15 @@ export interface SfuSwitchOptions {
   /** How long to wait for the other side before moving anyway. */
   graceMs?: number
   createPeerConnection?: (config: RTCConfiguration) => RTCPeerConnection
+  /** Timings of the SFU connection's recovery (tests). */
+  recovery?: Partial<SfuRecoveryOptions>
+}
+
+/** A member's media shown from the SFU; `reconnecting` while our SFU connection is made again. */
+export interface SfuMedia {
+  stream: MediaStream | null
+  screen: MediaStream | null
+  reconnecting?: boolean
 }
 
 /** Frames decoded so far on a mesh link (video, else audio samples), to see new ones arrive. */
@@ -66,10 +81,23 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
   private readonly graceMs: number
   /** Between `mode: sfu` and the SFU link (the frame key is being derived). */
   private starting = false
+  private readonly recovery: SfuRecovery
 
   constructor(private readonly signal: SignalClient, private readonly mesh: Mesh, private readonly opts: SfuSwitchOptions) {
     super()
     this.graceMs = opts.graceMs ?? 5000
+    this.recovery = new SfuRecovery({
+      ...opts.recovery,
+      rejoin: () => this.rejoin(),
+      giveUp: () => {
+        console.warn('peerbox: sfu connection lost, media back on the mesh links')
+        this.back(true)
+      },
+      onChange: () => {
+        for (const id of this.shown) this.mesh.refreshMedia(id)
+        this.emit('changed', undefined)
+      },
+    })
     this.offs = [
       signal.on('joined', (info) => {
         // After a reconnect the server may have ended the SFU connection: start again from the
@@ -96,8 +124,16 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
   }
 
   /** Whether a member's media is shown from the SFU (Mesh's sfuMedia). */
-  mediaOf(id: string): { stream: MediaStream | null; screen: MediaStream | null } | null {
-    return this.shown.has(id) ? this.link?.streamsOf(id) ?? null : null
+  mediaOf(id: string): SfuMedia | null {
+    if (!this.shown.has(id)) return null
+    const media = this.link?.streamsOf(id) ?? null
+    if (!this.recovery.reconnecting) return media
+    return { stream: media?.stream ?? null, screen: media?.screen ?? null, reconnecting: true }
+  }
+
+  /** Whether the SFU connection is being made again. */
+  get reconnecting(): boolean {
+    return this.recovery.reconnecting
   }
 
   /** The members whose media this client gets from the SFU, for the state message. */
@@ -150,7 +186,10 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
         this.mesh.refreshMedia(from)
         this.mesh.broadcastState()
       },
-      onConnectionState: () => this.emit('changed', undefined),
+      onConnectionState: (state) => {
+        if (this.link === link) this.recovery.onState(state)
+        this.emit('changed', undefined)
+      },
     })
     if (this.crypto) this.crypto.onCounts = (c) => {
       this.counts = c
@@ -158,6 +197,17 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
     }
     this.link = link
     this.signal.sfuJoin()
+  }
+
+  /**
+   * A new SFU connection in place of the lost one (the server replaces the old on `sfu-join`):
+   * the tiles keep showing who is shown from the SFU, marked reconnecting, until it is up.
+   */
+  private rejoin(): void {
+    if (this.mode !== 'sfu' || !this.link) return
+    this.link.close()
+    this.link = null
+    void this.toSfu()
   }
 
   /** The member gets our media from the SFU (its state says so): the link's media to it stops. */
@@ -212,6 +262,7 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
   /** Ends the SFU connection: every tile shows its link's media. */
   private drop(tell = true): void {
     this.stopBack()
+    this.recovery.stop()
     const hadLink = !!this.link
     this.link?.close()
     this.link = null

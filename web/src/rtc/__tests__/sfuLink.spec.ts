@@ -1,7 +1,7 @@
 // The SFU client's pure parts: the track map, simulcast layers, view throttling, what the
 // published m-lines carry, the offer's parsing, and the frame cipher (unique IVs, drops).
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { publishSource, simulcastEncodings, tracksByMember, ViewThrottle } from '../sfuLink'
+import { publishSource, SfuLink, simulcastEncodings, tracksByMember, ViewThrottle } from '../sfuLink'
 import { clearBytes, decryptFrame, deriveFrameKey, encryptFrame, IvSource } from '../frameCipher'
 import { parseMessage } from '../../signal/messages'
 
@@ -130,5 +130,40 @@ describe('frame cipher', () => {
     expect([...second]).toEqual([7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 1])
     expect(clearBytes('audio', undefined)).toBe(1)
     expect(clearBytes('video', 'delta')).toBe(3)
+  })
+})
+
+describe('sfu link offers', () => {
+  /** Just enough of an RTCPeerConnection for offers without media: it answers each one. */
+  class AnsweringPc {
+    remote: string[] = []
+    localDescription: { type: string; sdp: string } | null = null
+    connectionState = 'new'
+    onicecandidate = null
+    onconnectionstatechange = null
+    getTransceivers() { return [] }
+    async setRemoteDescription(d: { sdp: string }) { this.remote.push(d.sdp) }
+    async createAnswer() { return { type: 'answer', sdp: `answer to ${this.remote.at(-1)}` } }
+    async setLocalDescription(d: { type: string; sdp: string }) { this.localDescription = d }
+    close() {}
+  }
+
+  it('ignores an offer with tracks before its first (one made for the connection it replaced)', async () => {
+    const answers: string[] = []
+    const link = new SfuLink({
+      signals: { answer: (sdp) => answers.push(sdp), candidate: () => {}, view: () => {}, unpublish: () => {} },
+      getStream: () => null,
+      getScreen: () => null,
+      pollMs: 0,
+      createPeerConnection: () => new AnsweringPc() as unknown as RTCPeerConnection,
+    })
+    const publish = [{ mid: '0', kind: 'audio' as const, source: 'mic' as const }]
+    const track = { mid: '9', kind: 'video' as const, from: 'b', source: 'camera' as const }
+    await link.handleOffer({ sdp: 'old', publish, tracks: [track] })
+    await link.handleOffer({ sdp: 'first', publish, tracks: [] })
+    await link.handleOffer({ sdp: 'second', publish, tracks: [track] })
+    expect(answers).toEqual(['answer to first', 'answer to second'])
+    expect([...link.members.keys()]).toEqual(['b'])
+    link.close()
   })
 })
