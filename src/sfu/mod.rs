@@ -184,9 +184,23 @@ pub fn candidate_addr(config: &SfuConfig, local: SocketAddr) -> SocketAddr {
     }
 }
 
-/// The media socket on `addr`, with [`SOCKET_BUFFER`]s.
+/// The media socket on `addr`, with [`SOCKET_BUFFER`]s; a warning names the sysctl when the
+/// kernel gave less (the Debian package raises the cap, a hand install may not).
 pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::from_std(crate::turn::socket::bind_one(addr, false, SOCKET_BUFFER)?)
+    let socket = crate::turn::socket::bind_one(addr, false, SOCKET_BUFFER)?;
+    // Linux reports twice what it grants (the bookkeeping share); other kernels what they grant.
+    let got = socket2::SockRef::from(&socket)
+        .recv_buffer_size()
+        .unwrap_or(0);
+    if got < SOCKET_BUFFER {
+        tracing::warn!(
+            asked = SOCKET_BUFFER,
+            got,
+            "sfu media socket buffer capped by the kernel: a busy room may drop datagrams; \
+             raise it with `sysctl -w net.core.rmem_max=4194304 net.core.wmem_max=4194304`"
+        );
+    }
+    UdpSocket::from_std(socket)
 }
 
 /// Serves the media socket until `shutdown`.

@@ -59,7 +59,8 @@ check_package() { # ARCH DEB
         "-rw-r--r-- (root/root|0/0) .* ./etc/peerbox/config.toml" \
         "-rw-r--r-- (root/root|0/0) .* ./lib/systemd/system/peerbox.service" \
         "-rw-r--r-- (root/root|0/0) .* ./usr/share/doc/peerbox/README.md" \
-        "-rw-r--r-- (root/root|0/0) .* ./usr/share/doc/peerbox/grafana-dashboard.json"; do
+        "-rw-r--r-- (root/root|0/0) .* ./usr/share/doc/peerbox/grafana-dashboard.json" \
+        "-rw-r--r-- (root/root|0/0) .* ./usr/lib/sysctl.d/60-peerbox.conf"; do
         grep -Eq -- "^$want_line$" <<<"$contents" || fail "missing: $want_line in
 $contents"
     done
