@@ -18,6 +18,17 @@ if ! command -v redis-server >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
+# The big-room test (u-big-room) fills a room with load-client members: the load generator built
+# beside the binary, publishing VP8 files that ffmpeg makes.
+if [ ! -x "$(dirname "$bin")/loadgen" ] && [ -z "${LOADGEN_BIN:-}" ]; then
+    echo "run.sh: no loadgen beside $bin: building it (cargo build --release --bin loadgen)" >&2
+    (cd "$repo" && PEERBOX_SKIP_WEB_BUILD=1 cargo build --release --locked --bin loadgen) || exit 2
+fi
+if ! command -v ffmpeg >/dev/null; then
+    echo "run.sh: installing Debian's ffmpeg (the big-room test's media)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+fi
 if [ ! -x /usr/bin/chromium ]; then
     echo "run.sh: installing Debian's chromium" >&2
     apt-get update -qq

@@ -9,6 +9,7 @@
 //! node (`joins.rs`).
 //! Works against peerbox and against the seed's protocol (bench/seed-server).
 
+mod e2ee;
 mod hostile;
 mod janus;
 mod joins;
@@ -138,6 +139,14 @@ struct Args {
     /// The Janus VideoRoom room number the members join (made if missing).
     #[arg(long, default_value_t = 4242)]
     janus_room: u64,
+    /// The room's secret (the fragment of its link): SFU members then encrypt their video
+    /// end to end as the web app does, so browsers in the room show it (`e2ee.rs`).
+    #[arg(long)]
+    room_key: Option<String>,
+    /// SFU members show no one (`sfu-view` 0x0 for every video): they publish and receive
+    /// nothing, the crowd around browsers that watch (tests/e2e u-big-room).
+    #[arg(long)]
+    hidden_views: bool,
     /// Milliseconds between two SFU members' arrivals.
     #[arg(long, default_value_t = 200)]
     join_gap_ms: u64,
@@ -151,6 +160,9 @@ fn main() -> anyhow::Result<()> {
             .build()
     };
     if let Some(n) = args.sfu {
+        if let Some(secret) = &args.room_key {
+            e2ee::use_room_key(secret, &args.room)?;
+        }
         return rt()?.block_on(sfu::run(&args, n));
     }
     if let Some(n) = args.joins {

@@ -159,6 +159,7 @@ pub async fn spawn_pc(
         next: 0,
         last_key_jump: [None; 3],
         first_frame: false,
+        seal: crate::e2ee::Sealer::for_run()?,
         out: out_tx,
     };
     tokio::spawn(pc.run(in_rx));
@@ -186,6 +187,8 @@ struct Pc {
     last_key_jump: [Option<Instant>; 3],
     /// A key frame from the far end arrived (what a browser could first show).
     first_frame: bool,
+    /// `--room-key`: frames go out end-to-end encrypted, as the web app's (`e2ee.rs`).
+    seal: Option<crate::e2ee::Sealer>,
     out: mpsc::Sender<PcOut>,
 }
 
@@ -328,26 +331,26 @@ impl Pc {
                 let Some(w) = self.rtc.writer(mid) else {
                     return;
                 };
-                if w.rid(rid.into())
-                    .write(pt, now, time, f.data.clone())
-                    .is_ok()
-                {
+                let data = seal(&mut self.seal, &f.data);
+                if w.rid(rid.into()).write(pt, now, time, data).is_ok() {
                     self.next_lower[i] = (self.next_lower[i] + 1) % v.frames.len();
                 }
             }
+            let data = seal(&mut self.seal, &frame.data);
             let Some(w) = self.rtc.writer(mid) else {
                 return;
             };
-            if w.rid("h".into())
-                .write(pt, now, time, frame.data.clone())
-                .is_ok()
-            {
+            if w.rid("h".into()).write(pt, now, time, data).is_ok() {
                 self.sent += 1;
                 self.next = (self.next + 1) % video.frames.len();
             }
             return;
         }
-        if writer.write(pt, now, time, frame.data.clone()).is_ok() {
+        let data = seal(&mut self.seal, &frame.data);
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        if writer.write(pt, now, time, data).is_ok() {
             self.sent += 1;
             self.next = (self.next + 1) % video.frames.len();
         }
@@ -379,6 +382,15 @@ impl Pc {
         if let Some(k) = ahead.into_iter().find(|&i| frames[i].key) {
             *next = k;
         }
+    }
+}
+
+/// The frame as it goes out: sealed with the room key when the run has one.
+fn seal(sealer: &mut Option<crate::e2ee::Sealer>, frame: &[u8]) -> Vec<u8> {
+    match sealer {
+        // Sealing fails only without randomness for a new IV prefix: send nothing then.
+        Some(s) => s.seal(frame).unwrap_or_default(),
+        None => frame.to_vec(),
     }
 }
 
@@ -430,7 +442,13 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
             Backend::Peerbox => {
                 let target = Target::new(args).await?;
                 let room = args.room.clone();
-                tokio::spawn(async move { member.peerbox(&target, &room).await })
+                // `--hidden-views`: nothing shown (0x0); simulcast: small tiles (the `l` layer).
+                let view = match (args.hidden_views, lower.is_empty()) {
+                    (true, _) => Some((0, 0)),
+                    (false, false) => Some((160, 90)),
+                    (false, true) => None,
+                };
+                tokio::spawn(async move { member.peerbox(&target, &room, view).await })
             }
             Backend::Janus => {
                 let url = args.url.clone();
@@ -546,8 +564,14 @@ impl Member {
     }
 
     /// peerbox: log in with `sfu: true`, join the SFU once the room is in SFU mode, answer
-    /// every offer the server makes, publish on the video m-line it names.
-    async fn peerbox(mut self, target: &Target, room: &str) -> anyhow::Result<()> {
+    /// every offer the server makes, publish on the video m-line it names; with `view`, tell
+    /// the server every other member's video is shown at that size (`sfu-view`).
+    async fn peerbox(
+        mut self,
+        target: &Target,
+        room: &str,
+        view: Option<(u32, u32)>,
+    ) -> anyhow::Result<()> {
         let mut ws = target.connect_from(None).await?;
         let login = json!({"type": "login",
             "data": {"roomrequest": room, "username": self.name, "sfu": true}});
@@ -559,7 +583,7 @@ impl Member {
             self.counters.clone(),
         )
         .await?;
-        // Simulcast: every other member's video in a small tile (sent after each answer).
+        // The views of every other member's video (sent after each answer).
         let mut views = None;
         // How many of its videos the server says it paused.
         let mut paused = 0u64;
@@ -596,13 +620,13 @@ impl Member {
                                 .map(str::to_owned);
                             let sdp = v["data"]["sdp"].as_str().context("offer sdp")?.to_owned();
                             pc.send(PcIn::Offer { sdp, publish }).await?;
-                            if !self.lower.is_empty() {
+                            if let Some((width, height)) = view {
                                 let tiles: Vec<Value> = v["data"]["tracks"]
                                     .as_array()
                                     .into_iter()
                                     .flatten()
                                     .filter(|t| t["kind"] == "video")
-                                    .map(|t| json!({"mid": t["mid"], "width": 160, "height": 90}))
+                                    .map(|t| json!({"mid": t["mid"], "width": width, "height": height}))
                                     .collect();
                                 views = Some(json!({"type": "sfu-view", "data": {"views": tiles}}));
                             }

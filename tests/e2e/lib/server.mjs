@@ -46,8 +46,9 @@ let instances = 0;
  * Starts peerbox on loopback with its own temporary config.
  * `extraTurn` adds lines to [turn]; `extra` adds sections at the end (e.g. [cluster]), or is a
  * function of `{httpsPort}` that returns them (a cluster node names its own address).
- * `sfu`: turn the built-in SFU on, on a free loopback UDP port (big rooms go through it).
- * @param {{capacity?: number, name?: string, extraRooms?: string, extraTurn?: string, sfu?: boolean,
+ * `sfu`: turn the built-in SFU on, on a free loopback UDP port (big rooms go through it);
+ * `extraSfu` adds lines to its [sfu] section.
+ * @param {{capacity?: number, name?: string, extraRooms?: string, extraTurn?: string, sfu?: boolean, extraSfu?: string,
  *          extra?: string | ((ports: {httpsPort: number}) => string)}} opts
  */
 export async function startPeerbox(opts = {}) {
@@ -88,6 +89,7 @@ ${opts.sfu ? `
 [sfu]
 enabled = true
 listen = "127.0.0.1:${sfuPort}"
+${opts.extraSfu ?? ''}
 ` : ''}
 ${typeof opts.extra === 'function' ? opts.extra({ httpsPort }) : (opts.extra ?? '')}
 `;

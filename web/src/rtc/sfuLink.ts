@@ -93,6 +93,15 @@ export class ViewThrottle {
     this.schedule()
   }
 
+  /**
+   * Sends every wanted size again at the next tick. After each answer: the server applies a view
+   * only to m-lines whose answer it has, so a size sent while its offer was pending was dropped.
+   */
+  resend(): void {
+    this.sent.clear()
+    if (this.wanted.size) this.schedule()
+  }
+
   /** Forgets mids the server no longer offers (they are not sent again). */
   keep(mids: ReadonlySet<string>): void {
     for (const mid of [...this.wanted.keys()]) if (!mids.has(mid)) this.wanted.delete(mid)
@@ -219,6 +228,7 @@ export class SfuLink {
     await pc.setLocalDescription(await pc.createAnswer())
     if (this.closed) return
     this.opts.signals.answer(pc.localDescription!.sdp)
+    this.views.resend()
     await this.setLayers()
     this.rebuildStreams()
   }

@@ -74,6 +74,21 @@ describe('view throttle', () => {
     vi.advanceTimersByTime(300)
     expect(sent[2]).toEqual([{ mid: '2', width: 10, height: 10 }])
   })
+
+  it('sends every size again after an answer (one sent while its offer was pending is dropped by the server)', () => {
+    vi.useFakeTimers()
+    let now = 0
+    const sent: unknown[] = []
+    const t = new ViewThrottle((v) => sent.push(v), 250, () => now)
+    t.set('1', 0, 0)
+    t.set('2', 320, 180)
+    vi.advanceTimersByTime(0)
+    expect(sent).toHaveLength(1)
+    now = 1000
+    t.resend()
+    vi.advanceTimersByTime(0)
+    expect(sent[1]).toEqual([{ mid: '1', width: 0, height: 0 }, { mid: '2', width: 320, height: 180 }])
+  })
 })
 
 describe('sfu messages', () => {
