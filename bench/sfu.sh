@@ -10,8 +10,9 @@
 # non-loopback address 10.77.0.1 (Janus skips loopback interfaces when gathering). PIN=1 (the
 # default) runs the server on core 1 and the load generator on core 0: "on one core" means the
 # server has exactly one. Reported per run: delivery (frames received / frames expected, 1.0 is
-# no loss), the server's CPU per forwarded RTP/RTCP datagram, its RSS per subscription and
-# join-to-first-key-frame. Needs root (namespaces), janus and ffmpeg (installed if missing).
+# no loss), delivery on the videos not paused (peerbox pauses whole videos a subscriber's
+# bandwidth cannot carry, `sfu-paused`; Janus pauses none) and how many are paused, the server's
+# CPU per forwarded RTP/RTCP datagram, its RSS per subscription and join-to-first-key-frame. Needs root (namespaces), janus and ffmpeg (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,9 +24,10 @@ MEDIA_SIZE=${MEDIA_SIZE:-640x360}
 MEDIA_FPS=${MEDIA_FPS:-30}
 MEDIA_KBPS=${MEDIA_KBPS:-500}
 SERVERS=${SERVERS:-peerbox janus}
-# SIMULCAST=1 (peerbox only): each member publishes three layers (h: the media above; m and l at
-# half and a quarter of its size and SIM_M_KBPS, SIM_L_KBPS) and shows every other member in a
-# small tile, so the server forwards `l`: the issue's "25 people, the low layer for small tiles".
+# SIMULCAST=1: each member publishes three layers (h: the media above; m and l at half and a
+# quarter of its size and SIM_M_KBPS, SIM_L_KBPS) and shows every other member in a small tile,
+# so the server forwards `l`: the issue's "25 people, the low layer for small tiles". peerbox is
+# told with `sfu-view` 160x90, Janus with `configure` `substream` 0 on every video m-line.
 SIMULCAST=${SIMULCAST:-0}
 SIM_M_KBPS=${SIM_M_KBPS:-150}
 SIM_L_KBPS=${SIM_L_KBPS:-60}
@@ -142,7 +144,7 @@ rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     kv = dict(p.split('=', 1) for p in line.split() if '=' in p)
     rows[(int(kv.get('members', 0)), kv.get('backend', '?'))].append(kv)
-keys = ['delivery', 'packets_per_s', 'cpu_us_per_packet', 'rss_kb_per_subscription', 'first_frame_median_s']
+keys = ['delivery', 'delivery_forwarded', 'paused_avg', 'packets_per_s', 'cpu_us_per_packet', 'rss_kb_per_subscription', 'first_frame_median_s']
 print('members backend ' + ' '.join(keys))
 for (n, b), rs in sorted(rows.items()):
     def med(k):

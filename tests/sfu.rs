@@ -431,6 +431,117 @@ async fn a_subscriber_behind_a_slow_link_falls_to_l_and_slows_nobody() {
     server.stop(Duration::from_secs(5)).await;
 }
 
+/// The frame numbers and key flags of what `x` received on `mid` (the number `vp8_frame`
+/// wrote after the layer byte).
+fn numbered(x: &Browser, mid: &str) -> Vec<(u32, bool)> {
+    x.received
+        .iter()
+        .filter(|(m, d)| m.to_string() == mid && d.len() >= 15)
+        .map(|(_, d)| (u32::from_be_bytes([d[11], d[12], d[13], d[14]]), is_key(d)))
+        .collect()
+}
+
+/// The (from, source) pairs of the last `sfu-paused` `x` got.
+fn paused(x: &Browser) -> Option<Vec<(String, String)>> {
+    let all = x.saw("sfu-paused");
+    let list = all.last()?["data"]["paused"].as_array()?.clone();
+    Some(
+        list.iter()
+            .map(|p| {
+                let f = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
+                (f("from"), f("source"))
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn over_its_budget_a_subscriber_gets_some_videos_whole_and_the_smallest_tile_paused() {
+    // Every member may get 320 kbit/s: two `l` layers (~135 kbit/s each with headers), not
+    // three; a paused one needs 25% more to come back (~170 kbit/s).
+    let server =
+        common::spawn("[sfu]\nenabled = true\nmax_subscriber_kbps = 320\n[rooms]\nsfu_from = 1")
+            .await;
+    let mut a = login(&server, "big", "A", true).await;
+    let mut b = login(&server, "big", "B", true).await;
+    let mut d = login(&server, "big", "D", true).await;
+    let mut c = login(&server, "big", "C", true).await;
+    for x in [&mut a, &mut b, &mut d] {
+        x.send(json!({"type": "sfu-join"})).await;
+        x.publishing = true;
+    }
+    c.send(json!({"type": "sfu-join"})).await;
+    let ids = [a.id.clone(), b.id.clone(), d.id.clone()];
+    pump_until(
+        &mut [&mut a, &mut b, &mut d, &mut c],
+        "C has three cameras",
+        |all| ids.iter().all(|i| all[3].mid_of(i, "camera").is_some()),
+    )
+    .await;
+    // A small tile, a middle one, a big one: A (the smallest, and the first to publish, so
+    // not paused for its place in the list) is paused; B and D come whole.
+    let mid = |x: &Browser, i: usize| x.mid_of(&ids[i], "camera").expect("a camera line");
+    let views: Vec<Value> = [(0, 160, 90), (1, 640, 360), (2, 1280, 720)]
+        .into_iter()
+        .map(|(i, w, h)| json!({"mid": mid(&c, i), "width": w, "height": h}))
+        .collect();
+    c.send(json!({"type": "sfu-view", "data": {"views": views}}))
+        .await;
+    let only_a = vec![(ids[0].clone(), "camera".to_owned())];
+    pump_within(
+        &mut [&mut a, &mut b, &mut d, &mut c],
+        20,
+        "C told A is paused",
+        |all| paused(all[3]).as_ref() == Some(&only_a),
+    )
+    .await;
+    // What was in flight arrives; then 2 s: nothing of A, every frame of B and D.
+    pump_all(
+        &mut [&mut a, &mut b, &mut d, &mut c],
+        Duration::from_millis(500),
+    )
+    .await;
+    let count = |x: &Browser| [0, 1, 2].map(|i| numbered(x, &mid(x, i)).len());
+    let before = count(&c);
+    pump_all(
+        &mut [&mut a, &mut b, &mut d, &mut c],
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(paused(&c).as_ref(), Some(&only_a), "the pause held");
+    let after = count(&c);
+    assert_eq!(after[0], before[0], "frames of the paused video");
+    for i in [1, 2] {
+        let got = &numbered(&c, &mid(&c, i))[before[i]..];
+        assert!(
+            got.len() >= 40,
+            "member {i}: only {} frames in 2 s",
+            got.len()
+        );
+        let gaps = got.windows(2).filter(|w| w[1].0 != w[0].0 + 1).count();
+        assert_eq!(
+            gaps,
+            0,
+            "member {i} lost frames: {:?}",
+            got.iter().map(|f| f.0).collect::<Vec<_>>()
+        );
+    }
+    // B's tile is hidden: A fits again (with its 25% headroom) and comes back from a key frame.
+    let hide = json!({"mid": mid(&c, 1), "width": 0, "height": 0});
+    c.send(json!({"type": "sfu-view", "data": {"views": [hide]}}))
+        .await;
+    pump_within(
+        &mut [&mut a, &mut b, &mut d, &mut c],
+        20,
+        "A resumes",
+        |all| paused(all[3]) == Some(vec![]) && numbered(all[3], &mid(all[3], 0)).len() > after[0],
+    )
+    .await;
+    let resumed = &numbered(&c, &mid(&c, 0))[after[0]..];
+    assert!(resumed[0].1, "A resumed on a key frame: {resumed:?}");
+    server.stop(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn a_screen_share_comes_and_goes_in_the_others_tracks() {
     let server = common::spawn(SFU_ON).await;

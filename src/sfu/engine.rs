@@ -21,8 +21,8 @@ use tokio::net::UdpSocket;
 
 use super::demux::{Class, Demux, Route, classify};
 use super::forward::{Table, Throttle};
-use super::layer::{self, Layer, Layers, RIDS, Verdict, Want};
-use super::participant::{LineState, Participant, Source};
+use super::layer::{self, Layer, Layers, Pick, RIDS, Rank, Verdict, Want};
+use super::participant::{Line, LineState, Participant, Source};
 use super::speakers::Speakers;
 use super::tcp::{self, Conns};
 use super::{Command, Pid, Stats};
@@ -568,6 +568,9 @@ impl Engine {
             let layers = part.layers.entry(d.mid).or_default();
             let key = keyframe.then_some(&d.data[..]);
             layers.on_frame(layer, d.rid.is_some(), d.data.len(), key, now);
+            if keyframe {
+                self.throttle.on_keyframe((p, d.mid, layer));
+            }
         } else if let Some(level) = level {
             let room = part.room.clone();
             self.speakers
@@ -676,16 +679,27 @@ impl Engine {
     }
 
     /// Picks the layer of each video `s` receives, from its views, its bandwidth estimate
-    /// and `sfu.max_subscriber_kbps`; a subscriber whose datagrams the socket refused since
-    /// the last time drops its videos up to their next keyframes.
+    /// and `sfu.max_subscriber_kbps`, pausing whole videos when even their smallest layers
+    /// do not fit (see [`layer::allocate`]; the subscriber is told, `sfu-paused`); a
+    /// subscriber whose datagrams the socket refused since the last time drops its videos
+    /// up to their next keyframes.
     fn rebalance(&mut self, s: Pid, now: Instant) {
         let Some(sub) = self.parts.get(&s) else {
             return;
         };
         let none = Layers::default();
+        let speakers = self.speakers.get(&sub.room);
         let mut audio = 0;
         let mut idx = Vec::new();
         let mut wants = Vec::new();
+        let area = |l: &Line| l.view.map_or(0, |(w, h)| u64::from(w) * u64::from(h));
+        let shown = || {
+            sub.lines
+                .iter()
+                .filter(|l| matches!(l.state, LineState::Open(_)) && l.source != Source::Mic)
+                .map(area)
+        };
+        let (biggest, smallest) = (shown().max().unwrap_or(0), shown().min().unwrap_or(0));
         for (i, l) in sub.lines.iter().enumerate() {
             if !matches!(l.state, LineState::Open(_)) {
                 continue;
@@ -699,17 +713,31 @@ impl Engine {
                 .get(&l.track.0)
                 .and_then(|o| o.layers.get(&l.track.1))
                 .unwrap_or(&none);
+            let rank = Rank {
+                largest: area(l) == biggest && biggest > smallest,
+                screen: l.source == Source::Screen,
+                spoke: speakers.and_then(|sp| sp.spoke_at(l.track.0)),
+                area: area(l),
+            };
             idx.push(i);
             wants.push(Want {
                 wanted: layers.wanted(l.view, now),
                 layers,
                 current: l.switch.current(),
+                rank,
+                paused: l.paused,
             });
         }
         let ceiling = self.config.max_subscriber_kbps * 1000;
         let estimate = sub.estimate.unwrap_or(INITIAL_ESTIMATE).min(ceiling);
         let budget = estimate.saturating_sub(audio);
-        let (chosen, _) = layer::allocate(&wants, budget, now);
+        // Pausing by the estimate once it fell (congestion seen); before, by the ceiling.
+        let pausing = if sub.estimate_fell {
+            budget
+        } else {
+            ceiling.saturating_sub(audio)
+        };
+        let chosen = layer::allocate_with(&wants, budget, pausing, now);
         let desired: u64 = wants
             .iter()
             .filter_map(|w| w.wanted.map(|l| w.layers.bps(l)))
@@ -722,14 +750,15 @@ impl Engine {
         let congested = sub.send_dropped > sub.send_dropped_seen;
         sub.send_dropped_seen = sub.send_dropped;
         // Probing up to half again what it wants keeps the estimate above it (an estimate
-        // that only reaches what is sent flaps around it).
+        // that only reaches what is sent flaps around it), and lets paused videos return.
         sub.rtc
             .bwe()
             .set_desired_bitrate(Bitrate::bps((desired * 3 / 2).min(ceiling)));
         let mut requests = Vec::new();
         for (k, i) in idx.into_iter().enumerate() {
             let line = &mut sub.lines[i];
-            let mut need = line.switch.set_target(chosen[k]);
+            line.paused = chosen[k] == Pick::Paused;
+            let mut need = line.switch.set_target(chosen[k].layer());
             if congested {
                 need = line.switch.drop_to_keyframe();
             }
@@ -737,6 +766,7 @@ impl Engine {
                 requests.push((line.track.0, line.track.1, l));
             }
         }
+        sub.tell_paused(now);
         for r in requests {
             self.keyframe(r, now);
         }

@@ -6,9 +6,13 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-/// At most one keyframe request per published track this often; requests in between are
-/// held and sent when the interval ends (a new subscriber's first frames must not be lost).
-pub const KEYFRAME_EVERY: Duration = Duration::from_millis(500);
+/// Keyframe requests for one published track (layer) at most this often: browsers ignore
+/// requests closer together (libwebrtc's encoder feedback keeps 300 ms between key frames),
+/// so one sent sooner would be lost; those in between are held and sent when it ends.
+pub const KEYFRAME_GAP: Duration = Duration::from_millis(300);
+/// A request whose key frame has not come within this long is taken to be lost: the next
+/// one goes out (until then, every request for the track is served by the coming key frame).
+pub const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
 /// Published tracks (`(publisher, its mid)`) to subscriber m-lines (`(subscriber, mid)`).
 #[derive(Debug)]
@@ -88,38 +92,53 @@ impl<P: Copy + Eq + Hash, M: Copy + Eq + Hash> Table<P, M> {
     }
 }
 
-/// One keyframe request per track per [`KEYFRAME_EVERY`]; the rest held until then.
+/// Keyframe requests per track, as good SFUs do them (mediasoup's key frame request
+/// manager, LiveKit's PLI throttle): a request goes out at once; while its key frame is
+/// awaited, further requests for the track are served by it and send nothing (one request
+/// serves every new subscriber); after the key frame, the next request waits for the end of
+/// [`KEYFRAME_GAP`] (held, then sent). A request not answered within [`KEYFRAME_RETRY`] is
+/// sent again on the next one.
 #[derive(Debug)]
 pub struct Throttle<T> {
-    last: HashMap<T, Instant>,
+    /// When the last request for each went out, and whether its key frame is awaited.
+    sent: HashMap<T, (Instant, bool)>,
     held: HashMap<T, Instant>,
-    every: Duration,
 }
 
 impl<T> Default for Throttle<T> {
     fn default() -> Self {
         Throttle {
-            last: HashMap::new(),
+            sent: HashMap::new(),
             held: HashMap::new(),
-            every: KEYFRAME_EVERY,
         }
     }
 }
 
 impl<T: Copy + Eq + Hash> Throttle<T> {
-    /// Whether to send a request for `track` now; if not, one is held for later.
+    /// Whether to send a request for `track` now; if not, it is served by the one awaited,
+    /// or held for later.
     pub fn request(&mut self, track: T, now: Instant) -> bool {
-        match self.last.get(&track) {
-            Some(&t) if now.saturating_duration_since(t) < self.every => {
-                self.held.insert(track, t + self.every);
+        match self.sent.get(&track) {
+            Some(&(t, true)) if now.saturating_duration_since(t) < KEYFRAME_RETRY => false,
+            Some(&(t, _)) if now.saturating_duration_since(t) < KEYFRAME_GAP => {
+                self.held.insert(track, t + KEYFRAME_GAP);
                 false
             }
             _ => {
-                self.last.insert(track, now);
+                self.sent.insert(track, (now, true));
                 self.held.remove(&track);
                 true
             }
         }
+    }
+
+    /// A key frame of `track` arrived: it serves every request so far (the awaited one and
+    /// the held ones).
+    pub fn on_keyframe(&mut self, track: T) {
+        if let Some(s) = self.sent.get_mut(&track) {
+            s.1 = false;
+        }
+        self.held.remove(&track);
     }
 
     /// Held requests whose time has come (each counts as sent now).
@@ -132,7 +151,7 @@ impl<T: Copy + Eq + Hash> Throttle<T> {
             .collect();
         for t in &due {
             self.held.remove(t);
-            self.last.insert(*t, now);
+            self.sent.insert(*t, (now, true));
         }
         due
     }
@@ -143,13 +162,13 @@ impl<T: Copy + Eq + Hash> Throttle<T> {
     }
 
     pub fn forget(&mut self, track: T) {
-        self.last.remove(&track);
+        self.sent.remove(&track);
         self.held.remove(&track);
     }
 
     /// Drops every entry `keep` says no to.
     pub fn retain(&mut self, keep: impl Fn(&T) -> bool) {
-        self.last.retain(|t, _| keep(t));
+        self.sent.retain(|t, _| keep(t));
         self.held.retain(|t, _| keep(t));
     }
 }
@@ -192,25 +211,40 @@ mod tests {
     }
 
     #[test]
-    fn keyframe_requests_are_throttled_and_held() {
+    fn keyframe_requests_go_out_at_once_and_are_shared() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut th: Throttle<u8> = Throttle::default();
+        // A new subscriber's request goes out at once; others while it is awaited share it.
         assert!(th.request(1, ms(0)));
         assert!(th.request(2, ms(10)), "per track");
-        assert!(!th.request(1, ms(100)));
-        assert!(!th.request(1, ms(200)), "still one held");
-        assert_eq!(th.next_due(), Some(ms(500)));
-        assert!(th.due(ms(499)).is_empty());
-        assert_eq!(th.due(ms(500)), vec![1]);
-        assert!(th.due(ms(600)).is_empty(), "sent once");
-        // The held one counted as sent at 500.
+        assert!(!th.request(1, ms(100)), "served by the awaited key frame");
+        assert!(!th.request(1, ms(200)));
+        assert_eq!(
+            th.next_due(),
+            None,
+            "nothing held: the key frame serves them"
+        );
+        // The key frame came at 250; a subscriber arriving after it needs a new one, which
+        // waits for the 300 ms gap (a browser would ignore it sooner).
+        th.on_keyframe(1);
+        assert!(!th.request(1, ms(260)));
+        assert_eq!(th.next_due(), Some(ms(300)));
+        assert!(th.due(ms(299)).is_empty());
+        assert_eq!(th.due(ms(300)), vec![1]);
+        assert!(th.due(ms(400)).is_empty(), "sent once");
+        // That one is not answered: shared until 500 ms after it, then sent again.
+        assert!(!th.request(1, ms(799)));
+        assert!(th.request(1, ms(800)));
+        // A key frame that comes by itself serves a held request.
+        th.on_keyframe(1);
         assert!(!th.request(1, ms(900)));
-        assert!(th.request(1, ms(1000)));
-        assert_eq!(th.next_due(), None, "a request in time clears the held one");
+        th.on_keyframe(1);
+        assert_eq!(th.next_due(), None);
+        assert!(th.request(1, ms(1100)), "after the gap: at once");
         th.forget(2);
-        assert!(th.request(2, ms(1001)));
+        assert!(th.request(2, ms(1101)));
         th.retain(|t| *t != 1);
-        assert!(th.request(1, ms(1002)));
+        assert!(th.request(1, ms(1102)));
     }
 }

@@ -26,6 +26,17 @@ const NOMINAL_BPS: [u64; 3] = [150_000, 400_000, 1_200_000];
 const GONE_AFTER: Duration = Duration::from_millis(1500);
 /// Bitrates are measured over windows this long.
 const WINDOW: Duration = Duration::from_secs(1);
+/// What a frame costs on the wire besides its payload, per RTP packet of up to
+/// [`PACKET_PAYLOAD`] bytes: RTP header and extensions (~20), SRTP tag (10), UDP and IPv4
+/// (28). The budget is a bandwidth estimate of wire bytes; at 12 videos of 500 kbit/s
+/// (6 Mbit/s of payload) the headers are another ~0.35 Mbit/s.
+const PACKET_OVERHEAD: usize = 60;
+const PACKET_PAYLOAD: usize = 1150;
+
+/// A frame's bytes on the wire.
+fn wire_bytes(payload: usize) -> usize {
+    payload + payload.div_ceil(PACKET_PAYLOAD).max(1) * PACKET_OVERHEAD
+}
 
 /// The layer a simulcast rid names (`None`: no simulcast, the one layer).
 pub fn layer_of(rid: Option<&str>) -> Option<Layer> {
@@ -93,7 +104,7 @@ impl Layers {
         };
         self.simulcast |= simulcast;
         *seen = Some(now);
-        self.rate[layer].add(bytes, now);
+        self.rate[layer].add(wire_bytes(bytes), now);
         if let Some(size) = keyframe.and_then(vp8_size) {
             self.size[layer] = Some(size);
         }
@@ -146,7 +157,7 @@ impl Layers {
         NOMINAL_SIZE[layer]
     }
 
-    /// A layer's bitrate (bits/s): measured, else nominal.
+    /// A layer's bitrate on the wire (bits/s): measured, else nominal.
     pub fn bps(&self, layer: Layer) -> u64 {
         self.rate[layer].bps.unwrap_or(if self.simulcast {
             NOMINAL_BPS[layer]
@@ -186,6 +197,21 @@ impl Layers {
     }
 }
 
+/// How much a subscriber wants to keep one video when its bandwidth cannot carry every one:
+/// compared field by field, a higher one is kept longer. The biggest tile (pinned or
+/// large) first, then screen shares, then whoever spoke last (the active speakers speak
+/// now), then the bigger tile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rank {
+    /// Its view is the subscriber's biggest (and bigger than some other).
+    pub largest: bool,
+    pub screen: bool,
+    /// When its publisher last spoke, if ever (later is kept longer).
+    pub spoke: Option<Instant>,
+    /// Its view's area in device pixels (0 before any `sfu-view`).
+    pub area: u64,
+}
+
 /// One video a subscriber receives, for [`allocate`]: the layer its view wants, and what is
 /// known of its track.
 pub struct Want<'a> {
@@ -194,22 +220,83 @@ pub struct Want<'a> {
     /// The layer it gets now: one above it costs [`UP_MARGIN`] more, so that a layer that
     /// only just fits is kept but not climbed to (no flapping between two layers).
     pub current: Option<Layer>,
+    pub rank: Rank,
+    /// Paused for bandwidth now: it comes back only when its smallest layer fits at
+    /// [`UP_MARGIN`] (no flapping between paused and forwarded).
+    pub paused: bool,
 }
 
 /// What a layer above the current one is counted at, in percent of its bitrate.
 pub const UP_MARGIN: u64 = 125;
 
-/// Splits `budget` (bits/s) over a subscriber's videos: each gets the layer its view wants,
-/// then, while the sum is over the budget, the biggest one steps down a layer (a layer above
-/// the one it gets now counted at [`UP_MARGIN`]). Returns the
-/// layers, and whether even the smallest ones are over the budget (congested).
-pub fn allocate(wants: &[Want<'_>], budget: u64, now: Instant) -> (Vec<Option<Layer>>, bool) {
-    let mut chosen: Vec<Option<Layer>> = wants.iter().map(|w| w.wanted).collect();
-    let rate = |i: usize, l: Option<Layer>| {
-        l.map_or(0, |l| {
+/// What [`allocate`] gives one video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Not shown (a `0`x`0` view): nothing is sent, and nobody is told.
+    Off,
+    Layer(Layer),
+    /// Shown, but even its smallest layer is over what is left of the budget: nothing is
+    /// sent on its m-line, and the subscriber is told (`sfu-paused`).
+    Paused,
+}
+
+impl Pick {
+    /// The layer to forward, if any.
+    pub fn layer(self) -> Option<Layer> {
+        match self {
+            Pick::Layer(l) => Some(l),
+            Pick::Off | Pick::Paused => None,
+        }
+    }
+}
+
+/// Splits `budget` (bits/s) over a subscriber's videos. When even their smallest layers are
+/// over it, whole videos are paused, lowest [`Rank`] first, until the rest fits (a paused
+/// one counted at [`UP_MARGIN`]; the highest-ranked one never); a higher-ranked video that
+/// does not fit does not keep a lower one that does from its place. Then each video left gets the layer its view wants
+/// and, while the sum is over the budget, the biggest one steps down a layer (a layer above
+/// the one it gets now counted at [`UP_MARGIN`]). LiveKit's stream allocator and Galène do
+/// the same: a subscriber gets fewer videos whole rather than every video with its packets
+/// dropped by the pacer.
+pub fn allocate(wants: &[Want<'_>], budget: u64, now: Instant) -> Vec<Pick> {
+    allocate_with(wants, budget, budget, now)
+}
+
+/// [`allocate`] with a budget of its own for pausing: `pausing` decides which videos are
+/// paused, `budget` their layers. The SFU pauses by the bandwidth estimate only once it has
+/// fallen (congestion seen); before, by `sfu.max_subscriber_kbps`: an estimate still climbing
+/// from its start only climbs on what is sent, and pausing by it would keep it low.
+pub fn allocate_with(wants: &[Want<'_>], budget: u64, pausing: u64, now: Instant) -> Vec<Pick> {
+    let mut chosen: Vec<Pick> = wants
+        .iter()
+        .map(|w| w.wanted.map_or(Pick::Off, Pick::Layer))
+        .collect();
+    let up = |bps: u64| bps * UP_MARGIN / 100;
+    // Pausing: the smallest layers, highest rank first (ties: the earlier line).
+    let mut order: Vec<usize> = (0..wants.len())
+        .filter(|i| wants[*i].wanted.is_some())
+        .collect();
+    order.sort_by(|a, b| wants[*b].rank.cmp(&wants[*a].rank).then(a.cmp(b)));
+    let mut left = pausing;
+    for (k, &i) in order.iter().enumerate() {
+        let w = &wants[i];
+        let smallest = w.layers.available(now)[0];
+        let bps = w.layers.bps(smallest);
+        let cost = if w.paused { up(bps) } else { bps };
+        // The first one is never paused: a call shows at least its main video, and its
+        // packets let the bandwidth estimate climb (a subscriber sent nothing would stay at
+        // its first estimate, under a one-layer video's nominal rate).
+        if cost <= left || k == 0 {
+            left = left.saturating_sub(cost);
+        } else {
+            chosen[i] = Pick::Paused;
+        }
+    }
+    let rate = |i: usize, l: Pick| {
+        l.layer().map_or(0, |l| {
             let bps = wants[i].layers.bps(l);
             if wants[i].current.is_some_and(|c| l > c) {
-                bps * UP_MARGIN / 100
+                up(bps)
             } else {
                 bps
             }
@@ -220,22 +307,19 @@ pub fn allocate(wants: &[Want<'_>], budget: u64, now: Instant) -> (Vec<Option<La
         // The video whose step down saves the most.
         let step = (0..wants.len())
             .filter_map(|i| {
-                let l = chosen[i]?;
+                let l = chosen[i].layer()?;
                 let down = wants[i].layers.below(l, now)?;
-                Some((
-                    rate(i, Some(l)) - rate(i, Some(down)).min(rate(i, Some(l))),
-                    i,
-                    down,
-                ))
+                let (at, below) = (rate(i, Pick::Layer(l)), rate(i, Pick::Layer(down)));
+                Some((at - below.min(at), i, down))
             })
             .max();
         let Some((saved, i, down)) = step else {
-            return (chosen, true);
+            break;
         };
-        chosen[i] = Some(down);
+        chosen[i] = Pick::Layer(down);
         total -= saved;
     }
-    (chosen, false)
+    chosen
 }
 
 /// What [`Switch::admit`] says of a frame.
@@ -409,76 +493,211 @@ mod tests {
         assert_eq!(screen.wanted(Some((0, 0)), now), None);
     }
 
+    fn want(layers: &Layers, wanted: Option<Layer>, current: Option<Layer>) -> Want<'_> {
+        Want {
+            wanted,
+            layers,
+            current,
+            rank: Rank::default(),
+            paused: false,
+        }
+    }
+
     #[test]
     fn a_budget_steps_the_biggest_video_down_first() {
         let now = Instant::now();
         let a = camera(now);
         let b = camera(now);
         let wants = [
-            Want {
-                wanted: Some(2),
-                layers: &a,
-                current: None,
-            },
-            Want {
-                wanted: Some(1),
-                layers: &b,
-                current: None,
-            },
-            Want {
-                wanted: None,
-                layers: &b,
-                current: None,
-            },
+            want(&a, Some(2), None),
+            want(&b, Some(1), None),
+            want(&b, None, None),
         ];
+        use Pick::{Layer as L, Off};
         // Nominal rates: h 1.2M, m 400k, l 150k.
-        assert_eq!(
-            allocate(&wants, 2_000_000, now),
-            (vec![Some(2), Some(1), None], false)
-        );
-        assert_eq!(
-            allocate(&wants, 1_000_000, now),
-            (vec![Some(1), Some(1), None], false)
-        );
-        assert_eq!(
-            allocate(&wants, 500_000, now),
-            (vec![Some(0), Some(0), None], false)
-        );
-        assert_eq!(
-            allocate(&wants, 200_000, now),
-            (vec![Some(0), Some(0), None], true),
-            "even the smallest are too much"
-        );
+        for (budget, picks) in [
+            (2_000_000, [L(2), L(1), Off]),
+            (1_000_000, [L(1), L(1), Off]),
+            (500_000, [L(0), L(0), Off]),
+            (300_000, [L(0), L(0), Off]),
+        ] {
+            assert_eq!(allocate(&wants, budget, now), picks, "budget {budget}");
+        }
     }
 
     #[test]
     fn a_layer_above_the_current_one_needs_headroom() {
         let now = Instant::now();
         let a = camera(now);
-        let want = |current| {
-            [Want {
-                wanted: Some(1),
-                layers: &a,
-                current,
-            }]
-        };
+        let pick = |current, budget| allocate(&[want(&a, Some(1), current)], budget, now)[0];
         // `m` (400k nominal) in a budget of 450k: kept while on it, not climbed to from `l`
         // (400k x 1.25 = 500k); climbed to with 500k.
-        assert_eq!(allocate(&want(Some(1)), 450_000, now).0, vec![Some(1)]);
-        assert_eq!(allocate(&want(Some(0)), 450_000, now).0, vec![Some(0)]);
-        assert_eq!(allocate(&want(Some(0)), 500_000, now).0, vec![Some(1)]);
-        assert_eq!(allocate(&want(Some(2)), 450_000, now).0, vec![Some(1)]);
+        assert_eq!(pick(Some(1), 450_000), Pick::Layer(1));
+        assert_eq!(pick(Some(0), 450_000), Pick::Layer(0));
+        assert_eq!(pick(Some(0), 500_000), Pick::Layer(1));
+        assert_eq!(pick(Some(2), 450_000), Pick::Layer(1));
+    }
+
+    /// Four cameras (nominal `l` 150k each) at a subscriber that wants `l` of each, ranked
+    /// as given: which are paused at each budget.
+    #[test]
+    fn over_budget_whole_videos_pause_lowest_rank_first() {
+        let now = Instant::now();
+        let cam = camera(now);
+        let at = |s: u64| Some(now + Duration::from_secs(s));
+        let ranks = [
+            // 0: a small tile that never spoke.
+            Rank {
+                area: 160 * 90,
+                ..Rank::default()
+            },
+            // 1: the pinned, big tile.
+            Rank {
+                largest: true,
+                area: 1280 * 720,
+                ..Rank::default()
+            },
+            // 2: spoke at 5 s; 3: spoke at 9 s (the later speaker is kept longer).
+            Rank {
+                spoke: at(5),
+                area: 160 * 90,
+                ..Rank::default()
+            },
+            Rank {
+                spoke: at(9),
+                area: 160 * 90,
+                ..Rank::default()
+            },
+        ];
+        let screen = Rank {
+            screen: true,
+            ..Rank::default()
+        };
+        assert!(
+            screen > ranks[3] && ranks[1] > screen,
+            "pinned, screens, speakers"
+        );
+        let wants: Vec<Want<'_>> = ranks
+            .iter()
+            .map(|r| Want {
+                rank: *r,
+                ..want(&cam, Some(0), None)
+            })
+            .collect();
+        let paused = |budget| -> Vec<usize> {
+            let picks = allocate(&wants, budget, now);
+            (0..picks.len())
+                .filter(|i| picks[*i] == Pick::Paused)
+                .collect()
+        };
+        for (budget, expect) in [
+            (600_000, vec![]),
+            (599_999, vec![0]),
+            (450_000, vec![0]),
+            (449_999, vec![0, 2]),
+            (300_000, vec![0, 2]),
+            (150_000, vec![0, 2, 3]),
+            // The pinned one is sent even over the budget.
+            (149_999, vec![0, 2, 3]),
+            (0, vec![0, 2, 3]),
+        ] {
+            assert_eq!(paused(budget), expect, "budget {budget}");
+        }
+        // The videos kept get their layer; not shown is off, not paused.
+        let picks = allocate(&wants, 300_000, now);
+        assert_eq!(picks[1], Pick::Layer(0));
+        assert_eq!(picks[1].layer(), Some(0));
+        assert_eq!(Pick::Paused.layer(), None);
+        let off = [want(&cam, None, None), want(&cam, Some(0), None)];
+        assert_eq!(allocate(&off, 0, now), vec![Pick::Off, Pick::Layer(0)]);
+    }
+
+    #[test]
+    fn a_video_that_does_not_fit_leaves_room_for_a_smaller_one() {
+        let now = Instant::now();
+        // The pinned camera (l 150k, always kept), a screen share (one layer, 1.2M nominal)
+        // ranked above another camera.
+        let mut screen = Layers::default();
+        screen.on_frame(0, false, 1000, Some(&keyframe(1920, 1080)), now);
+        let cam = camera(now);
+        let pinned = Rank {
+            largest: true,
+            ..Rank::default()
+        };
+        let wants = [
+            Want {
+                rank: pinned,
+                ..want(&cam, Some(0), None)
+            },
+            Want {
+                rank: Rank {
+                    screen: true,
+                    ..Rank::default()
+                },
+                ..want(&screen, Some(0), None)
+            },
+            want(&cam, Some(2), None),
+        ];
+        use Pick::{Layer as L, Paused};
+        assert_eq!(
+            allocate(&wants, 1_150_000, now),
+            vec![L(0), Paused, L(1)],
+            "the camera takes what the screen cannot use, stepped down to fit"
+        );
+        assert_eq!(allocate(&wants, 1_550_000, now), vec![L(0), L(0), L(0)]);
+        // Pausing by a larger budget than the layers': nothing paused, layers stepped down.
+        assert_eq!(
+            allocate_with(&wants, 1_150_000, 2_000_000, now),
+            vec![L(0), L(0), L(0)]
+        );
+    }
+
+    #[test]
+    fn a_paused_video_resumes_only_with_headroom() {
+        let now = Instant::now();
+        let cam = camera(now);
+        // One kept camera (150k) and one paused: it needs 150k x 1.25 = 187.5k more.
+        let wants = |paused| {
+            [
+                Want {
+                    rank: Rank {
+                        area: 1,
+                        ..Rank::default()
+                    },
+                    ..want(&cam, Some(0), Some(0))
+                },
+                Want {
+                    paused,
+                    ..want(&cam, Some(0), None)
+                },
+            ]
+        };
+        for (budget, paused_now, expect) in [
+            // While forwarded it is kept down to exactly its rate...
+            (300_000, false, Pick::Layer(0)),
+            (299_999, false, Pick::Paused),
+            // ...while paused it comes back only with the headroom.
+            (300_000, true, Pick::Paused),
+            (337_499, true, Pick::Paused),
+            (337_500, true, Pick::Layer(0)),
+        ] {
+            let picks = allocate(&wants(paused_now), budget, now);
+            assert_eq!(picks[1], expect, "budget {budget}, paused {paused_now}");
+        }
     }
 
     #[test]
     fn measured_rates_replace_nominal_ones() {
         let t0 = Instant::now();
         let mut t = Layers::default();
-        // 50 frames of 1,000 bytes over 1 s on `l`: 400 kbit/s.
+        // 50 frames of 1,000 bytes over 1 s on `l`, each one packet with 60 bytes of
+        // headers: 424 kbit/s.
         for i in 0..=50 {
             t.on_frame(0, true, 1000, None, t0 + Duration::from_millis(i * 20));
         }
-        assert_eq!(t.bps(0), 400_000);
+        assert_eq!(t.bps(0), 424_000);
+        assert_eq!(wire_bytes(2300), 2300 + 2 * 60);
+        assert_eq!(wire_bytes(2301), 2301 + 3 * 60);
         assert_eq!(t.bps(2), 1_200_000);
     }
 

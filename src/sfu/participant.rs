@@ -45,6 +45,10 @@ impl Source {
 /// How long a bandwidth estimate holds against lower ones.
 pub const ESTIMATE_HOLD: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// A subscriber is told of its paused videos (`sfu-paused`) at most this often: the
+/// allocation's hysteresis keeps changes rare, this bounds them.
+pub const PAUSED_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The m-lines a member publishes on, in the order of its first offer.
 pub const PUBLISHED: [Source; 3] = [Source::Mic, Source::Camera, Source::Screen];
 
@@ -72,6 +76,8 @@ pub struct Line {
     pub switch: Switch,
     /// Video: the size it is shown at (`sfu-view`), if the subscriber said.
     pub view: Option<(u32, u32)>,
+    /// Video: paused because the subscriber's bandwidth cannot carry it (`sfu-paused`).
+    pub paused: bool,
 }
 
 pub struct Participant {
@@ -91,12 +97,19 @@ pub struct Participant {
     /// the last [`ESTIMATE_HOLD`] (see [`Participant::on_estimate`]), and when that was.
     pub estimate: Option<u64>,
     estimate_at: Instant,
+    /// The highest estimate so far, and whether one fell below 85% of it since: congestion
+    /// seen, so the estimate (not only `sfu.max_subscriber_kbps`) decides what is paused.
+    estimate_peak: u64,
+    pub estimate_fell: bool,
     /// Datagrams to it the socket would not take, and how many of them the last
     /// rebalance saw.
     pub send_dropped: u64,
     pub send_dropped_seen: u64,
     /// When its last `sfu-view` was applied.
     pub viewed: Option<Instant>,
+    /// The paused videos it was last told of (`sfu-paused`: their mids), and when.
+    pub paused_told: Vec<Mid>,
+    pub paused_told_at: Option<Instant>,
     pub lines: Vec<Line>,
     /// When its `Rtc` wants to be woken (the key of its timer).
     pub timeout: Instant,
@@ -120,9 +133,13 @@ impl Participant {
             layers: HashMap::new(),
             estimate: None,
             estimate_at: now,
+            estimate_peak: 0,
+            estimate_fell: false,
             send_dropped: 0,
             send_dropped_seen: 0,
             viewed: None,
+            paused_told: Vec::new(),
+            paused_told_at: None,
             lines: Vec::new(),
             timeout: now,
             joined: now,
@@ -135,6 +152,8 @@ impl Participant {
     /// higher one is [`ESTIMATE_HOLD`] old: a single dip (the estimator's noise) does not
     /// move its videos down a layer, an estimate that stays low does.
     pub fn on_estimate(&mut self, bps: u64, now: Instant) {
+        self.estimate_peak = self.estimate_peak.max(bps);
+        self.estimate_fell |= bps < self.estimate_peak * 85 / 100;
         let held = now.saturating_duration_since(self.estimate_at) < ESTIMATE_HOLD;
         if self.estimate.is_none_or(|e| bps >= e || !held) {
             self.estimate = Some(bps);
@@ -152,6 +171,7 @@ impl Participant {
                 state: LineState::ToOpen,
                 switch: Switch::default(),
                 view: None,
+                paused: false,
             });
         }
     }
@@ -256,6 +276,44 @@ impl Participant {
             })
             .collect();
         Some(protocol::sfu_offer_frame(&offer.to_sdp_string(), &tracks))
+    }
+
+    /// Sends `sfu-paused` if the videos paused for its bandwidth changed since it was last
+    /// told, and that was at least [`PAUSED_EVERY`] ago (otherwise a later call sends it).
+    pub fn tell_paused(&mut self, now: Instant) {
+        let paused: Vec<(Mid, &Line)> = self
+            .lines
+            .iter()
+            .filter_map(|l| match l.state {
+                LineState::Open(m) if l.paused => Some((m, l)),
+                _ => None,
+            })
+            .collect();
+        let same = paused.len() == self.paused_told.len()
+            && paused
+                .iter()
+                .zip(&self.paused_told)
+                .all(|((m, _), t)| m == t);
+        let recent = self
+            .paused_told_at
+            .is_some_and(|t| now.saturating_duration_since(t) < PAUSED_EVERY);
+        if same || recent {
+            return;
+        }
+        let mids: Vec<String> = paused.iter().map(|(m, _)| m.to_string()).collect();
+        let list: Vec<protocol::SfuPaused<'_>> = paused
+            .iter()
+            .zip(&mids)
+            .map(|((_, l), mid)| protocol::SfuPaused {
+                mid,
+                from: &l.from,
+                source: l.source.name(),
+            })
+            .collect();
+        let frame = protocol::sfu_paused_frame(&list);
+        self.paused_told = paused.iter().map(|(m, _)| *m).collect();
+        self.paused_told_at = Some(now);
+        self.peer.send_or_drop(frame);
     }
 
     /// Whether `mid` is one it publishes on, and what.

@@ -24,6 +24,8 @@ struct Level {
     smoothed: f32,
     last: Instant,
     speaking: bool,
+    /// The last packet at which it was speaking.
+    spoke: Option<Instant>,
 }
 
 /// One room's speakers.
@@ -53,6 +55,7 @@ impl<P: Copy + Eq + Hash + Ord> Speakers<P> {
             smoothed: -127.0,
             last: now,
             speaking: false,
+            spoke: None,
         });
         if now.saturating_duration_since(l.last) >= QUIET_AFTER {
             l.smoothed = -127.0;
@@ -64,6 +67,15 @@ impl<P: Copy + Eq + Hash + Ord> Speakers<P> {
         } else {
             l.smoothed > ON_DBOV
         };
+        if l.speaking {
+            l.spoke = Some(now);
+        }
+    }
+
+    /// When `p` last spoke, if it did since it joined (the SFU keeps the videos of recent
+    /// speakers longest when a subscriber's bandwidth is short).
+    pub fn spoke_at(&self, p: P) -> Option<Instant> {
+        self.levels.get(&p).and_then(|l| l.spoke)
     }
 
     /// `p` left: it speaks no more.
@@ -148,10 +160,21 @@ mod tests {
         // 1's audio stops (muted): after 600 ms it is not speaking either.
         talk(&mut s, 2, -70, t4, 40);
         assert_eq!(s.poll(t4 + Duration::from_millis(700)), Some(vec![]));
+        // When each last spoke: 1 until its audio stopped, 2 when it fell below -55 dBov.
+        assert!(
+            s.spoke_at(1) > s.spoke_at(2),
+            "{:?}",
+            (s.spoke_at(1), s.spoke_at(2))
+        );
+        assert!(
+            s.spoke_at(2)
+                .is_some_and(|t| t < t3 + Duration::from_millis(400))
+        );
         // A member that leaves is gone from the list.
         let t5 = talk(&mut s, 3, -20, t4 + Duration::from_secs(2), 10);
         assert_eq!(s.poll(t5), Some(vec![3]));
         s.remove(3);
+        assert_eq!(s.spoke_at(3), None);
         assert_eq!(s.poll(t5 + EVERY), Some(vec![]));
         s.remove(1);
         s.remove(2);

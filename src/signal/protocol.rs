@@ -693,6 +693,25 @@ pub fn sfu_speakers_frame<'a>(speakers: impl Iterator<Item = &'a str>) -> Utf8By
     frame(&json!({"type": "sfu-speakers", "data": {"speakers": list}}))
 }
 
+/// One video the SFU paused for a subscriber's bandwidth (`sfu-paused`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuPaused<'a> {
+    pub mid: &'a str,
+    /// The member whose video it is.
+    pub from: &'a str,
+    /// `camera` or `screen`.
+    pub source: &'static str,
+}
+
+/// The videos the SFU pauses for this subscriber now (extension; `[]`: none).
+pub fn sfu_paused_frame(paused: &[SfuPaused<'_>]) -> Utf8Bytes {
+    let list: Vec<Value> = paused
+        .iter()
+        .map(|p| json!({"mid": p.mid, "from": p.from, "source": p.source}))
+        .collect();
+    frame(&json!({"type": "sfu-paused", "data": {"paused": list}}))
+}
+
 /// One m-line of an `sfu-offer`'s track map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SfuTrack<'a> {

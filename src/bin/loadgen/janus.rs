@@ -6,7 +6,9 @@
 //! `subscribe`, one negotiation at a time). Events come by long poll.
 //!
 //! The API flow is Janus's documented one (`create`, `attach`, VideoRoom `create`,
-//! `joinandconfigure`, `join` as subscriber, `subscribe`, `start`, long-poll `GET`).
+//! `joinandconfigure`, `join` as subscriber, `subscribe`, `start`, long-poll `GET`). With
+//! `--simulcast` the publisher offers rids h, m, l (as janus.js does) and the subscriber
+//! `configure`s every video m-line to `substream` 0, the low layer.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -167,9 +169,17 @@ pub async fn member(mut me: Member, url: &str, room: u64, members: usize) -> any
         bail!("creating the Janus room: {created}");
     }
 
+    // Simulcast: the publisher sends h, m and l; the subscriber asks for substream 0 (`l`)
+    // of every feed, as a small tile would (the peerbox path sends `sfu-view` 160x90).
+    let simulcast = me.lower.len() == 2;
     let none = Arc::new(Vec::new());
-    let (pub_pc, mut pub_out) =
-        spawn_pc(me.ip, me.video.clone(), none.clone(), me.counters.clone()).await?;
+    let (pub_pc, mut pub_out) = spawn_pc(
+        me.ip,
+        me.video.clone(),
+        me.lower.clone(),
+        me.counters.clone(),
+    )
+    .await?;
     let (sub_pc, mut sub_out) =
         spawn_pc(me.ip, me.video.clone(), none, me.counters.clone()).await?;
     pub_pc.send(PcIn::MakePublishOffer).await?;
@@ -190,6 +200,9 @@ pub async fn member(mut me: Member, url: &str, room: u64, members: usize) -> any
     let mut wanted: Vec<u64> = Vec::new();
     let mut subscribed = false;
     let mut negotiating = false;
+    // The subscriber's video mids not yet set to substream 0.
+    let mut unconfigured: Vec<String> = Vec::new();
+    let mut configured: HashSet<String> = HashSet::new();
     loop {
         // Ask for the feeds not yet asked for, one negotiation at a time.
         if !negotiating && !wanted.is_empty() {
@@ -232,6 +245,15 @@ pub async fn member(mut me: Member, url: &str, room: u64, members: usize) -> any
                         }
                     }
                 } else if sender == Some(subscriber) {
+                    let streams = data["streams"].as_array().into_iter().flatten();
+                    for st in streams.filter(|st| st["type"] == "video") {
+                        if let Some(mid) = st["mid"].as_str()
+                            && simulcast
+                            && configured.insert(mid.to_owned())
+                        {
+                            unconfigured.push(mid.to_owned());
+                        }
+                    }
                     if let Some(sdp) = e["jsep"]["sdp"].as_str() {
                         sub_pc.send(PcIn::Offer { sdp: sdp.to_owned(), publish: None }).await?;
                     }
@@ -242,6 +264,14 @@ pub async fn member(mut me: Member, url: &str, room: u64, members: usize) -> any
                     message(subscriber, json!({"request": "start"}),
                             Some(json!({"type": "answer", "sdp": sdp}))).await?;
                     negotiating = false;
+                    if !unconfigured.is_empty() {
+                        let streams: Vec<Value> = unconfigured
+                            .drain(..)
+                            .map(|mid| json!({"mid": mid, "substream": 0, "temporal": 2}))
+                            .collect();
+                        message(subscriber, json!({"request": "configure", "streams": streams}),
+                                None).await?;
+                    }
                 }
                 Some(PcOut::FirstFrame) => me.first_frame().await,
                 Some(PcOut::Failed(e)) => bail!("subscriber media: {e}"),

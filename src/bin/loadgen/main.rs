@@ -124,9 +124,10 @@ struct Args {
     /// The VP8 IVF file every SFU member publishes, looped.
     #[arg(long)]
     media: Option<PathBuf>,
-    /// Simulcast (peerbox only): the `m` and `l` layers' IVF files, comma-separated; each
-    /// member then publishes `--media` as rid `h` with these as `m` and `l`, and shows every
-    /// other member's video in a small tile (`sfu-view` 160x90: the server sends `l`).
+    /// Simulcast: the `m` and `l` layers' IVF files, comma-separated; each member then
+    /// publishes `--media` as rid `h` with these as `m` and `l`, and shows every other
+    /// member's video in a small tile (peerbox: `sfu-view` 160x90; Janus: `configure`
+    /// `substream` 0), so the server sends `l`.
     #[arg(long)]
     simulcast: Option<String>,
     /// The address the members' media sockets bind to.

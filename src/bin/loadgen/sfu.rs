@@ -6,6 +6,9 @@
 //!
 //! It reports, for the measured window: video frames received against the frames expected
 //! (every member gets every other member's every frame: the delivery ratio, 1.0 = no loss),
+//! the same against the frames of the videos not paused (`delivery_forwarded`: peerbox
+//! pauses whole videos a member's bandwidth cannot carry and says so, `sfu-paused`; the
+//! paused ones are sampled every 100 ms, `paused_avg` over all members),
 //! RTP/RTCP datagrams received by the members (the SFU's forwarded packets), the server's CPU
 //! per forwarded packet and RSS per subscription (`--pid`), and join-to-first-frame.
 
@@ -20,7 +23,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
@@ -88,6 +91,9 @@ pub struct Counters {
     /// RTP and RTCP datagrams received, while `counting`.
     pub datagrams: AtomicU64,
     pub counting: std::sync::atomic::AtomicBool,
+    /// Videos the server paused for members' bandwidth now (peerbox's `sfu-paused`), over
+    /// all members.
+    pub paused: AtomicU64,
 }
 
 impl Counters {
@@ -103,7 +109,9 @@ pub enum PcIn {
         sdp: String,
         publish: Option<String>,
     },
-    /// Make an offer to publish one sendonly video (`PcOut::Offer`).
+    /// Make an offer to publish one sendonly video (`PcOut::Offer`): with simulcast (rids
+    /// h, m, l in that order, as browsers list them) when the peer connection has the
+    /// lower layers.
     MakePublishOffer,
     /// The answer to our offer.
     Answer { sdp: String },
@@ -276,8 +284,16 @@ impl Pc {
                 let _ = self.out.send(PcOut::Answer(answer.to_sdp_string())).await;
             }
             PcIn::MakePublishOffer => {
+                let simulcast = (self.lower.len() == 2).then(|| {
+                    let mut s = Simulcast::new();
+                    for rid in ["h", "m", "l"] {
+                        s.add_send_layer(SimulcastLayer::new(rid));
+                    }
+                    s
+                });
                 let mut api = self.rtc.sdp_api();
-                let mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+                let mid =
+                    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
                 let (offer, pending) = api.apply().context("nothing to offer")?;
                 self.publish = Some(mid);
                 self.pending = Some(pending);
@@ -341,7 +357,8 @@ impl Pc {
     }
 
     /// Answers a keyframe request as an encoder would, from a file: the next frame written
-    /// is the file's next key frame (at most one jump per 500 ms, as browsers throttle).
+    /// is the file's next key frame (at most one jump per 300 ms per layer, as libwebrtc's
+    /// encoder feedback ignores requests closer together).
     /// A simulcast request names its layer (`rid`), each with its own throttle.
     fn jump_to_key_frame(&mut self, rid: Option<&str>) {
         let now = Instant::now();
@@ -350,7 +367,7 @@ impl Pc {
             Some("l") => 2,
             _ => 0,
         };
-        if self.last_key_jump[layer].is_some_and(|t| now < t + Duration::from_millis(500)) {
+        if self.last_key_jump[layer].is_some_and(|t| now < t + Duration::from_millis(300)) {
             return;
         }
         self.last_key_jump[layer] = Some(now);
@@ -397,8 +414,8 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
                 .split(',')
                 .map(|f| Video::load(Path::new(f)))
                 .collect::<anyhow::Result<_>>()?;
-            if v.len() != 2 || args.backend != Backend::Peerbox {
-                bail!("--simulcast takes two files (m,l), with --backend peerbox");
+            if v.len() != 2 {
+                bail!("--simulcast takes two files (m,l)");
             }
             v
         }
@@ -467,9 +484,17 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
     let cpu0 = args.pid.and_then(proc_cpu_secs);
     let t0 = Instant::now();
     counters.counting.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    // The paused videos, sampled every 100 ms: their frames are not expected.
+    let (mut paused_sum, mut samples) = (0u64, 0u64);
+    let end = t0 + Duration::from_secs_f64(args.duration);
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100).min(end - Instant::now())).await;
+        paused_sum += counters.paused.load(Ordering::Relaxed);
+        samples += 1;
+    }
     counters.counting.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
+    let paused_avg = paused_sum as f64 / samples.max(1) as f64;
     let cpu = args
         .pid
         .and_then(proc_cpu_secs)
@@ -484,6 +509,7 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
     let datagrams = counters.datagrams.load(Ordering::Relaxed) as f64;
     let subscriptions = (n * n.saturating_sub(1)) as f64;
     let expected = subscriptions * video.fps * secs;
+    let expected_forwarded = (subscriptions - paused_avg).max(0.0) * video.fps * secs;
     firsts.sort();
     let median = |v: &[Duration]| v.get(v.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64());
     let cpu_us_per_packet = cpu.map_or(f64::NAN, |c| c * 1e6 / datagrams.max(1.0));
@@ -493,7 +519,8 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
     };
     println!(
         "RESULT mode=sfu backend={} members={n} connected={} failed={failed} secs={secs:.1} \
-         frames_per_s={:.0} delivery={:.4} packets_per_s={:.0} server_cpu_s={} \
+         frames_per_s={:.0} delivery={:.4} delivery_forwarded={:.4} paused_avg={paused_avg:.1} \
+         packets_per_s={:.0} server_cpu_s={} \
          cpu_us_per_packet={cpu_us_per_packet:.2} rss_mb={} rss_kb_per_subscription={rss_per_sub_kb:.0} \
          first_frame_median_s={:.3} first_frame_max_s={:.3} all_joined_s={:.1}",
         match args.backend {
@@ -503,6 +530,7 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
         firsts.len(),
         frames / secs,
         frames / expected.max(1.0),
+        frames / expected_forwarded.max(1.0),
         datagrams / secs,
         cpu.map_or("-".into(), |c| format!("{c:.2}")),
         crate::mb(rss),
@@ -557,6 +585,8 @@ impl Member {
         .await?;
         // The views of every other member's video (sent after each answer).
         let mut views = None;
+        // How many of its videos the server says it paused.
+        let mut paused = 0u64;
         let mut joined = false;
         loop {
             tokio::select! {
@@ -573,6 +603,13 @@ impl Member {
                         Some("joined") => v["mode"] == "sfu",
                         Some("mode") => v["data"]["mode"] == "sfu",
                         Some("error") => bail!("server error: {v}"),
+                        Some("sfu-paused") => {
+                            let now = v["data"]["paused"].as_array().map_or(0, Vec::len) as u64;
+                            self.counters.paused.fetch_add(now, Ordering::Relaxed);
+                            self.counters.paused.fetch_sub(paused, Ordering::Relaxed);
+                            paused = now;
+                            false
+                        }
                         Some("sfu-offer") => {
                             let publish = v["data"]["publish"]
                                 .as_array()

@@ -87,6 +87,8 @@ const sfuEncrypted = ref(false)
 const sfuFrames = shallowRef<FrameCounts>({ encrypted: 0, decrypted: 0, dropped: 0 })
 /** Who speaks now by the server's audio levels, loudest first; null: the server does not say (local detection). */
 const speakers = shallowRef<string[] | null>(null)
+/** Tiles (member id, `id:screen`) whose video the SFU pauses because our bandwidth cannot carry it. */
+const sfuPaused = shallowRef<ReadonlySet<string>>(new Set())
 /** Reactions being shown, oldest first. */
 const reactions = shallowRef<ShownReaction[]>([])
 let reactionKey = 0
@@ -212,8 +214,10 @@ function ensureClient(): { client: SignalClient; mesh: Mesh } {
     sfuEncrypted.value = sw.encrypted
     sfuFrames.value = sw.counts
     if (sw.mode !== 'sfu') speakers.value = null
+    if (sw.mode !== 'sfu') sfuPaused.value = new Set()
   })
   sw.on('speakers', (list) => (speakers.value = sw.mode === 'sfu' ? list : null))
+  sw.on('paused', (list) => (sfuPaused.value = new Set(sw.mode === 'sfu' ? list : [])))
   m.on('joined', (info) => {
     if (!joining.value && !inRoom.value) {
       // The person cancelled while the login was on its way.
@@ -331,7 +335,7 @@ const host = {
 export function useRoom() {
   return {
     signalState, attempt, refused, retryAt, room, selfId, joined, inRoom, joining, remotes, error, hand,
-    roomState, waiting, knocking, knockUntil, isHost, host, secret, reactions, sfuMode, sfuEncrypted, sfuFrames, speakers,
+    roomState, waiting, knocking, knockUntil, isHost, host, secret, reactions, sfuMode, sfuEncrypted, sfuFrames, speakers, sfuPaused,
     /** A tile shows a member's camera or screen at this size in device pixels (0x0: not shown), for the SFU's layer choice. */
     setView: (id: string, source: 'camera' | 'screen', width: number, height: number) => sfu?.setView(id, source, width, height),
     /** Sends a quick reaction and shows it on the own tile; false when over the rate limit. */

@@ -27,6 +27,8 @@ export type SfuSwitchEvents = {
   changed: void
   /** The members speaking now, loudest first, from the server's audio levels (`sfu-speakers`). */
   speakers: string[]
+  /** The tiles whose video the SFU pauses for our bandwidth (`sfu-paused`): member ids, `id:screen` for screens. */
+  paused: string[]
 }
 
 export interface SfuSwitchOptions {
@@ -109,6 +111,7 @@ export class SfuSwitch extends Emitter<SfuSwitchEvents> {
       signal.on('mode', (m) => void this.setMode(m.mode)),
       signal.on('sfu-offer', (offer) => void this.link?.handleOffer(offer)),
       signal.on('sfu-speakers', (m) => this.emit('speakers', m.speakers)),
+      signal.on('sfu-paused', (m) => this.emit('paused', m.paused.map((p) => (p.source === 'screen' ? `${p.from}:screen` : p.from)))),
       signal.on('error', (e) => {
         if (!['sfu-off', 'not-sfu', 'sfu-full', 'sfu-busy'].includes(e.errorType)) return
         // No SFU for us: the media stays on the mesh links.

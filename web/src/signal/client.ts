@@ -46,6 +46,7 @@ export type SignalEvents = {
   mode: Of<'mode'>
   'sfu-offer': Of<'sfu-offer'>
   'sfu-speakers': Of<'sfu-speakers'>
+  'sfu-paused': Of<'sfu-paused'>
 }
 
 export interface SignalOptions {

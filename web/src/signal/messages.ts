@@ -131,6 +131,8 @@ export type IncomingMessage =
   | { type: 'mode'; mode: RoomMode }
   | ({ type: 'sfu-offer' } & SfuOffer)
   | { type: 'sfu-speakers'; speakers: string[] }
+  /** The videos the SFU pauses for our bandwidth now (each member's camera or screen; `[]`: none). */
+  | { type: 'sfu-paused'; paused: { from: string; source: 'camera' | 'screen' }[] }
 
 type Obj = Record<string, unknown>
 
@@ -281,6 +283,15 @@ export function parseMessage(text: string): IncomingMessage | null {
     case 'sfu-speakers':
       return isObj(data) && Array.isArray(data.speakers)
         ? { type: 'sfu-speakers', speakers: data.speakers.filter((s): s is string => typeof s === 'string' && s !== '') }
+        : null
+    case 'sfu-paused':
+      return isObj(data) && Array.isArray(data.paused)
+        ? {
+            type: 'sfu-paused',
+            paused: data.paused.flatMap((p) =>
+              isObj(p) && str(p.from) && (p.source === 'camera' || p.source === 'screen') ? [{ from: str(p.from), source: p.source }] : [],
+            ),
+          }
         : null
     case 'error': {
       const m = isObj(raw.message) ? raw.message : {}

@@ -113,6 +113,10 @@ describe('sfu messages', () => {
     expect(parseMessage('{"type":"mode","data":{"mode":"sfu"}}')).toEqual({ type: 'mode', mode: 'sfu' })
     expect(parseMessage('{"type":"mode","data":{"mode":"x"}}')).toBeNull()
     expect(parseMessage('{"type":"sfu-speakers","data":{"speakers":["a",3,"b"]}}')).toEqual({ type: 'sfu-speakers', speakers: ['a', 'b'] })
+    expect(
+      parseMessage('{"type":"sfu-paused","data":{"paused":[{"mid":"4","from":"a","source":"camera"},{"from":"b","source":"mic"},{"from":"c","source":"screen"},7]}}'),
+    ).toEqual({ type: 'sfu-paused', paused: [{ from: 'a', source: 'camera' }, { from: 'c', source: 'screen' }] })
+    expect(parseMessage('{"type":"sfu-paused","data":{}}')).toBeNull()
     expect(parseMessage('{"type":"joined","data":"me","mode":"sfu"}')).toMatchObject({ type: 'joined', mode: 'sfu' })
     expect(parseMessage('{"type":"joined","data":"me"}')).toMatchObject({ type: 'joined', mode: 'mesh' })
   })
