@@ -8,13 +8,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use common::sfu_client::{
-    Browser, SCREEN, login, login_from, login_tcp, publish_to, pump_all, pump_until, pump_within,
-    recv,
+    Browser, SCREEN, is_key, login, login_from, login_tcp, publish_to, pump_all, pump_until,
+    pump_within, recv,
 };
 use common::signal::error_type;
 
