@@ -731,12 +731,8 @@ impl Engine {
         let ceiling = self.config.max_subscriber_kbps * 1000;
         let estimate = sub.estimate.unwrap_or(INITIAL_ESTIMATE).min(ceiling);
         let budget = estimate.saturating_sub(audio);
-        // Pausing by the estimate once it fell (congestion seen); before, by the ceiling.
-        let pausing = if sub.estimate_fell {
-            budget
-        } else {
-            ceiling.saturating_sub(audio)
-        };
+        // Pausing by the ceiling only (experiment: the estimate's dips at a switch).
+        let pausing = ceiling.saturating_sub(audio);
         let chosen = layer::allocate_with(&wants, budget, pausing, now);
         let desired: u64 = wants
             .iter()
