@@ -731,7 +731,9 @@ impl Engine {
         let ceiling = self.config.max_subscriber_kbps * 1000;
         let estimate = sub.estimate.unwrap_or(INITIAL_ESTIMATE).min(ceiling);
         let budget = estimate.saturating_sub(audio);
-        // Pausing by the ceiling only (experiment: the estimate's dips at a switch).
+        // Layers by the estimate, pausing by the ceiling: estimates dip at every switch and
+        // climb only on what is sent, so pausing by them darkens tiles a lower layer keeps
+        // playing (q-sfu's freeze doubled); a video over the ceiling is paused.
         let pausing = ceiling.saturating_sub(audio);
         let chosen = layer::allocate_with(&wants, budget, pausing, now);
         let desired: u64 = wants

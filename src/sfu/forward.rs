@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 /// requests closer together (libwebrtc's encoder feedback keeps 300 ms between key frames),
 /// so one sent sooner would be lost; those in between are held and sent when it ends.
 pub const KEYFRAME_GAP: Duration = Duration::from_millis(300);
-/// A request whose key frame has not come within this long is taken to be lost: the next
-/// one goes out (until then, every request for the track is served by the coming key frame).
+/// A request whose key frame has not come within this long is taken to be lost and sent
+/// again (until then, every request for the track is served by the coming key frame).
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
 /// Published tracks (`(publisher, its mid)`) to subscriber m-lines (`(subscriber, mid)`).
@@ -95,21 +95,51 @@ impl<P: Copy + Eq + Hash, M: Copy + Eq + Hash> Table<P, M> {
 /// Keyframe requests per track, as good SFUs do them (mediasoup's key frame request
 /// manager, LiveKit's PLI throttle): a request goes out at once; while its key frame is
 /// awaited, further requests for the track are served by it and send nothing (one request
-/// serves every new subscriber); after the key frame, the next request waits for the end of
-/// [`KEYFRAME_GAP`] (held, then sent). A request not answered within [`KEYFRAME_RETRY`] is
-/// sent again on the next one.
+/// serves every new subscriber). Requests closer than [`KEYFRAME_GAP`] to the last one sent
+/// are held and sent when the gap ends. A request whose key frame has not come within
+/// [`KEYFRAME_RETRY`] is sent again by the timer ([`Throttle::due`]), whether or not anyone
+/// asks again, up to [`KEYFRAME_TRIES`] times: a lost request, or one the browser ignored,
+/// never leaves a subscriber waiting for a key frame that nobody asked for.
 #[derive(Debug)]
 pub struct Throttle<T> {
-    /// When the last request for each went out, and whether its key frame is awaited.
-    sent: HashMap<T, (Instant, bool)>,
-    held: HashMap<T, Instant>,
+    tracks: HashMap<T, Pending>,
+}
+
+/// One track's request state.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// When the last request went out.
+    sent: Instant,
+    /// How many times the awaited request went out; 0 once its key frame came.
+    tries: u8,
+    /// A request waiting for the gap to end.
+    held: Option<Instant>,
+}
+
+/// How many times one request is sent before the throttle stops asking (the next request
+/// starts again): 3 s of asking for a layer the publisher does not send costs six packets.
+pub const KEYFRAME_TRIES: u8 = 6;
+
+impl Pending {
+    /// Whether the last request's key frame is still awaited (and so serves new ones).
+    fn awaited(&self, now: Instant) -> bool {
+        self.tries > 0
+            && (self.tries < KEYFRAME_TRIES
+                || now.saturating_duration_since(self.sent) < KEYFRAME_RETRY)
+    }
+
+    /// When the timer must act: a held request's time, or an awaited one's retry.
+    fn due_at(&self) -> Option<Instant> {
+        self.held.or_else(|| {
+            (self.tries > 0 && self.tries < KEYFRAME_TRIES).then(|| self.sent + KEYFRAME_RETRY)
+        })
+    }
 }
 
 impl<T> Default for Throttle<T> {
     fn default() -> Self {
         Throttle {
-            sent: HashMap::new(),
-            held: HashMap::new(),
+            tracks: HashMap::new(),
         }
     }
 }
@@ -118,15 +148,21 @@ impl<T: Copy + Eq + Hash> Throttle<T> {
     /// Whether to send a request for `track` now; if not, it is served by the one awaited,
     /// or held for later.
     pub fn request(&mut self, track: T, now: Instant) -> bool {
-        match self.sent.get(&track) {
-            Some(&(t, true)) if now.saturating_duration_since(t) < KEYFRAME_RETRY => false,
-            Some(&(t, _)) if now.saturating_duration_since(t) < KEYFRAME_GAP => {
-                self.held.insert(track, t + KEYFRAME_GAP);
+        match self.tracks.get_mut(&track) {
+            Some(p) if p.awaited(now) || p.held.is_some() => false,
+            Some(p) if now.saturating_duration_since(p.sent) < KEYFRAME_GAP => {
+                p.held = Some(p.sent + KEYFRAME_GAP);
                 false
             }
             _ => {
-                self.sent.insert(track, (now, true));
-                self.held.remove(&track);
+                self.tracks.insert(
+                    track,
+                    Pending {
+                        sent: now,
+                        tries: 1,
+                        held: None,
+                    },
+                );
                 true
             }
         }
@@ -135,41 +171,42 @@ impl<T: Copy + Eq + Hash> Throttle<T> {
     /// A key frame of `track` arrived: it serves every request so far (the awaited one and
     /// the held ones).
     pub fn on_keyframe(&mut self, track: T) {
-        if let Some(s) = self.sent.get_mut(&track) {
-            s.1 = false;
+        if let Some(p) = self.tracks.get_mut(&track) {
+            p.tries = 0;
+            p.held = None;
         }
-        self.held.remove(&track);
     }
 
-    /// Held requests whose time has come (each counts as sent now).
+    /// Requests to send now: held ones whose gap ended and awaited ones unanswered for
+    /// [`KEYFRAME_RETRY`] (each counts as sent now).
     pub fn due(&mut self, now: Instant) -> Vec<T> {
-        let due: Vec<T> = self
-            .held
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(t, _)| *t)
-            .collect();
-        for t in &due {
-            self.held.remove(t);
-            self.sent.insert(*t, (now, true));
+        let mut due = Vec::new();
+        for (t, p) in &mut self.tracks {
+            if p.due_at().is_some_and(|at| at <= now) {
+                p.tries = if p.held.take().is_some() {
+                    1
+                } else {
+                    p.tries + 1
+                };
+                p.sent = now;
+                due.push(*t);
+            }
         }
         due
     }
 
-    /// When the next held request is due.
+    /// When the next request is due.
     pub fn next_due(&self) -> Option<Instant> {
-        self.held.values().min().copied()
+        self.tracks.values().filter_map(Pending::due_at).min()
     }
 
     pub fn forget(&mut self, track: T) {
-        self.sent.remove(&track);
-        self.held.remove(&track);
+        self.tracks.remove(&track);
     }
 
     /// Drops every entry `keep` says no to.
     pub fn retain(&mut self, keep: impl Fn(&T) -> bool) {
-        self.sent.retain(|t, _| keep(t));
-        self.held.retain(|t, _| keep(t));
+        self.tracks.retain(|t, _| keep(t));
     }
 }
 
@@ -220,25 +257,21 @@ mod tests {
         assert!(th.request(2, ms(10)), "per track");
         assert!(!th.request(1, ms(100)), "served by the awaited key frame");
         assert!(!th.request(1, ms(200)));
-        assert_eq!(
-            th.next_due(),
-            None,
-            "nothing held: the key frame serves them"
-        );
+        th.on_keyframe(2);
         // The key frame came at 250; a subscriber arriving after it needs a new one, which
-        // waits for the 300 ms gap (a browser would ignore it sooner).
+        // waits for the 300 ms gap after the last request (a browser would ignore it sooner).
         th.on_keyframe(1);
+        assert_eq!(th.next_due(), None, "nothing awaited, nothing held");
         assert!(!th.request(1, ms(260)));
+        assert!(!th.request(1, ms(270)), "held once");
         assert_eq!(th.next_due(), Some(ms(300)));
         assert!(th.due(ms(299)).is_empty());
         assert_eq!(th.due(ms(300)), vec![1]);
         assert!(th.due(ms(400)).is_empty(), "sent once");
-        // That one is not answered: shared until 500 ms after it, then sent again.
-        assert!(!th.request(1, ms(799)));
-        assert!(th.request(1, ms(800)));
+        assert!(!th.request(1, ms(500)), "shared while awaited");
         // A key frame that comes by itself serves a held request.
         th.on_keyframe(1);
-        assert!(!th.request(1, ms(900)));
+        assert!(!th.request(1, ms(550)));
         th.on_keyframe(1);
         assert_eq!(th.next_due(), None);
         assert!(th.request(1, ms(1100)), "after the gap: at once");
@@ -246,5 +279,37 @@ mod tests {
         assert!(th.request(2, ms(1101)));
         th.retain(|t| *t != 1);
         assert!(th.request(1, ms(1102)));
+    }
+
+    #[test]
+    fn an_unanswered_request_is_sent_again_by_the_timer() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut th: Throttle<u8> = Throttle::default();
+        // The browser ignores this one (or it is lost); nobody asks again.
+        assert!(th.request(1, ms(0)));
+        assert_eq!(th.next_due(), Some(ms(500)));
+        assert!(th.due(ms(499)).is_empty());
+        assert_eq!(th.due(ms(500)), vec![1], "re-sent without a new request");
+        assert!(!th.request(1, ms(600)), "still awaited: shared");
+        assert_eq!(th.next_due(), Some(ms(1000)));
+        // It keeps asking, a bounded number of times, then stops.
+        let mut sent = 2;
+        let mut now = 1000;
+        while let Some(at) = th.next_due() {
+            assert_eq!(at, ms(now));
+            assert_eq!(th.due(at), vec![1]);
+            sent += 1;
+            now += 500;
+        }
+        assert_eq!(sent, KEYFRAME_TRIES as u64);
+        assert!(!th.request(1, ms(now - 1)), "the last try is still awaited");
+        assert!(
+            th.request(1, ms(now)),
+            "given up: the next request starts again"
+        );
+        // Answered: the timer stops.
+        th.on_keyframe(1);
+        assert_eq!(th.next_due(), None);
     }
 }

@@ -263,9 +263,9 @@ pub fn allocate(wants: &[Want<'_>], budget: u64, now: Instant) -> Vec<Pick> {
 }
 
 /// [`allocate`] with a budget of its own for pausing: `pausing` decides which videos are
-/// paused, `budget` their layers. The SFU pauses by the bandwidth estimate only once it has
-/// fallen (congestion seen); before, by `sfu.max_subscriber_kbps`: an estimate still climbing
-/// from its start only climbs on what is sent, and pausing by it would keep it low.
+/// paused, `budget` their layers. The SFU pauses by `sfu.max_subscriber_kbps` and picks
+/// layers by the bandwidth estimate: an estimate climbs only on what is sent and dips at
+/// every switch, so pausing by it would keep it low and darken tiles for nothing.
 pub fn allocate_with(wants: &[Want<'_>], budget: u64, pausing: u64, now: Instant) -> Vec<Pick> {
     let mut chosen: Vec<Pick> = wants
         .iter()

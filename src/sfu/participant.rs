@@ -97,10 +97,6 @@ pub struct Participant {
     /// the last [`ESTIMATE_HOLD`] (see [`Participant::on_estimate`]), and when that was.
     pub estimate: Option<u64>,
     estimate_at: Instant,
-    /// The highest estimate so far, and whether one fell below 85% of it since: congestion
-    /// seen, so the estimate (not only `sfu.max_subscriber_kbps`) decides what is paused.
-    estimate_peak: u64,
-    pub estimate_fell: bool,
     /// Datagrams to it the socket would not take, and how many of them the last
     /// rebalance saw.
     pub send_dropped: u64,
@@ -133,8 +129,6 @@ impl Participant {
             layers: HashMap::new(),
             estimate: None,
             estimate_at: now,
-            estimate_peak: 0,
-            estimate_fell: false,
             send_dropped: 0,
             send_dropped_seen: 0,
             viewed: None,
@@ -152,8 +146,6 @@ impl Participant {
     /// higher one is [`ESTIMATE_HOLD`] old: a single dip (the estimator's noise) does not
     /// move its videos down a layer, an estimate that stays low does.
     pub fn on_estimate(&mut self, bps: u64, now: Instant) {
-        self.estimate_peak = self.estimate_peak.max(bps);
-        self.estimate_fell |= bps < self.estimate_peak * 85 / 100;
         let held = now.saturating_duration_since(self.estimate_at) < ESTIMATE_HOLD;
         if self.estimate.is_none_or(|e| bps >= e || !held) {
             self.estimate = Some(bps);
