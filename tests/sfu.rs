@@ -369,6 +369,28 @@ async fn simulcast_layers_follow_the_view_and_switch_on_keyframes() {
 }
 
 #[tokio::test]
+async fn a_view_sent_before_the_answer_counts() {
+    let server = common::spawn(SFU_ON).await;
+    let mut a = login(&server, "early", "A", true).await;
+    let mut b = login(&server, "early", "B", true).await;
+    // B shows A's tile small as soon as the offer names it, before its answer is in.
+    b.view_on_offer = Some((160, 90));
+    let a_id = publish_to(&mut a, &mut b, 10).await;
+    pump_until(&mut [&mut a, &mut b], "B gets l", |all| {
+        all[1].camera_from(&a_id).iter().any(|(l, _)| *l == 0)
+    })
+    .await;
+    // Without the view it would stay on `m` (see the test above); with it lost, too.
+    let got = b.camera_from(&a_id);
+    let last: Vec<u8> = got.iter().rev().take(5).map(|(l, _)| *l).collect();
+    assert_eq!(
+        last, [0; 5],
+        "l from the view sent with the answer: {got:?}"
+    );
+    server.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
 async fn a_subscriber_behind_a_slow_link_falls_to_l_and_slows_nobody() {
     let server = common::spawn(SFU_ON).await;
     let mut a = login(&server, "big", "A", true).await;

@@ -665,7 +665,7 @@ impl Engine {
         };
         for v in views {
             let mid: Mid = v.mid.as_str().into();
-            if let Some(line) = part.open_line(mid).filter(|l| l.source != Source::Mic) {
+            if let Some(line) = part.offered_line(mid).filter(|l| l.source != Source::Mic) {
                 line.view = Some((v.width, v.height));
             }
         }

@@ -175,6 +175,15 @@ impl Participant {
             .find(|l| l.state == LineState::Open(mid))
     }
 
+    /// The line on `mid` that is open or in the offer the participant is answering: it
+    /// knows the mid (and shows the video) as soon as it has the offer, so its `sfu-view`
+    /// for that mid may come before the server has its answer.
+    pub fn offered_line(&mut self, mid: Mid) -> Option<&mut Line> {
+        self.lines
+            .iter_mut()
+            .find(|l| matches!(l.state, LineState::Open(m) | LineState::Negotiating(m) if m == mid))
+    }
+
     /// Forgets the line for `track` if it was never offered (an open one is stopped by
     /// [`Participant::stop`], one being offered once its answer finds the track gone).
     pub fn unwant(&mut self, track: (Pid, Mid)) {

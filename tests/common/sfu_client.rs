@@ -55,6 +55,9 @@ pub struct Browser {
     pub link: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
     pub link_free: Instant,
     pub connected: bool,
+    /// Tells the server every camera in an offer is shown at this size before answering it
+    /// (as the app does once the offer's tracks have tiles), not after.
+    pub view_on_offer: Option<(u32, u32)>,
     pub offers: usize,
     /// The `ip:port` of every UDP candidate in the server's offers.
     pub offered: Vec<SocketAddr>,
@@ -116,6 +119,7 @@ pub async fn login_from(
         link: VecDeque::new(),
         link_free: now,
         connected: false,
+        view_on_offer: None,
         offers: 0,
         offered: Vec::new(),
         blocked: false,
@@ -371,6 +375,16 @@ impl Browser {
             let kind = t["kind"].as_str().expect("kind").to_owned();
             let source = t["source"].as_str().expect("source").to_owned();
             self.tracks.insert(mid, (from, kind, source));
+        }
+        if let Some((width, height)) = self.view_on_offer {
+            let views: Vec<Value> = self
+                .tracks
+                .iter()
+                .filter(|(_, (_, _, source))| source == "camera")
+                .map(|(mid, _)| json!({"mid": mid, "width": width, "height": height}))
+                .collect();
+            self.send(json!({"type": "sfu-view", "data": {"views": views}}))
+                .await;
         }
         let sdp = answer.to_sdp_string();
         self.send(json!({"type": "sfu-answer", "data": {"sdp": sdp}}))

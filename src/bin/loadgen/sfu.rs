@@ -154,6 +154,7 @@ pub async fn spawn_pc(
         publish: None,
         pending: None,
         connected: false,
+        disconnected: None,
         next_frame: now,
         sent: 0,
         next: 0,
@@ -165,6 +166,9 @@ pub async fn spawn_pc(
     tokio::spawn(pc.run(in_rx));
     Ok((in_tx, out_rx))
 }
+
+/// How long ICE may stay Disconnected before the member gives up (Chrome's Failed).
+const ICE_FAILED: Duration = Duration::from_secs(30);
 
 struct Pc {
     rtc: Rtc,
@@ -178,6 +182,9 @@ struct Pc {
     publish: Option<Mid>,
     pending: Option<SdpPendingOffer>,
     connected: bool,
+    /// Since when ICE is Disconnected: a browser waits (checks may come back, as on a loaded
+    /// machine they do) and gives up only once it is Failed, [`ICE_FAILED`] later.
+    disconnected: Option<Instant>,
     next_frame: Instant,
     /// Frames written, and the index in the file of the next one.
     sent: usize,
@@ -244,7 +251,12 @@ impl Pc {
                 Output::Transmit(t) => {
                     let _ = self.socket.send_to(&t.contents, t.destination).await;
                 }
-                Output::Timeout(t) => return Ok(t),
+                Output::Timeout(t) => {
+                    if self.disconnected.is_some_and(|d| d.elapsed() >= ICE_FAILED) {
+                        bail!("ICE disconnected for {} s", ICE_FAILED.as_secs());
+                    }
+                    return Ok(t);
+                }
                 Output::Event(e) => match e {
                     Event::Connected => self.connected = true,
                     Event::KeyframeRequest(r) => self.jump_to_key_frame(r.rid.as_deref()),
@@ -264,8 +276,10 @@ impl Pc {
                             }
                         }
                     }
-                    Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
-                        bail!("ICE disconnected")
+                    Event::IceConnectionStateChange(state) => {
+                        let down = state == str0m::IceConnectionState::Disconnected;
+                        self.disconnected =
+                            down.then(|| self.disconnected.unwrap_or_else(Instant::now));
                     }
                     _ => {}
                 },
