@@ -85,7 +85,10 @@ function startSfuClient(page, room, name, policy, transport) {
   }, { room, name, policy, transport });
 }
 
-/** Video frames decoded per inbound video stream, and the selected candidate pair. */
+/**
+ * Video frames decoded per inbound video stream, the selected candidate pair, and (`ice`, for a
+ * failure's message) every local candidate and candidate pair the page has.
+ */
 function sfuStats(page) {
   return page.evaluate(async () => {
     const s = window.__sfu;
@@ -99,14 +102,14 @@ function sfuStats(page) {
       if (x.type === 'inbound-rtp' && x.kind === 'video') decoded.push(x.framesDecoded ?? 0);
       if (x.type === 'transport' && x.selectedCandidatePairId) pair = byId.get(x.selectedCandidatePairId);
     });
-    // Every pair's state, for the failure message: why the expected path was not chosen.
-    const pairs = [];
+    // Why the expected path was not chosen: a candidate that has no pair shows too.
+    const ice = [];
     stats.forEach((x) => {
-      if (x.type === 'local-candidate') pairs.push(`local ${x.candidateType}/${x.relayProtocol ?? x.protocol} ${x.address}:${x.port}`);
+      if (x.type === 'local-candidate') ice.push(`local ${x.candidateType}/${x.relayProtocol ?? x.protocol} ${x.address}:${x.port}`);
       if (x.type !== 'candidate-pair') return;
       const lc = byId.get(x.localCandidateId);
       const rc = byId.get(x.remoteCandidateId);
-      pairs.push(`${lc?.candidateType}/${lc?.relayProtocol ?? lc?.protocol}->${rc?.protocol}:${rc?.port} ${x.state}`
+      ice.push(`${lc?.candidateType}/${lc?.relayProtocol ?? lc?.protocol}->${rc?.protocol}:${rc?.port} ${x.state}`
         + `${x.nominated ? ' nominated' : ''} req ${x.requestsSent} resp ${x.responsesReceived} rtt ${x.currentRoundTripTime ?? '-'}`);
     });
     const l = pair && byId.get(pair.localCandidateId);
@@ -115,7 +118,7 @@ function sfuStats(page) {
       mode: s.mode,
       errors: s.errors,
       state: s.pc.connectionState,
-      pairs,
+      ice,
       decoded,
       pair: pair && {
         local: l?.candidateType,
