@@ -40,9 +40,16 @@ const DISCONNECTED_GRACE: Duration = Duration::from_secs(15);
 /// The bandwidth estimate to a subscriber before str0m has one of its own.
 const INITIAL_ESTIMATE: u64 = 1_000_000;
 /// Packets kept per video m-line to a subscriber, for NACK resends and probing (str0m's
-/// default is 1,000): 300 are over 2 s of a 1.2 Mbit/s top layer and 6 s of a 500 kbit/s
-/// video, longer than any resend is useful, and each one a subscription holds is ~1.2 kB.
+/// default is 1,000): 300 are over 2 s of a 1.2 Mbit/s top layer, and each one a
+/// subscription holds is ~1.2 kB.
 const SEND_BUFFER_VIDEO: usize = 300;
+/// How long a sent packet stays resendable (str0m keeps 3 s): libwebrtc's sender keeps
+/// its packets at least 1 s (`RtpPacketHistory`), Janus 200 ms or more with the RTT. A NACK
+/// later than this comes after the receiver's jitter buffer gave up on the packet; at
+/// 500 kbit/s the 2 s saved are ~100 packets, ~120 kB per subscription.
+const RESEND_WITHIN: Duration = Duration::from_secs(1);
+/// str0m's own cap on resends: beyond 15% of what is sent, queued resends are dropped.
+const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
 /// What one forwarded audio track is taken to need (Opus with headers), bits/s.
 const AUDIO_BPS: u64 = 40_000;
 /// A published video track: (publisher, mid, layer), the key of keyframe requests.
@@ -388,14 +395,17 @@ impl Engine {
         let mut opened = Vec::new();
         for l in &mut part.lines {
             if let LineState::Negotiating(m) = l.state {
-                opened.push((l.track, m));
+                opened.push((l.track, m, l.source != Source::Mic));
             }
         }
         part.lines
             .retain(|l| !matches!(l.state, LineState::NegotiatingStop(_)));
-        for (track, m) in opened {
+        for (track, m, video) in opened {
             let open = self.table.subscribe(track, (p, m));
             if let Some(part) = self.parts.get_mut(&p) {
+                if video && let Some(tx) = part.rtc.direct_api().stream_tx_by_mid(m, None) {
+                    tx.set_rtx_cache(SEND_BUFFER_VIDEO, RESEND_WITHIN, RESEND_RATIO_CAP);
+                }
                 for l in &mut part.lines {
                     if l.state == LineState::Negotiating(m) {
                         l.state = if open {
