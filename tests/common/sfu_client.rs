@@ -64,6 +64,11 @@ pub struct Browser {
     /// Cut off: every datagram to and from its media socket is dropped (a network outage,
     /// or a machine too starved to answer); its signalling goes on.
     pub blocked: bool,
+    /// Loses every n-th RTP packet that reaches its media socket (RTCP passes), as a lossy
+    /// link would; `rtp_in` counts them, `lost` those lost.
+    pub lose_every: Option<usize>,
+    pub rtp_in: usize,
+    pub lost: usize,
     /// RTP packets received per m-line (str0m's ingress stats, every 500 ms).
     pub ingress: HashMap<Mid, u64>,
     /// Every other signalling message, in order.
@@ -123,6 +128,9 @@ pub async fn login_from(
         offers: 0,
         offered: Vec::new(),
         blocked: false,
+        lose_every: None,
+        rtp_in: 0,
+        lost: 0,
         ingress: HashMap::new(),
         messages: vec![joined],
         publishing: false,
@@ -211,6 +219,11 @@ fn is_rtp_or_rtcp(d: &[u8]) -> bool {
     (128..=191).contains(&d.first().copied().unwrap_or(0))
 }
 
+/// RTP, not RTCP (RFC 5761 §4: RTCP's packet types are 192-223 in the second byte).
+fn is_rtp(d: &[u8]) -> bool {
+    is_rtp_or_rtcp(d) && !(192..=223).contains(&d.get(1).copied().unwrap_or(0))
+}
+
 impl Browser {
     pub async fn send(&mut self, v: Value) {
         send_json(&mut self.ws, v).await;
@@ -262,6 +275,13 @@ impl Browser {
                     let now = Instant::now();
                     if self.blocked {
                         continue;
+                    }
+                    if let Some(every) = self.lose_every.filter(|_| is_rtp(&buf[..n])) {
+                        self.rtp_in += 1;
+                        if self.rtp_in % every == 0 {
+                            self.lost += 1;
+                            continue;
+                        }
                     }
                     if let Some(bps) = self.link_bps.filter(|_| is_rtp_or_rtcp(&buf[..n])) {
                         let start = self.link_free.max(now);
