@@ -33,6 +33,9 @@ SIM_M_KBPS=${SIM_M_KBPS:-150}
 SIM_L_KBPS=${SIM_L_KBPS:-60}
 # sfu.max_room_members for the run (the shipped default is 25: raise it for bigger SIZES).
 MAX_ROOM_MEMBERS=${MAX_ROOM_MEMBERS:-25}
+# sfu.max_subscriber_kbps for the run (the shipped default, 6000, pauses the videos over it;
+# Janus has no such ceiling: MAX_SUBSCRIBER_KBPS=20000 has both servers forward everything).
+MAX_SUBSCRIBER_KBPS=${MAX_SUBSCRIBER_KBPS:-6000}
 PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
 
 if [ -z "${PEERBOX_SFU_BENCH_NS:-}" ]; then
@@ -85,6 +88,7 @@ listen = []
 enabled = true
 listen = "$IP:19500"
 max_room_members = $MAX_ROOM_MEMBERS
+max_subscriber_kbps = $MAX_SUBSCRIBER_KBPS
 [rooms]
 capacity = 50
 sfu_from = 1
