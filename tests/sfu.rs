@@ -373,20 +373,23 @@ fn frame_number(f: &[u8]) -> u32 {
     u32::from_be_bytes(f[11..15].try_into().expect("a numbered frame"))
 }
 
-/// B's link loses every 7th RTP packet the server sends it (each `m` frame is two packets):
-/// B's NACKs get them resent over RTX, and every frame A sent reaches B whole and in order.
-/// Without the resends a frame missing a packet never completes and is dropped.
+/// B's link loses every 10th RTP packet the server sends it, resends too (each `m` frame is
+/// two packets): B's NACKs get them resent over RTX, and every frame A sent reaches B whole
+/// and in order. Without the resends a frame missing a packet never completes and is dropped.
+/// 10%, not more: str0m drops queued resends once resends are over 15% of the bytes a line
+/// sent in the last second (`RESEND_RATIO_CAP`); at every 7th (14%, and lost resends are
+/// resent again) a loaded machine crossed it in CI and a frame went missing.
 #[tokio::test]
 async fn packets_lost_on_the_way_to_a_subscriber_are_resent() {
     let server = common::spawn(SFU_ON).await;
     let mut a = login(&server, "lossy", "A", true).await;
     let mut b = login(&server, "lossy", "B", true).await;
-    b.lose_every = Some(7);
+    b.lose_every = Some(10);
     let a_id = publish_to(&mut a, &mut b, 10).await;
-    pump_all(&mut [&mut a, &mut b], Duration::from_secs(3)).await;
+    pump_all(&mut [&mut a, &mut b], Duration::from_secs(4)).await;
     let numbers: Vec<u32> = b.video_from(&a_id).into_iter().map(frame_number).collect();
-    assert!(b.lost >= 20, "B lost {} of {} packets", b.lost, b.rtp_in);
-    assert!(numbers.len() >= 60, "{} frames in 3 s", numbers.len());
+    assert!(b.lost >= 15, "B lost {} of {} packets", b.lost, b.rtp_in);
+    assert!(numbers.len() >= 60, "{} frames in 4 s", numbers.len());
     let gaps: Vec<(u32, u32)> = numbers
         .windows(2)
         .filter(|w| w[1] != w[0] + 1)
