@@ -2,7 +2,7 @@
 // start, wait until HTTPS answers, and stop (only the PID this helper started).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
@@ -54,10 +54,21 @@ let instances = 0;
 export async function startPeerbox(opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'peerbox-e2e-'));
   mkdirSync(join(dir, 'ssl'));
-  const [httpsPort, httpPort, turnPort] = [await freeTcpPort(), await freeTcpPort(), await freeTurnPort()];
+  // The kernel may hand a port it just gave out again once it is closed: two listeners on one
+  // port are a config error (exit 2), so each port is a new one.
+  const taken = new Set();
+  const fresh = async (pick) => {
+    for (let i = 0; i < 20; i++) {
+      const port = await pick();
+      if (taken.has(port)) continue;
+      taken.add(port);
+      return port;
+    }
+    throw new Error('no distinct free port');
+  };
+  const [httpsPort, httpPort, turnPort] = [await fresh(freeTcpPort), await fresh(freeTcpPort), await fresh(freeTurnPort)];
+  const sfuPort = opts.sfu ? await fresh(freeTurnPort) : 0;
   // Distinct relay ranges so two servers in one test never compete for a relay port.
-  let sfuPort = opts.sfu ? await freeTurnPort() : 0;
-  while (opts.sfu && sfuPort === turnPort) sfuPort = await freeTurnPort();
   const base = 41000 + (((process.pid % 8) * 4 + instances++) % 32) * 500;
   const config = `# written by tests/e2e/lib/server.mjs
 hostname = "127.0.0.1"
@@ -136,8 +147,11 @@ async function launch(configPath, url, name) {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', PEERBOX_LOG: process.env.PEERBOX_LOG ?? 'info' },
   });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
+  // Both into one file, which ends when both have: by default the first to end would end it,
+  // and what the other says after (a refused config on stderr) would be lost.
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
+  const written = new Promise((ok) => child.once('close', () => log.end(ok)));
   let exited = null;
   const exit = new Promise((ok) => child.once('exit', (code, sig) => { exited = { code, sig }; ok(exited); }));
   child.once('error', (e) => { exited = { error: e }; });
@@ -147,7 +161,11 @@ async function launch(configPath, url, name) {
 
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (exited) throw new Error(`peerbox (${bin}) exited at startup: ${JSON.stringify(exited)}; log: ${logPath}`);
+    if (exited) {
+      await Promise.race([written, new Promise((r) => setTimeout(r, 2_000))]);
+      const said = readFileSync(logPath, 'utf8').trim().split('\n').slice(-8).join(' | ');
+      throw new Error(`peerbox (${bin}) exited at startup: ${JSON.stringify(exited)}: ${said}; log: ${logPath}`);
+    }
     if (await answers(url)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
