@@ -43,15 +43,27 @@ async function checkPictures(page, annId, where) {
   }
 }
 
-async function checkChatDrawer(person, where) {
+/**
+ * The drawer's form takes taps and is not covered, with a toast showing: `other` raises a hand
+ * (a toast at everyone's for 6 s) while the drawer is open, as someone joining or leaving would.
+ */
+async function checkChatDrawer(person, where, other) {
   const { page } = person;
   await ensureChatOpen(page);
+  await control(other.page, 'raise-hand');
+  const toast = page.locator(`${tid('toast')}[data-kind="hand"]`).last();
+  await toast.waitFor({ state: 'visible', timeout: 10_000 });
   await sleep(300);
+  const box = await toast.boundingBox();
   for (const id of ['chat-input', 'chat-target']) {
     const hit = await tapHits(page.locator(tid(id)));
     check(hit.ok, `${where}: a tap on ${id} hits it, not ${hit.hit}`);
+    const el = await page.locator(tid(id)).boundingBox();
+    const overlaps = box && el && box.x < el.x + el.width && el.x < box.x + box.width && box.y < el.y + el.height && el.y < box.y + box.height;
+    check(!overlaps, `${where}: the toast (${JSON.stringify(box)}) covers ${id} (${JSON.stringify(el)})`);
   }
   await shot(page, `${person.label.slice(2)}-${where}-chat`);
+  await control(other.page, 'raise-hand');
   const close = page.locator(tid('drawer-close'));
   if (await close.isVisible()) await close.click();
 }
@@ -71,11 +83,11 @@ test('shared screens and enlarged tiles show the whole picture; the drawer chat 
     await sleep(800);
     await checkPictures(pat.page, annId, `phone ${name}`);
     await shot(pat.page, `pat-${name}`);
-    await checkChatDrawer(pat, name);
+    await checkChatDrawer(pat, name, ann);
   }
   await checkPictures(zed.page, annId, 'laptop at 200 %');
   await shot(zed.page, 'zed-200');
-  await checkChatDrawer(zed, '200');
+  await checkChatDrawer(zed, '200', ann);
   await shot(ann.page, 'ann-desktop');
   for (const c of await cameraShapes(ann.page)) {
     check(c.w >= 0.74 && c.h >= 0.74, `desktop: camera tiles crop at most a little (${JSON.stringify(c)})`);
